@@ -1,0 +1,117 @@
+"""The `verl-studio` command line (engine side; `app.cli` adds `serve`).
+
+Each subcommand names its handler as "module:function"; the module is imported only when that
+subcommand runs, so `verl-studio runs` does not pay for importing TRL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data root (default: $VERL_STUDIO_HOME or the user data dir)")
+    p.add_argument("--db", help="database path or SQLAlchemy URL (default: <data-dir>/studio.db)")
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="run config YAML (a file or a shipped recipe name)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. shaping.kappa=3 (repeatable)",
+    )
+
+
+def _add(sub, name: str, handler: str, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def add_engine_commands(sub) -> None:
+    p = _add(sub, "rank", "engine.rank_demo:cli", "ER / ERV / ERA of hidden states; --demo runs the built-in example")
+    p.add_argument("--demo", action="store_true", help="run the built-in demo on the embedded model")
+    p.add_argument("--out", default="rank-demo.html", help="where to save the rank-curve plot (.html or .png)")
+    p.add_argument("--stride", type=int, default=4, help="curve stride s in tokens")
+
+    p = _add(sub, "build-demo-model", "engine.models:build_demo_model_cli", "build the embedded tiny reasoner from a fixed seed")
+    p.add_argument("--out", help="output folder (default: the shipped assets folder)")
+    p.add_argument("--max-steps", type=int, help="supervised warm-start steps (default: the shipped recipe)")
+
+    p = _add(sub, "train", "engine.train:cli", "run one training run headless, recording to the store")
+    _config_options(p)
+    p.add_argument("--run-id", type=int, help="run a queued run from the store (its config is read there)")
+    _data_options(p)
+
+    p = _add(sub, "submit", "engine.worker:cli_submit", "queue a run; prints its id")
+    _config_options(p)
+    p.add_argument("--name", help="run name")
+    _data_options(p)
+
+    p = _add(sub, "runs", "engine.worker:cli_runs", "list runs")
+    _data_options(p)
+
+    p = _add(sub, "cancel", "engine.worker:cli_cancel", "cancel a queued or running run")
+    p.add_argument("run_id", type=int)
+    _data_options(p)
+
+    p = _add(sub, "resume", "engine.worker:cli_resume", "re-queue an interrupted, failed or cancelled run from its last checkpoint")
+    p.add_argument("run_id", type=int)
+    _data_options(p)
+
+    p = _add(sub, "delete", "engine.worker:cli_delete", "delete a run and its records")
+    p.add_argument("run_id", type=int)
+    p.add_argument("--keep-checkpoints", action="store_true", help="leave the checkpoint folder on disk")
+    _data_options(p)
+
+    p = _add(sub, "worker", "engine.worker:cli_worker", "claim and run queued runs")
+    p.add_argument("--concurrency", type=int, default=1, help="runs at once")
+    p.add_argument("--poll-s", type=float, default=2.0, help="seconds between queue polls")
+    _data_options(p)
+
+    p = _add(sub, "export", "engine.storage.export:cli", "export a run's steps, samples or evals")
+    p.add_argument("run_id", type=int)
+    p.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv")
+    p.add_argument("--what", choices=("steps", "samples", "evals"), default="steps")
+    p.add_argument("--out", help="output file (default: <data-dir>/exports/run<ID>-<what>.<format>)")
+    _data_options(p)
+
+    p = _add(sub, "evaluate", "engine.evaluate:cli", "pass@k of a run's checkpoints (runs an eval job)")
+    p.add_argument("--run-id", type=int, required=True, help="the eval run to execute (queued by the app or submit)")
+    _data_options(p)
+
+
+def build_parser(extra: Callable | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="verl-studio", description="VERL Studio: GRPO / VERL runs and rank dynamics")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_engine_commands(sub)
+    if extra:
+        extra(sub)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module, func = args.handler.split(":")
+    handler = getattr(importlib.import_module(module), func)
+    return int(handler(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

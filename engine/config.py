@@ -1,0 +1,432 @@
+"""Run configuration: one typed dataclass per concern, the paper's defaults, help text per field.
+
+A run is described by a `StudioConfig` with five sections, addressed in YAML, on the command line
+(`--set shaping.kappa=3`) and in the app by dotted paths:
+
+    model.*     which policy to train (the embedded tiny model, a local folder or a hub id; LoRA)
+    data.*      the task or dataset and the verifiable reward
+    grpo.*      TRL GRPOConfig settings (TRL's `beta` is the KL coefficient)
+    shaping.*   the VERL advantage shaping (arXiv:2509.23808); off when run.algorithm == "grpo"
+    run.*       name, algorithm, seed, steps, evaluation, checkpoints, recording, processes
+
+Every field's help text is its `metadata["help"]`; the CLI and the app's launch form show it.
+`StudioConfig.validate()` checks every field and raises one `ConfigError` listing every
+(field path, message) at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+ALGORITHMS = ("grpo", "verl")
+BONUS_TARGETS = ("all_tokens", "last_token")
+BASELINE_INITS = ("first_batch", "zero")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+EMBEDDED_MODEL = "embedded"
+BUILTIN_TASK = "arithmetic"
+SCALE_REWARDS = ("group", "batch", "none")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, as (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = list(errors)
+        super().__init__("invalid config:\n" + "\n".join(f"  {p}: {m}" for p, m in self.errors))
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its help text; list defaults are copied per instance."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = _f(
+        EMBEDDED_MODEL,
+        "Policy model: 'embedded' (the shipped tiny Qwen2 reasoner), a local folder, or a hub id "
+        "(hub ids need network access).",
+    )
+    dtype: str = _f("auto", "Weights dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.", choices=DTYPES)
+    lora: bool = _f(False, "Train LoRA adapters (PEFT) instead of all weights.")
+    lora_r: int = _f(8, "LoRA rank.")
+    lora_alpha: int = _f(16, "LoRA scaling alpha.")
+    lora_dropout: float = _f(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA wraps.")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if not self.name_or_path.strip():
+            errs.append(("name_or_path", "must not be empty"))
+        if self.dtype not in DTYPES:
+            errs.append(("dtype", f"must be one of {', '.join(DTYPES)}"))
+        if self.lora_r < 1:
+            errs.append(("lora_r", "must be >= 1"))
+        if not 0.0 <= self.lora_dropout < 1.0:
+            errs.append(("lora_dropout", "must be in [0, 1)"))
+        if self.lora and not self.lora_target_modules:
+            errs.append(("lora_target_modules", "LoRA needs at least one target module"))
+        return errs
+
+
+@dataclass
+class DataConfig:
+    task: str = _f(
+        BUILTIN_TASK,
+        "Training data: 'arithmetic' (built-in multi-step arithmetic, generated from data.seed), "
+        "a local .jsonl/.csv/.parquet file, or a hub dataset id (needs network access).",
+    )
+    split: str = _f("train", "Split to read from a hub dataset.")
+    eval_task: str = _f("", "Held-out data: empty = the task's own held-out split (arithmetic) or data.eval_split.")
+    eval_split: str = _f("test", "Held-out split of a hub dataset.")
+    question_field: str = _f("question", "Field holding the question in a file or hub dataset.")
+    answer_field: str = _f("answer", "Field holding the gold answer in a file or hub dataset.")
+    prompt_template: str = _f("{question}", "Prompt text; {question} is replaced by the question field.")
+    chat_template: bool = _f(False, "Wrap prompts in the tokenizer's chat template.")
+    n_ops: int = _f(3, "Arithmetic task: operands per problem.")
+    digits: int = _f(2, "Arithmetic task: digits per operand.")
+    train_size: int = _f(5000, "Arithmetic task: training problems generated.")
+    seed: int = _f(7, "Arithmetic task: generator seed of the training split (held-out uses its own).")
+    reward: str = _f("accuracy", "Accuracy reward: a registered name or 'module:function' of an installed module.")
+    extra_rewards: list[str] = _f([], "Further reward functions (names or module:function), summed with the accuracy reward.")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if not self.task.strip():
+            errs.append(("task", "must not be empty"))
+        if "{question}" not in self.prompt_template:
+            errs.append(("prompt_template", "must contain {question}"))
+        if not 2 <= self.n_ops <= 8:
+            errs.append(("n_ops", "must be in [2, 8]"))
+        if not 1 <= self.digits <= 6:
+            errs.append(("digits", "must be in [1, 6]"))
+        if self.train_size < 1:
+            errs.append(("train_size", "must be >= 1"))
+        if not self.reward.strip():
+            errs.append(("reward", "must not be empty"))
+        return errs
+
+
+@dataclass
+class GRPOSettings:
+    learning_rate: float = _f(1e-6, "Optimizer learning rate.")
+    lr_scheduler_type: str = _f("constant", "Learning-rate schedule (a transformers scheduler name).")
+    per_device_train_batch_size: int = _f(8, "Completions per device per optimizer step.")
+    gradient_accumulation_steps: int = _f(1, "Gradient accumulation steps.")
+    num_generations: int = _f(8, "Rollouts per prompt (the GRPO group size).")
+    max_prompt_length: int = _f(512, "Longest prompt in tokens (longer prompts are truncated on the left).")
+    max_completion_length: int = _f(1536, "Longest response in tokens.")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
+    top_p: float = _f(1.0, "Nucleus sampling threshold.")
+    beta: float = _f(0.0, "KL coefficient against the reference model (TRL's beta; 0 = no reference model).")
+    num_iterations: int = _f(1, "Optimisation passes over each generation batch (GRPO's mu).")
+    epsilon: float = _f(0.2, "PPO clip range.")
+    loss_type: str = _f("dapo", "Loss normalisation: grpo, dr_grpo, dapo or bnpo.", choices=LOSS_TYPES)
+    scale_rewards: str = _f("group", "Advantage scaling: group std, batch std or none.", choices=SCALE_REWARDS)
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if not self.learning_rate > 0:
+            errs.append(("learning_rate", "must be > 0"))
+        if self.per_device_train_batch_size < 1:
+            errs.append(("per_device_train_batch_size", "must be >= 1"))
+        if self.gradient_accumulation_steps < 1:
+            errs.append(("gradient_accumulation_steps", "must be >= 1"))
+        if self.num_generations < 2:
+            errs.append(("num_generations", "GRPO needs at least 2 rollouts per prompt"))
+        elif (self.per_device_train_batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            errs.append(
+                (
+                    "num_generations",
+                    "per_device_train_batch_size x gradient_accumulation_steps must be a multiple of num_generations",
+                )
+            )
+        if self.max_prompt_length < 1:
+            errs.append(("max_prompt_length", "must be >= 1"))
+        if self.max_completion_length < 1:
+            errs.append(("max_completion_length", "must be >= 1"))
+        if not self.temperature > 0:
+            errs.append(("temperature", "must be > 0"))
+        if not 0 < self.top_p <= 1:
+            errs.append(("top_p", "must be in (0, 1]"))
+        if self.beta < 0:
+            errs.append(("beta", "must be >= 0"))
+        if self.num_iterations < 1:
+            errs.append(("num_iterations", "must be >= 1"))
+        if self.loss_type not in LOSS_TYPES:
+            errs.append(("loss_type", f"must be one of {', '.join(LOSS_TYPES)}"))
+        if self.scale_rewards not in SCALE_REWARDS:
+            errs.append(("scale_rewards", f"must be one of {', '.join(SCALE_REWARDS)}"))
+        return errs
+
+
+@dataclass
+class ShapingConfig:
+    stride: int = _f(40, "s: rank-curve stride in tokens (ER is computed on prefixes of s, 2s, ... rows).")
+    max_len: int | None = _f(512, "Curve over the last max_len response tokens (empty = all).")
+    kappa: float = _f(2.0, "kappa: the bonus is clipped to |A| / kappa, so it never dominates the task advantage.")
+    alpha: float = _f(0.3, "alpha: EMA rate of the baselines m_k <- (1 - alpha) m_k + alpha mu_k.")
+    gain: float = _f(2.0, "Gain of explore_weight = sigmoid(gain * d_ERA) (the paper's beta).")
+    w_explore: list[float] = _f([0.0, 0.0, 1.0], "Explore weights over [ERA, ERV, ER].")
+    w_exploit: list[float] = _f([0.0, 1.0, 0.0], "Exploit weights over [ERA, ERV, ER].")
+    aux_weight: float = _f(1.0, "c: scale of the auxiliary signal.")
+    dynamic_weight: bool = _f(False, "Scale c by 1 - (ema_score + 1) / 2 (less shaping as the task score rises).")
+    bonus_on: str = _f("all_tokens", "all_tokens: per-response bonus; last_token: the reference code's last-token bonus.", choices=BONUS_TARGETS)
+    warmup_steps: int = _f(1, "Generations with no bonus at the start (baselines still update).")
+    baseline_init: str = _f("first_batch", "first_batch: m starts at the first batch mean; zero: the reference's m = 0.", choices=BASELINE_INITS)
+    baseline_lag: int = _f(0, "0: m holds means up to the previous generation; 1: the reference's extra one-step lag.", choices=(0, 1))
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if self.stride < 1:
+            errs.append(("stride", "must be >= 1"))
+        if self.max_len is not None and self.max_len < 2:
+            errs.append(("max_len", "must be >= 2 or empty"))
+        if not self.kappa > 0:
+            errs.append(("kappa", "must be > 0"))
+        if not 0 < self.alpha <= 1:
+            errs.append(("alpha", "must be in (0, 1]"))
+        if not math.isfinite(self.gain):
+            errs.append(("gain", "must be finite"))
+        for name in ("w_explore", "w_exploit"):
+            w = getattr(self, name)
+            if len(w) != 3:
+                errs.append((name, "needs 3 weights over [ERA, ERV, ER]"))
+            elif not all(math.isfinite(x) for x in w):
+                errs.append((name, "weights must be finite"))
+        if self.aux_weight < 0:
+            errs.append(("aux_weight", "must be >= 0"))
+        if self.bonus_on not in BONUS_TARGETS:
+            errs.append(("bonus_on", f"must be one of {', '.join(BONUS_TARGETS)}"))
+        if self.warmup_steps < 0:
+            errs.append(("warmup_steps", "must be >= 0"))
+        if self.baseline_init not in BASELINE_INITS:
+            errs.append(("baseline_init", f"must be one of {', '.join(BASELINE_INITS)}"))
+        if self.baseline_lag not in (0, 1):
+            errs.append(("baseline_lag", "must be 0 or 1"))
+        return errs
+
+
+@dataclass
+class RunSettings:
+    name: str = _f("", "Run name shown in the dashboard (empty = generated).")
+    algorithm: str = _f("verl", "grpo: plain GRPO; verl: GRPO with VERL advantage shaping.", choices=ALGORITHMS)
+    seed: int = _f(0, "Seed of sampling, initialisation and data order.")
+    max_steps: int = _f(100, "Optimizer steps.")
+    eval_every: int = _f(10, "Held-out accuracy every N steps (0 = off).")
+    eval_size: int = _f(100, "Held-out problems per evaluation.")
+    checkpoint_every: int = _f(25, "Checkpoint every N steps (a final one is always written).")
+    save_total_limit: int = _f(3, "Checkpoints kept per run (the one a resume needs is never deleted).")
+    record_samples: int = _f(0, "Responses recorded per step with their curves (0 = all).")
+    num_processes: int = _f(1, "Processes (GPUs); more than 1 runs under accelerate launch.")
+    device: str = _f("auto", "auto (CUDA when present), cpu or cuda.", choices=DEVICES)
+    torch_threads: int = _f(1, "Torch CPU threads of the training process (keep 1-2 so the app stays live).")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if self.algorithm not in ALGORITHMS:
+            errs.append(("algorithm", f"must be one of {', '.join(ALGORITHMS)}"))
+        if self.max_steps < 1:
+            errs.append(("max_steps", "must be >= 1"))
+        for name in ("eval_every", "record_samples"):
+            if getattr(self, name) < 0:
+                errs.append((name, "must be >= 0"))
+        if self.eval_size < 1:
+            errs.append(("eval_size", "must be >= 1"))
+        if self.checkpoint_every < 1:
+            errs.append(("checkpoint_every", "must be >= 1"))
+        if self.save_total_limit < 1:
+            errs.append(("save_total_limit", "must be >= 1"))
+        if self.num_processes < 1:
+            errs.append(("num_processes", "must be >= 1"))
+        if self.device not in DEVICES:
+            errs.append(("device", f"must be one of {', '.join(DEVICES)}"))
+        if self.torch_threads < 1:
+            errs.append(("torch_threads", "must be >= 1"))
+        return errs
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "grpo": GRPOSettings,
+    "shaping": ShapingConfig,
+    "run": RunSettings,
+}
+
+
+@dataclass
+class StudioConfig:
+    """One run: model, data, GRPO, shaping and run settings."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    def validate(self) -> StudioConfig:
+        errors = [
+            (f"{name}.{path}", msg)
+            for name in SECTIONS
+            for path, msg in getattr(self, name).check()
+        ]
+        if errors:
+            raise ConfigError(errors)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> StudioConfig:
+        """Build and validate a config; unknown keys and wrong types are errors, all reported at once."""
+        data = data or {}
+        errors: list[tuple[str, str]] = []
+        if not isinstance(data, dict):
+            raise ConfigError([("", "the config must be a mapping of sections")])
+        for key in data:
+            if key not in SECTIONS:
+                errors.append((str(key), f"unknown section (expected one of {', '.join(SECTIONS)})"))
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = data.get(name) or {}
+            if not isinstance(values, dict):
+                errors.append((name, "must be a mapping"))
+                values = {}
+            sections[name], section_errors = _build_section(section_cls, values)
+            errors += [(f"{name}.{p}", m) for p, m in section_errors]
+        if errors:
+            raise ConfigError(errors)
+        return cls(**sections).validate()
+
+    @classmethod
+    def from_yaml(cls, text: str) -> StudioConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError([("", f"not valid YAML: {exc}")]) from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] = ()) -> StudioConfig:
+        """Read a YAML file and apply `key.path=value` overrides."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([("", f"config file not found: {path}")])
+        data = yaml.safe_load(path.read_text()) or {}
+        return cls.from_dict(apply_overrides(data, overrides))
+
+    def with_overrides(self, overrides: list[str]) -> StudioConfig:
+        return StudioConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`shaping.kappa=3` style overrides; values are parsed as YAML scalars or lists."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    errors = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            errors.append((item, "overrides look like section.field=value"))
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        data.setdefault(section, {})[name] = value
+    if errors:
+        raise ConfigError(errors)
+    return data
+
+
+def field_specs() -> list[dict[str, Any]]:
+    """Every field as {path, type, default, help, choices}: what the CLI and the app's form show."""
+    specs = []
+    for name, section_cls in SECTIONS.items():
+        hints = get_type_hints(section_cls)
+        default = section_cls()
+        for f in fields(section_cls):
+            specs.append(
+                {
+                    "path": f"{name}.{f.name}",
+                    "type": _type_name(hints[f.name]),
+                    "default": getattr(default, f.name),
+                    "help": f.metadata.get("help", ""),
+                    "choices": f.metadata.get("choices"),
+                }
+            )
+    return specs
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is list:
+        return f"list[{get_args(tp)[0].__name__}]"
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if args:
+        return args[0].__name__
+    return tp.__name__
+
+
+def _build_section(section_cls: type, values: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+    hints = get_type_hints(section_cls)
+    known = {f.name for f in fields(section_cls)}
+    errors = [(str(k), "unknown field") for k in values if k not in known]
+    kwargs = {}
+    for f in fields(section_cls):
+        if f.name not in values:
+            continue
+        value, problem = _coerce(values[f.name], hints[f.name])
+        if problem:
+            errors.append((f.name, problem))
+        else:
+            kwargs[f.name] = value
+    return section_cls(**kwargs), errors
+
+
+def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
+    """Check one value against its annotation; ints widen to floats, nothing else is converted."""
+    optional = type(None) in get_args(tp)
+    if value is None:
+        return (None, None) if optional else (None, "must not be empty")
+    base = next((a for a in get_args(tp) if a is not type(None)), tp) if optional else tp
+    if get_origin(base) is list:
+        item_tp = get_args(base)[0]
+        if not isinstance(value, list):
+            return None, f"must be a list of {item_tp.__name__}"
+        out = []
+        for item in value:
+            coerced, problem = _coerce(item, item_tp)
+            if problem:
+                return None, f"list items: {problem}"
+            out.append(coerced)
+        return out, None
+    if base is bool:
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, "must be an integer"
+        return value, None
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, "must be a number"
+        return float(value), None
+    if base is str:
+        return (value, None) if isinstance(value, str) else (str(value), None)
+    return value, None

@@ -1,0 +1,1 @@
+"""Run recipes shipped with the package."""
