@@ -37,18 +37,38 @@ def _add(sub, name: str, handler: str, help: str) -> argparse.ArgumentParser:
 
 
 def add_engine_commands(sub) -> None:
-    p = _add(sub, "rank", "engine.rank_demo:cli", "ER / ERV / ERA of hidden states; --demo runs the built-in example")
-    p.add_argument("--demo", action="store_true", help="run the built-in demo on the embedded model")
-    p.add_argument("--out", default="rank-demo.html", help="where to save the rank-curve plot (.html or .png)")
+    p = _add(
+        sub,
+        "rank",
+        "engine.rank_demo:cli",
+        "ER / ERV / ERA of hidden states; --demo runs the built-in example",
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="run the built-in demo on the embedded model"
+    )
+    p.add_argument(
+        "--out", default="rank-demo.html", help="where to save the rank-curve plot (.html or .png)"
+    )
     p.add_argument("--stride", type=int, default=4, help="curve stride s in tokens")
 
-    p = _add(sub, "build-demo-model", "engine.models:build_demo_model_cli", "build the embedded tiny reasoner from a fixed seed")
+    p = _add(
+        sub,
+        "build-demo-model",
+        "engine.models:build_demo_model_cli",
+        "build the embedded tiny reasoner from a fixed seed",
+    )
     p.add_argument("--out", help="output folder (default: the shipped assets folder)")
-    p.add_argument("--max-steps", type=int, help="supervised warm-start steps (default: the shipped recipe)")
+    p.add_argument(
+        "--max-steps", type=int, help="supervised warm-start steps (default: the shipped recipe)"
+    )
 
-    p = _add(sub, "train", "engine.train:cli", "run one training run headless, recording to the store")
+    p = _add(
+        sub, "train", "engine.train:cli", "run one training run headless, recording to the store"
+    )
     _config_options(p)
-    p.add_argument("--run-id", type=int, help="run a queued run from the store (its config is read there)")
+    p.add_argument(
+        "--run-id", type=int, help="run a queued run from the store (its config is read there)"
+    )
     _data_options(p)
 
     p = _add(sub, "submit", "engine.worker:cli_submit", "queue a run; prints its id")
@@ -63,13 +83,20 @@ def add_engine_commands(sub) -> None:
     p.add_argument("run_id", type=int)
     _data_options(p)
 
-    p = _add(sub, "resume", "engine.worker:cli_resume", "re-queue an interrupted, failed or cancelled run from its last checkpoint")
+    p = _add(
+        sub,
+        "resume",
+        "engine.worker:cli_resume",
+        "re-queue an interrupted, failed or cancelled run from its last checkpoint",
+    )
     p.add_argument("run_id", type=int)
     _data_options(p)
 
     p = _add(sub, "delete", "engine.worker:cli_delete", "delete a run and its records")
     p.add_argument("run_id", type=int)
-    p.add_argument("--keep-checkpoints", action="store_true", help="leave the checkpoint folder on disk")
+    p.add_argument(
+        "--keep-checkpoints", action="store_true", help="leave the checkpoint folder on disk"
+    )
     _data_options(p)
 
     p = _add(sub, "worker", "engine.worker:cli_worker", "claim and run queued runs")
@@ -81,16 +108,27 @@ def add_engine_commands(sub) -> None:
     p.add_argument("run_id", type=int)
     p.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv")
     p.add_argument("--what", choices=("steps", "samples", "evals"), default="steps")
-    p.add_argument("--out", help="output file (default: <data-dir>/exports/run<ID>-<what>.<format>)")
+    p.add_argument(
+        "--out", help="output file (default: <data-dir>/exports/run<ID>-<what>.<format>)"
+    )
     _data_options(p)
 
-    p = _add(sub, "evaluate", "engine.evaluate:cli", "pass@k of a run's checkpoints (runs an eval job)")
-    p.add_argument("--run-id", type=int, required=True, help="the eval run to execute (queued by the app or submit)")
+    p = _add(
+        sub, "evaluate", "engine.evaluate:cli", "pass@k of a run's checkpoints (runs an eval job)"
+    )
+    p.add_argument(
+        "--run-id",
+        type=int,
+        required=True,
+        help="the eval run to execute (queued by the app or submit)",
+    )
     _data_options(p)
 
 
 def build_parser(extra: Callable | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="verl-studio", description="VERL Studio: GRPO / VERL runs and rank dynamics")
+    parser = argparse.ArgumentParser(
+        prog="verl-studio", description="VERL Studio: GRPO / VERL runs and rank dynamics"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     add_engine_commands(sub)

@@ -57,12 +57,18 @@ class ModelConfig:
         "Policy model: 'embedded' (the shipped tiny Qwen2 reasoner), a local folder, or a hub id "
         "(hub ids need network access).",
     )
-    dtype: str = _f("auto", "Weights dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.", choices=DTYPES)
+    dtype: str = _f(
+        "auto",
+        "Weights dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.",
+        choices=DTYPES,
+    )
     lora: bool = _f(False, "Train LoRA adapters (PEFT) instead of all weights.")
     lora_r: int = _f(8, "LoRA rank.")
     lora_alpha: int = _f(16, "LoRA scaling alpha.")
     lora_dropout: float = _f(0.0, "LoRA dropout.")
-    lora_target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA wraps.")
+    lora_target_modules: list[str] = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA wraps."
+    )
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -87,18 +93,29 @@ class DataConfig:
         "a local .jsonl/.csv/.parquet file, or a hub dataset id (needs network access).",
     )
     split: str = _f("train", "Split to read from a hub dataset.")
-    eval_task: str = _f("", "Held-out data: empty = the task's own held-out split (arithmetic) or data.eval_split.")
+    eval_task: str = _f(
+        "", "Held-out data: empty = the task's own held-out split (arithmetic) or data.eval_split."
+    )
     eval_split: str = _f("test", "Held-out split of a hub dataset.")
     question_field: str = _f("question", "Field holding the question in a file or hub dataset.")
     answer_field: str = _f("answer", "Field holding the gold answer in a file or hub dataset.")
-    prompt_template: str = _f("{question}", "Prompt text; {question} is replaced by the question field.")
+    prompt_template: str = _f(
+        "{question}", "Prompt text; {question} is replaced by the question field."
+    )
     chat_template: bool = _f(False, "Wrap prompts in the tokenizer's chat template.")
     n_ops: int = _f(3, "Arithmetic task: operands per problem.")
     digits: int = _f(2, "Arithmetic task: digits per operand.")
     train_size: int = _f(5000, "Arithmetic task: training problems generated.")
-    seed: int = _f(7, "Arithmetic task: generator seed of the training split (held-out uses its own).")
-    reward: str = _f("accuracy", "Accuracy reward: a registered name or 'module:function' of an installed module.")
-    extra_rewards: list[str] = _f([], "Further reward functions (names or module:function), summed with the accuracy reward.")
+    seed: int = _f(
+        7, "Arithmetic task: generator seed of the training split (held-out uses its own)."
+    )
+    reward: str = _f(
+        "accuracy",
+        "Accuracy reward: a registered name or 'module:function' of an installed module.",
+    )
+    extra_rewards: list[str] = _f(
+        [], "Further reward functions (names or module:function), summed with the accuracy reward."
+    )
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -120,19 +137,29 @@ class DataConfig:
 @dataclass
 class GRPOSettings:
     learning_rate: float = _f(1e-6, "Optimizer learning rate.")
-    lr_scheduler_type: str = _f("constant", "Learning-rate schedule (a transformers scheduler name).")
+    lr_scheduler_type: str = _f(
+        "constant", "Learning-rate schedule (a transformers scheduler name)."
+    )
     per_device_train_batch_size: int = _f(8, "Completions per device per optimizer step.")
     gradient_accumulation_steps: int = _f(1, "Gradient accumulation steps.")
     num_generations: int = _f(8, "Rollouts per prompt (the GRPO group size).")
-    max_prompt_length: int = _f(512, "Longest prompt in tokens (longer prompts are truncated on the left).")
+    max_prompt_length: int = _f(
+        512, "Longest prompt in tokens (longer prompts are truncated on the left)."
+    )
     max_completion_length: int = _f(1536, "Longest response in tokens.")
     temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
     top_p: float = _f(1.0, "Nucleus sampling threshold.")
-    beta: float = _f(0.0, "KL coefficient against the reference model (TRL's beta; 0 = no reference model).")
+    beta: float = _f(
+        0.0, "KL coefficient against the reference model (TRL's beta; 0 = no reference model)."
+    )
     num_iterations: int = _f(1, "Optimisation passes over each generation batch (GRPO's mu).")
     epsilon: float = _f(0.2, "PPO clip range.")
-    loss_type: str = _f("dapo", "Loss normalisation: grpo, dr_grpo, dapo or bnpo.", choices=LOSS_TYPES)
-    scale_rewards: str = _f("group", "Advantage scaling: group std, batch std or none.", choices=SCALE_REWARDS)
+    loss_type: str = _f(
+        "dapo", "Loss normalisation: grpo, dr_grpo, dapo or bnpo.", choices=LOSS_TYPES
+    )
+    scale_rewards: str = _f(
+        "group", "Advantage scaling: group std, batch std or none.", choices=SCALE_REWARDS
+    )
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
 
@@ -146,7 +173,9 @@ class GRPOSettings:
             errs.append(("gradient_accumulation_steps", "must be >= 1"))
         if self.num_generations < 2:
             errs.append(("num_generations", "GRPO needs at least 2 rollouts per prompt"))
-        elif (self.per_device_train_batch_size * self.gradient_accumulation_steps) % self.num_generations:
+        elif (
+            self.per_device_train_batch_size * self.gradient_accumulation_steps
+        ) % self.num_generations:
             errs.append(
                 (
                     "num_generations",
@@ -174,19 +203,37 @@ class GRPOSettings:
 
 @dataclass
 class ShapingConfig:
-    stride: int = _f(40, "s: rank-curve stride in tokens (ER is computed on prefixes of s, 2s, ... rows).")
+    stride: int = _f(
+        40, "s: rank-curve stride in tokens (ER is computed on prefixes of s, 2s, ... rows)."
+    )
     max_len: int | None = _f(512, "Curve over the last max_len response tokens (empty = all).")
-    kappa: float = _f(2.0, "kappa: the bonus is clipped to |A| / kappa, so it never dominates the task advantage.")
+    kappa: float = _f(
+        2.0, "kappa: the bonus is clipped to |A| / kappa, so it never dominates the task advantage."
+    )
     alpha: float = _f(0.3, "alpha: EMA rate of the baselines m_k <- (1 - alpha) m_k + alpha mu_k.")
     gain: float = _f(2.0, "Gain of explore_weight = sigmoid(gain * d_ERA) (the paper's beta).")
     w_explore: list[float] = _f([0.0, 0.0, 1.0], "Explore weights over [ERA, ERV, ER].")
     w_exploit: list[float] = _f([0.0, 1.0, 0.0], "Exploit weights over [ERA, ERV, ER].")
     aux_weight: float = _f(1.0, "c: scale of the auxiliary signal.")
-    dynamic_weight: bool = _f(False, "Scale c by 1 - (ema_score + 1) / 2 (less shaping as the task score rises).")
-    bonus_on: str = _f("all_tokens", "all_tokens: per-response bonus; last_token: the reference code's last-token bonus.", choices=BONUS_TARGETS)
+    dynamic_weight: bool = _f(
+        False, "Scale c by 1 - (ema_score + 1) / 2 (less shaping as the task score rises)."
+    )
+    bonus_on: str = _f(
+        "all_tokens",
+        "all_tokens: per-response bonus; last_token: the reference code's last-token bonus.",
+        choices=BONUS_TARGETS,
+    )
     warmup_steps: int = _f(1, "Generations with no bonus at the start (baselines still update).")
-    baseline_init: str = _f("first_batch", "first_batch: m starts at the first batch mean; zero: the reference's m = 0.", choices=BASELINE_INITS)
-    baseline_lag: int = _f(0, "0: m holds means up to the previous generation; 1: the reference's extra one-step lag.", choices=(0, 1))
+    baseline_init: str = _f(
+        "first_batch",
+        "first_batch: m starts at the first batch mean; zero: the reference's m = 0.",
+        choices=BASELINE_INITS,
+    )
+    baseline_lag: int = _f(
+        0,
+        "0: m holds means up to the previous generation; 1: the reference's extra one-step lag.",
+        choices=(0, 1),
+    )
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -222,17 +269,23 @@ class ShapingConfig:
 @dataclass
 class RunSettings:
     name: str = _f("", "Run name shown in the dashboard (empty = generated).")
-    algorithm: str = _f("verl", "grpo: plain GRPO; verl: GRPO with VERL advantage shaping.", choices=ALGORITHMS)
+    algorithm: str = _f(
+        "verl", "grpo: plain GRPO; verl: GRPO with VERL advantage shaping.", choices=ALGORITHMS
+    )
     seed: int = _f(0, "Seed of sampling, initialisation and data order.")
     max_steps: int = _f(100, "Optimizer steps.")
     eval_every: int = _f(10, "Held-out accuracy every N steps (0 = off).")
     eval_size: int = _f(100, "Held-out problems per evaluation.")
     checkpoint_every: int = _f(25, "Checkpoint every N steps (a final one is always written).")
-    save_total_limit: int = _f(3, "Checkpoints kept per run (the one a resume needs is never deleted).")
+    save_total_limit: int = _f(
+        3, "Checkpoints kept per run (the one a resume needs is never deleted)."
+    )
     record_samples: int = _f(0, "Responses recorded per step with their curves (0 = all).")
     num_processes: int = _f(1, "Processes (GPUs); more than 1 runs under accelerate launch.")
     device: str = _f("auto", "auto (CUDA when present), cpu or cuda.", choices=DEVICES)
-    torch_threads: int = _f(1, "Torch CPU threads of the training process (keep 1-2 so the app stays live).")
+    torch_threads: int = _f(
+        1, "Torch CPU threads of the training process (keep 1-2 so the app stays live)."
+    )
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -302,7 +355,9 @@ class StudioConfig:
             raise ConfigError([("", "the config must be a mapping of sections")])
         for key in data:
             if key not in SECTIONS:
-                errors.append((str(key), f"unknown section (expected one of {', '.join(SECTIONS)})"))
+                errors.append(
+                    (str(key), f"unknown section (expected one of {', '.join(SECTIONS)})")
+                )
         sections = {}
         for name, section_cls in SECTIONS.items():
             values = data.get(name) or {}

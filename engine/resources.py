@@ -15,7 +15,11 @@ def asset_dir(name: str) -> Path:
 
 
 def recipe_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in files("engine.recipes").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in files("engine.recipes").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -27,4 +31,11 @@ def recipe_path(name_or_path: str) -> Path:
     if stem in recipe_names():
         with as_file(files("engine.recipes") / f"{stem}.yaml") as found:
             return Path(found)
-    raise ConfigError([("config", f"no such file or recipe: {name_or_path} (recipes: {', '.join(recipe_names())})")])
+    raise ConfigError(
+        [
+            (
+                "config",
+                f"no such file or recipe: {name_or_path} (recipes: {', '.join(recipe_names())})",
+            )
+        ]
+    )
