@@ -366,9 +366,13 @@ class StudioConfig:
                 values = {}
             sections[name], section_errors = _build_section(section_cls, values)
             errors += [(f"{name}.{p}", m) for p, m in section_errors]
+        config = cls(**sections)
+        errors += [
+            (f"{name}.{p}", m) for name in SECTIONS for p, m in getattr(config, name).check()
+        ]
         if errors:
             raise ConfigError(errors)
-        return cls(**sections).validate()
+        return config
 
     @classmethod
     def from_yaml(cls, text: str) -> StudioConfig:
