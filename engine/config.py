@@ -241,8 +241,10 @@ class ShapingConfig:
             errs.append(("stride", "must be >= 1"))
         if self.max_len is not None and self.max_len < 2:
             errs.append(("max_len", "must be >= 2 or empty"))
-        if not self.kappa > 0:
-            errs.append(("kappa", "must be > 0"))
+        if not self.kappa >= 1:
+            errs.append(
+                ("kappa", "must be >= 1 (a smaller kappa lets the bonus flip a negative A)")
+            )
         if not 0 < self.alpha <= 1:
             errs.append(("alpha", "must be in (0, 1]"))
         if not math.isfinite(self.gain):

@@ -1,0 +1,230 @@
+"""VERL advantage shaping (Velocity-Exploiting Rank Learning, arXiv:2509.23808; code hf618/VERL).
+
+Pure torch: no storage, TRL or Gradio. All arithmetic in float64 on the CPU.
+
+Per response i the trainer measures three indicators on the post-norm last-layer hidden states
+of its response tokens (`engine.effective_rank.rank_dynamics`), ordered here as
+
+    x_i = [x_ERA, x_ERV, x_ER]                          # (B, 3), the order of w_explore/w_exploit
+
+and keeps one EMA baseline m_k per indicator (`ShapingState.m`, shape (3,)). For training
+generation n = 1, 2, ... (evaluation generations never shape and never update anything):
+
+    d_k   = clamp((x_k - m_k) / (|m_k| + 1e-8), -5, 5)                  relative deviation
+    explore_weight = sigmoid(gain * d_ERA)                             the paper's beta
+    w     = explore_weight * w_explore + (1 - explore_weight) * w_exploit      over [ERA, ERV, ER]
+    aux   = c * sum_k w_k * tanh(d_k)
+    c     = aux_weight                                         (dynamic_weight off, the default)
+    c     = aux_weight * (1 - (ema_score + 1) / 2)             (dynamic_weight on)
+    bonus = 0                             if n <= warmup_steps
+            min(relu(aux), |A| / kappa)   otherwise                       aux uses the current m
+    A'    = A + bonus
+    mu    = batch mean of x over all processes                 (`global_means`, one all-reduce)
+    m     = mu                                  on the first update with baseline_init "first_batch"
+            (1 - alpha) * m + alpha * mu        otherwise (m starts at 0 with baseline_init "zero")
+
+Defaults (the paper's): stride s = 40 over the last 512 response tokens, kappa = 2, alpha = 0.3,
+gain = 2, w_explore = [0, 0, 1] (ER), w_exploit = [0, 1, 0] (ERV), aux_weight = 1.
+
+Properties that hold by construction: the bonus is never negative, never exceeds |A| / kappa, so
+with kappa >= 1 (validated in `engine.config`) it never flips the sign of A; it is exactly zero
+for every response of a group whose reward std is 0 (forced from the `std_zero` mask, because a
+float group mean can leave |A| ~ 1e-13 there, and min(relu(aux), 1e-13 / kappa) is not zero).
+
+Where `bonus_on` puts the bonus:
+- "all_tokens" (default): a per-response advantage A' of shape (B,), the form the paper's abstract
+  and project page describe (not checked against its full text);
+- "last_token": per-token advantages (B, C) equal to A on every token plus the bonus on the last
+  response token only, as the reference code writes it.
+
+Deliberate departures from the reference code, each a setting:
+- baseline_init = "first_batch" (default): m starts at the first batch mean. The reference starts
+  m at 0, so at its step 2 every deviation saturates at +-5; baseline_init = "zero" reproduces
+  that.
+- baseline_lag = 0 (default): generation n's bonus uses a baseline holding the means up to
+  n - 1. The reference updates m from the previous generation's mean, so step n's baseline holds
+  means up to n - 2; baseline_lag = 1 reproduces that. With the lag, generation n's update uses
+  mu_{n-1} (generation 1 updates nothing); "the first update" above is then generation 2's.
+  Until m has been set with "first_batch", every deviation is 0 (no baseline, no bonus).
+- The task score behind dynamic_weight is +1 for a correct and -1 for an incorrect response (the
+  reference's score range [-1, 1]); ema_score follows the same rule as m (same alpha, same init,
+  same lag) and counts as 0 before its first update.
+- TRL's `beta` is the KL coefficient; the VERL beta is called `explore_weight` everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine.config import ShapingConfig
+
+INDICATORS = ("era", "erv", "er")  # column order of x, m, d, w_explore, w_exploit
+CLAMP = 5.0
+EPS = 1e-8
+ALL_TOKENS, LAST_TOKEN = "all_tokens", "last_token"
+FIRST_BATCH = "first_batch"
+
+
+@dataclass
+class ShapingState:
+    """What shaping carries between generations; saved in checkpoints (`state_dict`)."""
+
+    m: torch.Tensor | None = None  # (3,) float64 baselines over [ERA, ERV, ER]; None = not set yet
+    ema_score: float | None = None  # EMA of the mean task score in [-1, 1]; None = not set yet
+    n: int = 0  # training generations seen
+    pending: torch.Tensor | None = None  # (4,) last generation's [mu_ERA, mu_ERV, mu_ER, score]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values."""
+        return {
+            "m": None if self.m is None else self.m.tolist(),
+            "ema_score": self.ema_score,
+            "n": self.n,
+            "pending": None if self.pending is None else self.pending.tolist(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any]) -> ShapingState:
+        def tensor(v):
+            return None if v is None else torch.tensor(v, dtype=torch.float64)
+
+        return cls(
+            m=tensor(d["m"]), ema_score=d["ema_score"], n=int(d["n"]), pending=tensor(d["pending"])
+        )
+
+    def initial(self, cfg: ShapingConfig) -> None:
+        """Baselines before any update: unset for first_batch, zero for the reference's init."""
+        if self.n == 0 and self.m is None and cfg.baseline_init != FIRST_BATCH:
+            self.m = torch.zeros(len(INDICATORS), dtype=torch.float64)
+            self.ema_score = 0.0
+
+
+@dataclass
+class Shaping:
+    """One generation's shaping terms, all (B,) float64 unless noted."""
+
+    d: torch.Tensor  # (B, 3) clamped relative deviations over [ERA, ERV, ER]
+    explore_weight: torch.Tensor
+    aux: torch.Tensor
+    bonus: torch.Tensor
+    c: float
+    m: torch.Tensor | None = field(default=None)  # (3,) the baselines the bonus used
+
+
+def deviations(x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+    """d_k = clamp((x_k - m_k) / (|m_k| + 1e-8), -5, 5); zeros while there is no baseline."""
+    if m is None:
+        return torch.zeros_like(x)
+    return ((x - m) / (m.abs() + EPS)).clamp(-CLAMP, CLAMP)
+
+
+def compute_bonus(
+    x: torch.Tensor,
+    advantages: torch.Tensor,
+    std_zero: torch.Tensor,
+    state: ShapingState,
+    cfg: ShapingConfig,
+    *,
+    active: bool = True,
+) -> Shaping:
+    """The bonus of one generation from the current baselines (no state change).
+
+    x: (B, 3) indicators [ERA, ERV, ER]; advantages: (B,) TRL's A; std_zero: (B,) bool, True where
+    the response's group had reward std 0. `active=False` (plain GRPO, warm-up) gives a zero bonus
+    but still reports d, explore_weight and aux.
+    """
+    x = x.to(torch.float64)
+    a = advantages.detach().to("cpu", torch.float64)
+    d = deviations(x, state.m)  # (B, 3)
+    explore_weight = torch.sigmoid(cfg.gain * d[:, 0])  # (B,)
+    w_explore = torch.tensor(cfg.w_explore, dtype=torch.float64)
+    w_exploit = torch.tensor(cfg.w_exploit, dtype=torch.float64)
+    w = explore_weight[:, None] * w_explore + (1 - explore_weight[:, None]) * w_exploit  # (B, 3)
+    score = 0.0 if state.ema_score is None else state.ema_score
+    c = cfg.aux_weight * (1 - (score + 1) / 2) if cfg.dynamic_weight else cfg.aux_weight
+    aux = c * (w * torch.tanh(d)).sum(dim=1)  # (B,)
+    bonus = torch.minimum(aux.clamp(min=0), a.abs() / cfg.kappa)
+    bonus = torch.where(std_zero.to("cpu", torch.bool), torch.zeros_like(bonus), bonus)
+    if not active:
+        bonus = torch.zeros_like(bonus)
+    return Shaping(d=d, explore_weight=explore_weight, aux=aux, bonus=bonus, c=c, m=state.m)
+
+
+def apply_bonus(
+    advantages: torch.Tensor, bonus: torch.Tensor, completion_mask: torch.Tensor, bonus_on: str
+) -> torch.Tensor:
+    """A' = A + bonus: (B,) for all_tokens; (B, C) with the bonus on the last response token."""
+    b = bonus.to(advantages.device, advantages.dtype)
+    if bonus_on == ALL_TOKENS:
+        return advantages + b
+    if bonus_on != LAST_TOKEN:
+        raise ValueError(f"bonus_on must be {ALL_TOKENS} or {LAST_TOKEN}, not {bonus_on!r}")
+    mask = completion_mask.to(advantages.device).bool()  # (B, C)
+    per_token = advantages[:, None].expand(mask.shape).clone()  # (B, C)
+    has_tokens = mask.any(dim=1)
+    # index of the last response token: the highest column where the mask is set
+    cols = torch.arange(mask.size(1), device=mask.device)
+    last = torch.where(mask, cols, -1).max(dim=1).values.clamp(min=0)  # (B,)
+    rows = torch.arange(mask.size(0), device=mask.device)
+    per_token[rows, last] += torch.where(has_tokens, b, torch.zeros_like(b))
+    return per_token
+
+
+def global_means(x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Column means of x (B, K) over every process's rows: one all-reduce of [sums, count].
+
+    Without an initialised torch.distributed group (one process) it is the local mean. `device`
+    is where the collective runs (the accelerator's device for NCCL).
+    """
+    x = x.to(torch.float64)
+    packed = torch.cat([x.sum(dim=0), x.new_tensor([x.size(0)])]).to(device)  # (K + 1,)
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    packed = packed.to("cpu")
+    return packed[:-1] / packed[-1].clamp(min=1)
+
+
+def update_baselines(state: ShapingState, mu: torch.Tensor, cfg: ShapingConfig) -> None:
+    """Advance one training generation. mu: (4,) this generation's [mu_ERA, mu_ERV, mu_ER, score]."""
+    state.initial(cfg)
+    state.n += 1
+    if cfg.baseline_lag:
+        mu, state.pending = state.pending, mu.clone()
+        if mu is None:
+            return
+    mu = mu.to(torch.float64)
+    if state.m is None:  # the first update with baseline_init "first_batch"
+        state.m, state.ema_score = mu[:3].clone(), float(mu[3])
+        return
+    state.m = (1 - cfg.alpha) * state.m + cfg.alpha * mu[:3]
+    state.ema_score = (1 - cfg.alpha) * state.ema_score + cfg.alpha * float(mu[3])
+
+
+def shape_generation(
+    state: ShapingState,
+    x: torch.Tensor,
+    advantages: torch.Tensor,
+    std_zero: torch.Tensor,
+    scores: torch.Tensor,
+    cfg: ShapingConfig,
+    *,
+    enabled: bool = True,
+    device: torch.device | str = "cpu",
+) -> Shaping:
+    """One training generation in the documented order: bonus from the current m, then update m.
+
+    x: (B, 3) [ERA, ERV, ER]; advantages: (B,); std_zero: (B,) bool; scores: (B,) task scores in
+    [-1, 1]. `enabled=False` is plain GRPO: the same measurements and baselines, a zero bonus.
+    """
+    state.initial(cfg)
+    active = enabled and state.n + 1 > cfg.warmup_steps
+    out = compute_bonus(x, advantages, std_zero, state, cfg, active=active)
+    mu = global_means(
+        torch.cat([x.to(torch.float64), scores.to(torch.float64)[:, None]], 1), device
+    )
+    update_baselines(state, mu, cfg)
+    return out
