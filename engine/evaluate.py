@@ -1,0 +1,405 @@
+"""pass@k of a run's checkpoints: sample n ≥ K responses per problem, count the correct ones.
+
+The unbiased estimator (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"):
+for a problem with n samples of which c are correct,
+
+    pass@k = 1 − C(n − c, k) / C(n, k)
+
+the probability that at least one of k samples drawn without replacement from the n is correct.
+The binomial ratio is computed as the product  Π_{i = n−c+1}^{n} (1 − k / i),  which never forms
+a large binomial (C(200, 100) overflows float64's exact integers long before it overflows), and
+is exactly 1 when n − c < k. The curve over k = 1 … K is the mean over problems.
+
+An evaluation is an `eval` run in the store: `submit_eval(store, EvalConfig(...))` queues it, the
+worker starts `verl-studio evaluate --run-id ID`, and `run_eval` loads each chosen checkpoint of
+the source run (or a model by name), samples, scores with the source run's accuracy reward, and
+writes one `evals` row per checkpoint under the eval run's id (`dataset` names what was used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, DataConfig, StudioConfig
+
+log = logging.getLogger(__name__)
+
+EVAL_KIND = "eval"
+EVAL_SECTION = "eval"  # an eval run's config is {"eval": EvalConfig.to_dict()}
+HELDOUT = ""  # EvalConfig.dataset value meaning "the source run's held-out split"
+BASE_STEP = 0  # the step an evaluation of the source run's starting model is recorded at
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem: 1 − C(n−c, k) / C(n, k), as a stable product.
+
+    >>> pass_at_k(10, 0, 3), pass_at_k(10, 10, 1), pass_at_k(4, 2, 3)
+    (0.0, 1.0, 1.0)
+    >>> round(pass_at_k(5, 2, 2), 6)   # 1 - C(3,2)/C(5,2) = 1 - 3/10
+    0.7
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    i = np.arange(n - c + 1, n + 1, dtype=np.float64)  # (c,)
+    return float(1.0 - np.prod(1.0 - k / i))
+
+
+def pass_at_k_curve(correct_counts: Sequence[int], n: int, ks: Sequence[int]) -> list[float]:
+    """Mean pass@k over problems for each k; `correct_counts[p]` = c of problem p.
+
+    >>> pass_at_k_curve([0, 4], 4, [1, 2])
+    [0.5, 0.5]
+    """
+    if not len(correct_counts):
+        return [float("nan")] * len(ks)
+    return [float(np.mean([pass_at_k(n, int(c), k) for c in correct_counts])) for k in ks]
+
+
+# ---------------------------------------------------------------- the eval job's config
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class EvalConfig:
+    """What one eval run measures: which models, on which problems, with how many samples."""
+
+    source_run_id: int | None = _f(
+        None, "Run whose checkpoints are evaluated (empty: evaluate `model` alone)."
+    )
+    model: str = _f(
+        EMBEDDED_MODEL, "Model evaluated when there is no source run: 'embedded', a path, a hub id."
+    )
+    checkpoint_steps: list[int] = _f([], "Checkpoint steps to evaluate (empty = all of them).")
+    include_base: bool = _f(
+        False, "Also evaluate the source run's starting model (recorded as step 0)."
+    )
+    dataset: str = _f(
+        HELDOUT,
+        "Problems: empty = the source run's held-out split; 'arithmetic', a local "
+        ".jsonl/.csv/.parquet file or a hub dataset id.",
+    )
+    num_problems: int = _f(50, "Problems evaluated (the first ones of the split).")
+    n: int = _f(8, "n: samples per problem (n >= K).")
+    k_max: int = _f(8, "K: pass@k is reported for k = 1 .. K.")
+    temperature: float = _f(1.0, "Sampling temperature.")
+    top_p: float = _f(1.0, "Nucleus sampling threshold.")
+    max_new_tokens: int = _f(0, "Longest response (0 = the source run's max_completion_length).")
+    batch_problems: int = _f(8, "Problems per generate call (each expands to n sequences).")
+    seed: int = _f(0, "Sampling seed.")
+    torch_threads: int = _f(1, "Torch CPU threads of the eval process.")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        if self.source_run_id is None and not self.model.strip():
+            errs.append(("model", "name a model or a source run"))
+        if self.num_problems < 1:
+            errs.append(("num_problems", "must be >= 1"))
+        if self.k_max < 1:
+            errs.append(("k_max", "must be >= 1"))
+        if self.n < max(1, self.k_max):
+            errs.append(("n", "the unbiased estimator needs n >= K (k_max)"))
+        if not self.temperature > 0:
+            errs.append(("temperature", "must be > 0"))
+        if not 0 < self.top_p <= 1:
+            errs.append(("top_p", "must be in (0, 1]"))
+        if self.max_new_tokens < 0:
+            errs.append(("max_new_tokens", "must be >= 0"))
+        if self.batch_problems < 1:
+            errs.append(("batch_problems", "must be >= 1"))
+        if self.torch_threads < 1:
+            errs.append(("torch_threads", "must be >= 1"))
+        if any(s < 0 for s in self.checkpoint_steps):
+            errs.append(("checkpoint_steps", "steps are >= 0"))
+        return errs
+
+    @property
+    def ks(self) -> list[int]:
+        return list(range(1, self.k_max + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
+        from engine.config import ConfigError
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [(f"eval.{k}", "unknown field") for k in data if k not in known]
+        cfg = cls(**{k: v for k, v in data.items() if k in known})
+        errors = unknown + [(f"eval.{p}", m) for p, m in cfg.check()]
+        if errors:
+            raise ConfigError(errors)
+        return cfg
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """One model to evaluate: a checkpoint of the source run, or a model by name at step 0."""
+
+    step: int
+    path: str
+
+
+@dataclass
+class EvalResult:
+    ks: list[int]
+    pass_at_k: list[float]
+    per_problem: list[int]  # c: correct samples of each problem, out of n
+
+
+# ---------------------------------------------------------------- what an eval run evaluates
+
+
+def source_config(store, cfg: EvalConfig) -> StudioConfig | None:
+    """The source run's training config (None when the eval names a model directly)."""
+    if cfg.source_run_id is None:
+        return None
+    run = store.get_run(cfg.source_run_id)
+    if run is None:
+        raise ValueError(f"source run {cfg.source_run_id} does not exist")
+    return StudioConfig.from_dict(run.config)
+
+
+def eval_targets(store, cfg: EvalConfig, src: StudioConfig | None) -> list[EvalTarget]:
+    """Models to evaluate, in step order; an error names the steps that have no checkpoint."""
+    if src is None:
+        return [EvalTarget(BASE_STEP, cfg.model)]
+    by_step = {int(c["step"]): str(c["path"]) for c in store.checkpoints(cfg.source_run_id)}
+    wanted = cfg.checkpoint_steps or sorted(by_step)
+    missing = [s for s in wanted if s not in by_step and s != BASE_STEP]
+    if missing:
+        raise ValueError(
+            f"run {cfg.source_run_id} has no checkpoint at step(s) {missing}; "
+            f"it has {sorted(by_step)}"
+        )
+    targets = [EvalTarget(s, by_step[s]) for s in sorted(set(wanted)) if s in by_step]
+    if cfg.include_base or BASE_STEP in wanted:
+        targets.insert(0, EvalTarget(BASE_STEP, src.model.name_or_path))
+    if not targets:
+        raise ValueError(f"run {cfg.source_run_id} has no checkpoints to evaluate")
+    return targets
+
+
+def eval_data_config(cfg: EvalConfig, src: StudioConfig | None) -> DataConfig:
+    """The DataConfig whose `eval` split holds the problems (held-out unless a dataset is named)."""
+    data = src.data if src is not None else DataConfig()
+    if cfg.dataset == HELDOUT:
+        return data
+    if cfg.dataset == BUILTIN_TASK:
+        return dataclasses.replace(data, task=BUILTIN_TASK, eval_task="")
+    return dataclasses.replace(data, eval_task=cfg.dataset)
+
+
+def dataset_label(cfg: EvalConfig, data: DataConfig) -> str:
+    if cfg.dataset != HELDOUT:
+        return cfg.dataset
+    return f"held-out:{data.eval_task or data.task}"
+
+
+def load_problems(cfg: EvalConfig, data: DataConfig) -> list[dict[str, Any]]:
+    """The first `num_problems` rows of the eval split, as dicts with `prompt` and `answer`."""
+    from engine.tasks import load_dataset_for
+
+    ds = load_dataset_for(data, split="eval")
+    rows = [ds[i] for i in range(min(cfg.num_problems, len(ds)))]
+    if not rows:
+        raise ValueError("the evaluation dataset is empty")
+    return rows
+
+
+# ---------------------------------------------------------------- sampling and scoring
+
+
+def prompt_text(prompt: Any, tokenizer) -> str:
+    """A plain-text prompt as is; chat messages through the tokenizer's chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+def sample_completions(
+    model, tokenizer, prompts: list[str], *, n: int, max_new_tokens: int, temperature: float,
+    top_p: float, generator_seed: int,
+) -> list[list[str]]:  # fmt: skip
+    """n sampled completions (special tokens removed) for each prompt, from one generate call."""
+    import torch
+
+    torch.manual_seed(generator_seed)
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.to(model.device) for k, v in enc.items()}
+    P = enc["input_ids"].shape[1]
+    with torch.no_grad():
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
+            num_return_sequences=n,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )  # (len(prompts) * n, P + C), rows grouped by prompt
+    texts = tokenizer.batch_decode(out[:, P:], skip_special_tokens=True)
+    return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
+def score(reward_fn: Callable, row: dict[str, Any], completions: list[str]) -> list[bool]:
+    """Correct = the accuracy reward returned 1.0; the dataset's columns go in as TRL passes them."""
+    n = len(completions)
+    chat = not isinstance(row["prompt"], str)
+    comps = [[{"role": "assistant", "content": c}] for c in completions] if chat else completions
+    columns = {k: [v] * n for k, v in row.items() if k != "prompt"}
+    rewards = reward_fn(completions=comps, prompts=[row["prompt"]] * n, **columns)
+    return [r is not None and float(r) >= 1.0 - 1e-9 for r in rewards]
+
+
+def evaluate_model(
+    model,
+    tokenizer,
+    problems: list[dict[str, Any]],
+    reward_fn: Callable,
+    cfg: EvalConfig,
+    *,
+    max_new_tokens: int,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] = lambda done: None,
+) -> EvalResult:
+    """Per-problem correct counts c_p from n samples each, and the mean pass@k curve."""
+    counts: list[int] = []
+    B = cfg.batch_problems
+    for start in range(0, len(problems), B):
+        if should_stop():
+            from engine.lifecycle import RunCancelled
+
+            raise RunCancelled()
+        batch = problems[start : start + B]
+        prompts = [prompt_text(r["prompt"], tokenizer) for r in batch]
+        samples = sample_completions(
+            model,
+            tokenizer,
+            prompts,
+            n=cfg.n,
+            max_new_tokens=max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            generator_seed=cfg.seed * 1_000_003 + start,
+        )
+        counts += [sum(score(reward_fn, r, s)) for r, s in zip(batch, samples, strict=True)]
+        progress(len(counts))
+    return EvalResult(cfg.ks, pass_at_k_curve(counts, cfg.n, cfg.ks), counts)
+
+
+# ---------------------------------------------------------------- the eval job
+
+
+def submit_eval(store, cfg: EvalConfig, *, name: str = "") -> int:
+    """Queue an eval run (the worker executes it); returns its run id."""
+    from engine.config import ConfigError
+
+    errors = [(f"eval.{p}", m) for p, m in cfg.check()]
+    if errors:
+        raise ConfigError(errors)
+    algorithm, total = "grpo", 1
+    if cfg.source_run_id is not None:
+        src = store.get_run(cfg.source_run_id)
+        if src is None:
+            raise ConfigError([("eval.source_run_id", f"no run {cfg.source_run_id}")])
+        algorithm = src.algorithm
+        name = name or f"eval of {src.name or f'run {src.id}'}"
+        steps = cfg.checkpoint_steps or store.checkpoints(cfg.source_run_id)
+        total = len(steps) + int(cfg.include_base)
+    return store.create_run(
+        {EVAL_SECTION: cfg.to_dict()},
+        name=name or f"eval of {cfg.model}",
+        algorithm=algorithm,
+        kind=EVAL_KIND,
+        total_steps=max(1, total),
+        parent_id=cfg.source_run_id,
+    )
+
+
+def run_eval(store, run_id: int) -> list[EvalResult]:
+    """Execute eval run `run_id` under its lifecycle; one `evals` row per evaluated model."""
+    import torch
+
+    from engine.lifecycle import RunLifecycle
+    from engine.models import load_policy
+    from engine.rewards import get_reward
+
+    run = store.get_run(run_id)
+    if run is None:
+        raise ValueError(f"no run {run_id}")
+    cfg = EvalConfig.from_dict(run.config.get(EVAL_SECTION, {}))
+    results = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    try:
+        with RunLifecycle(store, run_id) as life:
+            src = source_config(store, cfg)
+            targets = eval_targets(store, cfg, src)
+            data = eval_data_config(cfg, src)
+            problems = load_problems(cfg, data)
+            reward_fn = get_reward(data.reward)
+            max_new = cfg.max_new_tokens or (src.grpo.max_completion_length if src else 256)
+            label = dataset_label(cfg, data)
+            store.add_event(
+                run_id, f"evaluating {len(targets)} model(s) on {len(problems)} problems of {label}"
+            )
+            for target in targets:
+                model, tok = load_policy(target.path)
+                model.eval()
+                res = evaluate_model(
+                    model, tok, problems, reward_fn, cfg, max_new_tokens=max_new,
+                    should_stop=life.should_stop,
+                )  # fmt: skip
+                store.add_eval(
+                    run_id,
+                    step=target.step,
+                    dataset=label,
+                    n=cfg.n,
+                    ks=res.ks,
+                    pass_at_k=res.pass_at_k,
+                    per_problem=res.per_problem,
+                )
+                store.add_event(
+                    run_id,
+                    f"step {target.step}: pass@1 {res.pass_at_k[0]:.3f}, "
+                    f"pass@{cfg.k_max} {res.pass_at_k[-1]:.3f}",
+                )
+                log.info("step %d: pass@k %s", target.step, np.round(res.pass_at_k, 3))
+                results.append(res)
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+def cli(args) -> int:
+    """`verl-studio evaluate --run-id ID [--data-dir] [--db]`."""
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(args.data_dir, args.db)
+    store = Store(root.db_url)
+    try:
+        run_eval(store, args.run_id)
+    except Exception:  # the lifecycle has recorded it as the run's failure
+        log.exception("eval run %d failed", args.run_id)
+        return 1
+    return 0

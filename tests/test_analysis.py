@@ -1,0 +1,82 @@
+"""Decoupling statistics against numpy and against the residual definition of partial r."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.analysis import METRICS, Points, decoupling, partial_r, pearson, subsample
+
+
+def residual_partial_r(x, y, z) -> float:
+    """Slow, obvious partial r: Pearson r of the residuals of x and y regressed on [1, z]."""
+    Z = np.column_stack([np.ones_like(z), z])
+    rx = x - Z @ np.linalg.lstsq(Z, x, rcond=None)[0]
+    ry = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(3, 400), st.integers(0, 2**31 - 1), st.floats(-3, 3), st.floats(1e-3, 1e4))
+def test_pearson_matches_numpy(n, seed, slope, scale):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n) * scale + 1e3
+    y = slope * x + rng.normal(size=n) * scale
+    assert pearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+
+
+def test_pearson_ignores_nan_pairs_and_flags_constants():
+    x = np.array([1.0, 2.0, np.nan, 4.0, 5.0])
+    y = np.array([2.0, 1.0, 7.0, np.nan, 3.0])
+    keep = [0, 1, 4]
+    assert pearson(x, y) == pytest.approx(np.corrcoef(x[keep], y[keep])[0, 1])
+    assert np.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    assert np.isnan(pearson([1.0], [2.0]))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(5, 300), st.integers(0, 2**31 - 1), st.floats(-2, 2), st.floats(-2, 2))
+def test_partial_r_matches_residual_regression(n, seed, a, b):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n) * 10 + 40
+    x = a * z + rng.normal(size=n)
+    y = b * z + 0.5 * x + rng.normal(size=n)
+    assert partial_r(x, y, z) == pytest.approx(residual_partial_r(x, y, z), abs=1e-9)
+
+
+def test_length_confound_is_exposed():
+    """ER and ERV both driven by length: r is large, the partial r given length is near 0."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    length = rng.integers(30, 60, size=n).astype(float)
+    values = {
+        "er": 0.5 * length + rng.normal(size=n),
+        "erv": 0.2 * length + rng.normal(size=n),
+        "era": rng.normal(size=n),
+        "entropy": rng.normal(size=n),
+        "mean_logprob": rng.normal(size=n),
+        "length": length,
+    }
+    values["mean_logprob"] = -0.6 * values["entropy"] + rng.normal(size=n) * 0.5
+    points = Points(np.repeat(np.arange(30), 100), values)
+    d = decoupling(points)
+    er_erv, ent_lp = d.pairs
+    assert er_erv.r > 0.8 and abs(er_erv.partial_r_length) < 0.1
+    assert er_erv.r2 == pytest.approx(er_erv.r**2) and er_erv.n == n
+    assert d.length_r["er"] > 0.9 and abs(d.length_r["era"]) < 0.1
+    assert ent_lp.r == pytest.approx(np.corrcoef(values["entropy"], values["mean_logprob"])[0, 1])
+    assert d.steps == list(range(30))
+    first = points.step == 0
+    assert d.step_r[("er", "erv")][0] == pytest.approx(
+        np.corrcoef(values["er"][first], values["erv"][first])[0, 1]
+    )
+    assert set(d.length_r) == set(METRICS) - {"length"}
+
+
+def test_subsample_is_bounded_unique_and_deterministic():
+    idx = subsample(12_345)
+    assert len(idx) == 5000 and len(np.unique(idx)) == 5000 and idx.max() < 12_345
+    assert np.array_equal(idx, subsample(12_345))
+    assert np.array_equal(subsample(17), np.arange(17))

@@ -1,0 +1,66 @@
+"""pass@k: the stable product form against brute-force enumeration and exact binomials."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.evaluate import EvalConfig, pass_at_k, pass_at_k_curve
+
+
+def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
+    """Fraction of all k-subsets of n samples (c of them correct) holding a correct one."""
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    hits = sum(any(samples[i] for i in s) for s in subsets)
+    return hits / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 11))
+def test_matches_enumeration_for_every_c_and_k(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 400).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))
+    )
+)
+def test_matches_exact_binomials_for_large_n(nck):
+    """Large n (C(400, 200) ~ 1e119) stays accurate: no big binomial is ever formed."""
+    n, c, k = nck
+    exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
+    assert pass_at_k(n, c, k) == pytest.approx(float(exact), rel=1e-10, abs=1e-12)
+
+
+def test_curve_is_the_mean_over_problems_and_rises_with_k():
+    counts, n = [0, 1, 3, 8], 8
+    curve = pass_at_k_curve(counts, n, range(1, n + 1))
+    for k, value in zip(range(1, n + 1), curve, strict=True):
+        assert value == pytest.approx(sum(brute_force_pass_at_k(n, c, k) for c in counts) / 4)
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(curve))
+    assert curve[0] == pytest.approx(12 / 32)  # pass@1 = mean c / n
+
+
+def test_rejects_impossible_arguments():
+    for n, c, k in [(4, 5, 1), (4, -1, 1), (4, 2, 0), (4, 2, 5)]:
+        with pytest.raises(ValueError):
+            pass_at_k(n, c, k)
+
+
+def test_config_needs_n_at_least_k():
+    from engine.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        EvalConfig.from_dict({"n": 4, "k_max": 8, "bogus": 1})
+    paths = [p for p, _ in err.value.errors]
+    assert "eval.n" in paths and "eval.bogus" in paths
+    assert EvalConfig.from_dict({"n": 8, "k_max": 8}).ks == list(range(1, 9))
