@@ -1,0 +1,93 @@
+"""Schema versions: create a fresh database, migrate an older one, refuse a newer one.
+
+The `schema_version` table holds one row. A fresh database gets every table at SCHEMA_VERSION.
+An older database runs, in order, each migration whose version is above its own, in the same
+transaction that records the new version, so a failed migration leaves the old version intact.
+
+    v1  the first released schema
+    v2  runs.attempt (resume counter) and events.level
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, select, text, update
+
+from engine.storage.schema import SCHEMA_VERSION, Base, SchemaVersion, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """A database the store cannot use as it is."""
+
+
+class SchemaTooNew(StoreError):
+    def __init__(self, where: str, found: int, known: int):
+        super().__init__(
+            f"the database {where} was written by a newer verl-studio (schema version {found}); "
+            f"this version knows schema versions up to {known}. Upgrade verl-studio, or point "
+            f"--db / VERL_STUDIO_DB at another database."
+        )
+        self.found, self.known = found, known
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int  # the schema version this migration produces
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v2_attempt_and_level(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1"))
+    conn.execute(text("ALTER TABLE events ADD COLUMN level VARCHAR(16) NOT NULL DEFAULT 'info'"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
+)
+
+
+def stored_version(conn: Connection) -> int | None:
+    """The recorded schema version; None for an empty database."""
+    tables = set(inspect(conn).get_table_names())
+    if SchemaVersion.__tablename__ not in tables:
+        if "runs" in tables:
+            raise StoreError(
+                "this database has a runs table but no schema_version: not a studio database"
+            )
+        return None
+    return conn.execute(select(SchemaVersion.version)).scalar_one_or_none()
+
+
+def ensure_schema(conn: Connection, where: str) -> int:
+    """Bring the database on `conn` (inside a write transaction) to SCHEMA_VERSION."""
+    version = stored_version(conn)
+    if version is None:
+        Base.metadata.create_all(conn)
+        conn.execute(
+            SchemaVersion.__table__.insert().values(
+                id=1, version=SCHEMA_VERSION, updated_at=utcnow()
+            )
+        )
+        log.info("created schema version %d in %s", SCHEMA_VERSION, where)
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(where, version, SCHEMA_VERSION)
+    for migration in MIGRATIONS:
+        if migration.version > version:
+            log.info(
+                "migrating %s to schema version %d: %s",
+                where,
+                migration.version,
+                migration.description,
+            )
+            migration.apply(conn)
+    if version < SCHEMA_VERSION:
+        Base.metadata.create_all(conn)  # tables a migration introduced by adding them to schema.py
+        conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION, updated_at=utcnow()))
+    return SCHEMA_VERSION

@@ -1,0 +1,697 @@
+"""`Store`: the studio's only door to the database. Plain dataclasses and dicts in and out.
+
+    store = Store("sqlite:///studio.db")      # or Store.open(data_root); any SQLAlchemy URL
+    run_id = store.create_run(cfg.to_dict(), name="demo", algorithm="verl", total_steps=100)
+    store.log_step(run_id, {"step": 1, "reward_mean": 0.4, ...}, samples)   # one transaction
+    store.steps(run_id, ["reward_mean"])       # [{"step": 1, "reward_mean": 0.4}, ...]
+
+SQLite (the default) is opened with WAL, a busy timeout and foreign keys, all set in one connect
+listener; a journal mode other than WAL is logged as a warning naming the file (network file
+systems may refuse WAL). Transactions that write start with `BEGIN IMMEDIATE`, so a
+read-then-write never fails half way on a lock upgrade; PostgreSQL rows are locked with
+`SELECT ... FOR UPDATE` where a decision depends on what was read.
+
+Non-finite floats (NaN, inf) are stored as empty (None) on every backend. Step keys that are not
+typed columns are kept in the step's JSON payload. "Nothing yet" is an empty result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from engine.storage.migrations import StoreError, ensure_schema
+from engine.storage.schema import (
+    RESUMABLE,
+    SAMPLE_ARRAYS,
+    SAMPLE_COLUMNS,
+    SAMPLE_FLOATS,
+    STEP_COLUMNS,
+    STEP_INT_COLUMNS,
+    STEP_METRICS,
+    Checkpoint,
+    Eval,
+    Event,
+    EventLevel,
+    Run,
+    RunKind,
+    RunStatus,
+    Sample,
+    Step,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+_IMMEDIATE = "verl_studio_immediate"  # execution option: start the SQLite transaction IMMEDIATE
+BUSY_TIMEOUT_S = 30.0
+DECODED_FLOAT = np.float32  # float16 blobs are widened on read so arithmetic on them is sane
+
+
+class DuplicateStep(StoreError):
+    """A step that is already recorded for this run; nothing of the new step was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """Every column of `runs`, as plain Python values."""
+
+    id: int
+    name: str
+    notes: str
+    kind: str
+    algorithm: str
+    status: RunStatus
+    config: dict
+    environment: dict
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    step: int
+    total_steps: int
+    host: str | None
+    pid: int | None
+    heartbeat_at: dt.datetime | None
+    cancel_requested: bool
+    attempt: int
+    error: str | None
+    parent_id: int | None
+
+    @property
+    def progress(self) -> float:
+        """Fraction of total_steps done, in [0, 1]."""
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
+
+
+def _run_info(row: Any) -> RunInfo:
+    values = {name: getattr(row, name) for name in _RUN_FIELDS}
+    values["status"] = RunStatus(values["status"])
+    values["config"] = values["config"] or {}
+    values["environment"] = values["environment"] or {}
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return RunInfo(**values)
+
+
+# ---- value conversion ---------------------------------------------------------------------------
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, non-finite floats -> None."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), allow_nan=False)
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def pack(values: Any, dtype: str) -> bytes | None:
+    """An array as a little-endian blob of `dtype`; None stays None."""
+    if values is None:
+        return None
+    return _as_array(values).astype(dtype, copy=False).reshape(-1).tobytes()
+
+
+def unpack(blob: bytes | None, dtype: str) -> np.ndarray | None:
+    if blob is None:
+        return None
+    array = np.frombuffer(blob, dtype=dtype)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        return array.astype(DECODED_FLOAT)
+    return array.astype(array.dtype.newbyteorder("="), copy=True)
+
+
+def _step_row(run_id: int, step: dict) -> dict:
+    if step.get("step") is None:
+        raise ValueError("a step needs its 'step' number")
+    payload = dict(step.get("payload") or {})
+    payload.update({k: v for k, v in step.items() if k not in STEP_COLUMNS})
+    row = {"run_id": run_id, "step": int(step["step"]), "payload": payload or None}
+    for name in STEP_METRICS:
+        value = _finite(step.get(name))
+        row[name] = None if value is None else int(value) if name in STEP_INT_COLUMNS else value
+    return row
+
+
+def _sample_row(run_id: int, step: int, sample: dict) -> dict:
+    row = {"run_id": run_id, "step": step}
+    for name in SAMPLE_COLUMNS:
+        value = sample.get(name)
+        if name in SAMPLE_ARRAYS:
+            value = pack(value, SAMPLE_ARRAYS[name])
+        elif name in SAMPLE_FLOATS:
+            value = _finite(value)
+        elif name == "correct":
+            value = None if value is None else bool(value)
+        elif name == "rewards":
+            value = None if value is None else {str(k): _finite(v) for k, v in value.items()}
+        elif name in ("group_idx", "sample_idx"):
+            value = int(value or 0)
+        elif value is not None and name in ("length", "curve_stride", "curve_offset"):
+            value = int(value)
+        row[name] = value
+    return row
+
+
+def _sample_dict(row: Any) -> dict:
+    out = {"step": row.step}
+    for name in SAMPLE_COLUMNS:
+        value = getattr(row, name)
+        out[name] = unpack(value, SAMPLE_ARRAYS[name]) if name in SAMPLE_ARRAYS else value
+    if out["correct"] is not None:
+        out["correct"] = bool(out["correct"])
+    return out
+
+
+# ---- engine set-up --------------------------------------------------------------------------------
+
+
+def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    where = "(memory)" if memory else str(Path(url.database).resolve())
+    if not memory:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+        json_serializer=_dumps,
+        **({"poolclass": StaticPool} if memory else {}),
+    )
+    warned: list[str] = []  # per engine, so the warning is logged once
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's begin event below issues BEGIN itself
+        cursor = dbapi_conn.cursor()
+        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower()
+        if mode != "wal" and not memory and not warned:
+            warned.append(mode)
+            log.warning(
+                "SQLite refused WAL for %s (journal_mode=%s); readers may block writers. "
+                "Is it on a network file system?",
+                where,
+                mode,
+            )
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engine(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, busy_timeout_s)
+    return create_engine(parsed, pool_pre_ping=True, json_serializer=_dumps)
+
+
+# ---- the store -------------------------------------------------------------------------------------
+
+
+class Store:
+    """Runs, steps, samples, checkpoints, evals and events of one database. Thread-safe."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S):
+        self.url = url
+        self.engine = make_engine(url, busy_timeout_s)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        with self._write() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7135)"))  # one migrator at a time
+            self.schema_version = ensure_schema(conn, self.engine.url.render_as_string())
+
+    @classmethod
+    def open(cls, root: Any) -> Store:
+        """The store of a `DataRoot` (engine.paths.resolve)."""
+        return cls(root.db_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # ---- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        config: dict,
+        *,
+        name: str,
+        algorithm: str,
+        kind: str = RunKind.TRAIN,
+        total_steps: int,
+        notes: str = "",
+        parent_id: int | None = None,
+    ) -> int:
+        values = {
+            "name": name,
+            "notes": notes,
+            "kind": RunKind(kind).value,
+            "algorithm": algorithm,
+            "status": RunStatus.QUEUED.value,
+            "config": config,
+            "created_at": utcnow(),
+            "step": 0,
+            "total_steps": int(total_steps),
+            "cancel_requested": False,
+            "attempt": 1,
+            "parent_id": parent_id,
+        }
+        with self._write() as conn:
+            run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
+            self._event(conn, run_id, f"queued ({kind}, {algorithm}, {total_steps} steps)")
+        return run_id
+
+    def get_run(self, run_id: int) -> RunInfo | None:
+        with self._read() as conn:
+            row = conn.execute(select(Run.__table__).where(Run.id == run_id)).first()
+        return None if row is None else _run_info(row)
+
+    def list_runs(
+        self, kind: str | None = None, *, status: str | Sequence[str] | None = None
+    ) -> list[RunInfo]:
+        """Runs newest first, optionally of one kind and/or some statuses."""
+        query = select(Run.__table__).order_by(Run.id.desc())
+        if kind is not None:
+            query = query.where(Run.kind == RunKind(kind).value)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            query = query.where(Run.status.in_([RunStatus(s).value for s in statuses]))
+        with self._read() as conn:
+            return [_run_info(row) for row in conn.execute(query)]
+
+    def update_run(self, run_id: int, *, name: str | None = None, notes: str | None = None) -> None:
+        values = {k: v for k, v in (("name", name), ("notes", notes)) if v is not None}
+        if values:
+            with self._write() as conn:
+                conn.execute(update(Run).where(Run.id == run_id).values(**values))
+
+    def delete_run(self, run_id: int) -> bool:
+        """Delete a run and every row of it (checkpoint folders are the caller's)."""
+        with self._write() as conn:
+            for table in (Sample, Step, Eval, Checkpoint, Event):
+                conn.execute(delete(table).where(table.run_id == run_id))
+            return conn.execute(delete(Run).where(Run.id == run_id)).rowcount == 1
+
+    def _locked_run(self, conn: Connection, run_id: int) -> Any:
+        return conn.execute(select(Run.__table__).where(Run.id == run_id).with_for_update()).first()
+
+    def request_cancel(self, run_id: int) -> RunStatus:
+        """Cancel a queued run at once; flag a running one (its trainer stops at the next step)."""
+        with self._write() as conn:
+            run = self._locked_run(conn, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            status = RunStatus(run.status)
+            if status is RunStatus.QUEUED:
+                conn.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        status=RunStatus.CANCELLED.value,
+                        cancel_requested=True,
+                        finished_at=utcnow(),
+                    )
+                )
+                self._event(conn, run_id, "cancelled while queued")
+                return RunStatus.CANCELLED
+            if status is RunStatus.RUNNING and not run.cancel_requested:
+                conn.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+                self._event(conn, run_id, "cancel requested")
+            return status
+
+    def requeue_for_resume(self, run_id: int) -> int | None:
+        """Queue a failed/cancelled/interrupted run again; returns the checkpoint step k it
+        resumes from (0: from the start), or None when the run is missing or not resumable.
+
+        In the same transaction, step, sample and eval rows after k are deleted, so the resumed
+        run records each of them exactly once."""
+        with self._write() as conn:
+            run = self._locked_run(conn, run_id)
+            if run is None or RunStatus(run.status) not in RESUMABLE:
+                return None
+            k = self._scalar_max(conn, Checkpoint, run_id) or 0
+            m = max(self._scalar_max(conn, t, run_id) or 0 for t in (Step, Sample, Eval))
+            for table in (Sample, Step, Eval):
+                conn.execute(delete(table).where(table.run_id == run_id, table.step > k))
+            if m > k:
+                self._event(
+                    conn,
+                    run_id,
+                    f"discarded steps {k + 1}..{m}, recorded after checkpoint {k}",
+                    EventLevel.WARNING,
+                )
+            attempt = run.attempt + 1
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=RunStatus.QUEUED.value,
+                    attempt=attempt,
+                    cancel_requested=False,
+                    error=None,
+                    pid=None,
+                    host=None,
+                    heartbeat_at=None,
+                    finished_at=None,
+                    step=k,
+                )
+            )
+            start = f"checkpoint {k}" if k else "the start (no checkpoint)"
+            self._event(conn, run_id, f"re-queued as attempt {attempt}, resuming from {start}")
+            return k
+
+    @staticmethod
+    def _scalar_max(conn: Connection, table: Any, run_id: int) -> int | None:
+        return conn.execute(select(func.max(table.step)).where(table.run_id == run_id)).scalar()
+
+    # ---- lifecycle (worker and training process) ----------------------------------------------
+
+    def claim_run(self, run_id: int, host: str) -> bool:
+        """queued -> running for exactly one caller: a conditional UPDATE checked by row count."""
+        with self._write() as conn:
+            claimed = conn.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    host=host,
+                    pid=None,
+                    heartbeat_at=utcnow(),
+                    finished_at=None,
+                )
+            ).rowcount
+            if claimed == 1:
+                self._event(conn, run_id, f"claimed by a worker on {host}")
+            return claimed == 1
+
+    def set_process(self, run_id: int, *, host: str, pid: int, attempt: int) -> None:
+        """Record the process that runs this attempt (the worker, right after spawning it)."""
+        with self._write() as conn:
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.attempt == attempt, Run.pid.is_(None))
+                .values(host=host, pid=pid)
+            )
+
+    def mark_running(self, run_id: int, *, host: str, pid: int, environment: dict) -> RunInfo:
+        """The training process takes its run: status running, its host/pid and environment."""
+        now = utcnow()
+        with self._write() as conn:
+            run = self._locked_run(conn, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id}")
+            if RunStatus(run.status) not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                raise StoreError(f"run {run_id} is {run.status}; resume it to run it again")
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    host=host,
+                    pid=pid,
+                    environment=environment,
+                    started_at=now,
+                    heartbeat_at=now,
+                    finished_at=None,
+                    error=None,
+                )
+            )
+            self._event(conn, run_id, f"running (attempt {run.attempt}) as pid {pid} on {host}")
+        return self.get_run(run_id)
+
+    def heartbeat(self, run_id: int, attempt: int | None = None) -> bool:
+        """Refresh the heartbeat; returns whether a cancel was requested."""
+        query = update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow())
+        if attempt is not None:
+            query = query.where(Run.attempt == attempt)
+        with self._write() as conn:
+            conn.execute(query)
+            return bool(conn.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar())
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self._read() as conn:
+            return bool(conn.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar())
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        attempt: int | None = None,
+        from_statuses: Sequence[RunStatus] = (RunStatus.RUNNING,),
+    ) -> bool:
+        """Record an outcome if the run is still in one of `from_statuses` (and this attempt);
+        returns whether it was recorded, so two observers never both write an outcome."""
+        status = RunStatus(status)
+        query = (
+            update(Run)
+            .where(Run.id == run_id, Run.status.in_([RunStatus(s).value for s in from_statuses]))
+            .values(status=status.value, finished_at=utcnow(), error=error)
+        )
+        if attempt is not None:
+            query = query.where(Run.attempt == attempt)
+        with self._write() as conn:
+            done = conn.execute(query).rowcount == 1
+            if done:
+                level = EventLevel.INFO if status is RunStatus.COMPLETED else EventLevel.WARNING
+                reason = f": {error.strip().splitlines()[-1]}" if error else ""
+                self._event(conn, run_id, f"{status.value}{reason}", level)
+            return done
+
+    # ---- steps and samples -----------------------------------------------------------------------
+
+    def log_step(self, run_id: int, step: dict, samples: Sequence[dict] = ()) -> None:
+        """One transaction: the step row, its sample rows (bulk) and the run's progress."""
+        row = _step_row(run_id, step)
+        sample_rows = [_sample_row(run_id, row["step"], s) for s in samples]
+        with self._write() as conn:
+            try:
+                conn.execute(insert(Step), [row])
+            except IntegrityError as exc:
+                if "foreign key" in str(exc).lower():
+                    raise StoreError(f"no run {run_id}") from exc
+                raise DuplicateStep(
+                    f"step {row['step']} of run {run_id} is already recorded"
+                ) from exc
+            if sample_rows:
+                conn.execute(insert(Sample), sample_rows)
+            conn.execute(update(Run).where(Run.id == run_id).values(step=row["step"]))
+
+    def latest_step(self, run_id: int) -> int:
+        """The last recorded step (0 when none). One indexed lookup: cheap enough for timers."""
+        with self._read() as conn:
+            return self._scalar_max(conn, Step, run_id) or 0
+
+    def steps(self, run_id: int, columns: Sequence[str] | None = None) -> list[dict]:
+        """Step rows ordered by step; `columns` picks typed columns ('step' always included)."""
+        names = list(STEP_COLUMNS) if columns is None else ["step", *columns]
+        unknown = [c for c in names if c not in STEP_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown step columns {unknown}; known: {', '.join(STEP_COLUMNS)}")
+        names = list(dict.fromkeys(names))
+        table = Step.__table__
+        query = (
+            select(*[table.c[n] for n in names])
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step)
+        )
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def sample_steps(self, run_id: int) -> list[int]:
+        query = select(Sample.step).where(Sample.run_id == run_id).distinct().order_by(Sample.step)
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
+    def samples(self, run_id: int, step: int, group_idx: int | None = None) -> list[dict]:
+        """One step's responses ordered by (group, sample); arrays decoded to numpy."""
+        table = Sample.__table__
+        query = select(table).where(table.c.run_id == run_id, table.c.step == step)
+        if group_idx is not None:
+            query = query.where(table.c.group_idx == group_idx)
+        query = query.order_by(table.c.group_idx, table.c.sample_idx)
+        with self._read() as conn:
+            return [_sample_dict(row) for row in conn.execute(query)]
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+
+    def add_checkpoint(self, run_id: int, step: int, path: str | Path) -> None:
+        """Register a checkpoint (a re-save of the same step replaces the row)."""
+        with self._write() as conn:
+            conn.execute(
+                delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step == step)
+            )
+            conn.execute(
+                insert(Checkpoint).values(
+                    run_id=run_id, step=int(step), path=str(path), created_at=utcnow()
+                )
+            )
+
+    def checkpoints(self, run_id: int) -> list[dict]:
+        query = (
+            select(Checkpoint.step, Checkpoint.path, Checkpoint.created_at)
+            .where(Checkpoint.run_id == run_id)
+            .order_by(Checkpoint.step)
+        )
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def last_checkpoint(self, run_id: int) -> dict | None:
+        rows = self.checkpoints(run_id)
+        return rows[-1] if rows else None
+
+    def prune_checkpoints(self, run_id: int, keep: int) -> list[dict]:
+        """Delete the rows of all but the newest `keep` (>= 1) checkpoints; returns the deleted
+        rows so the caller removes their folders. The newest, which a resume needs, stays."""
+        keep = max(1, int(keep))
+        with self._write() as conn:
+            rows = conn.execute(
+                select(Checkpoint.step, Checkpoint.path)
+                .where(Checkpoint.run_id == run_id)
+                .order_by(Checkpoint.step.desc())
+            ).all()
+            doomed = [dict(r._mapping) for r in rows[keep:]]
+            if doomed:
+                conn.execute(
+                    delete(Checkpoint).where(
+                        Checkpoint.run_id == run_id,
+                        Checkpoint.step.in_([r["step"] for r in doomed]),
+                    )
+                )
+            return doomed
+
+    # ---- evals and events --------------------------------------------------------------------------
+
+    def add_eval(
+        self,
+        run_id: int,
+        *,
+        step: int,
+        dataset: str,
+        n: int,
+        ks: Sequence[int],
+        pass_at_k: Sequence[float],
+        per_problem: Sequence[int],
+    ) -> None:
+        if len(ks) != len(pass_at_k):
+            raise ValueError("ks and pass_at_k must have the same length")
+        values = {
+            "run_id": run_id,
+            "step": int(step),
+            "dataset": dataset,
+            "n": int(n),
+            "ks": [int(k) for k in ks],
+            "pass_at_k": [_finite(p) for p in pass_at_k],
+            "per_problem": [int(c) for c in per_problem],
+            "created_at": utcnow(),
+        }
+        with self._write() as conn:
+            conn.execute(insert(Eval).values(**values))
+
+    def evals(self, run_id: int) -> list[dict]:
+        table = Eval.__table__
+        query = (
+            select(*[c for c in table.c if c.name != "id"])
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step, table.c.id)
+        )
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def add_event(self, run_id: int, message: str, level: str = EventLevel.INFO) -> None:
+        with self._write() as conn:
+            self._event(conn, run_id, message, level)
+
+    @staticmethod
+    def _event(conn: Connection, run_id: int, message: str, level: str = EventLevel.INFO) -> None:
+        conn.execute(
+            insert(Event).values(
+                run_id=run_id, time=utcnow(), level=EventLevel(level).value, message=message
+            )
+        )
+
+    def events(self, run_id: int, limit: int = 200) -> list[dict]:
+        """The last `limit` events of a run, oldest first."""
+        query = (
+            select(Event.id, Event.time, Event.level, Event.message)
+            .where(Event.run_id == run_id)
+            .order_by(Event.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        return rows[::-1]
