@@ -1,0 +1,298 @@
+"""Store rows -> chart-shaped frames and plain values for the pages. No Gradio here.
+
+Every function takes the `Store` (and ids) explicitly; "nothing yet" is an empty frame or list.
+The monitor's cheap poll is `monitor_signature`: one small query per selected run, compared by
+the page to decide whether the (much dearer) `steps_frames` + figures must be rebuilt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from app.plots import CurveTrace, panel_columns, segment_deltas
+
+log = logging.getLogger(__name__)
+
+X_COLUMNS = ("step", "wall_time", "tokens")
+RUNS_TABLE_COLUMNS = (
+    "id",
+    "name",
+    "algorithm",
+    "status",
+    "step / total",
+    "ETA",
+    "best held-out acc",
+    "started",
+)
+ACTIVE = ("queued", "running")
+
+
+def run_label(run: Any) -> str:
+    """How a run is named in legends and pickers: '#12 my-run'."""
+    return f"#{run.id} {run.name}"
+
+
+def choice_id(value: str | int | None) -> int | None:
+    """The run id from a picker value ('#12 my-run', '12' or 12)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    head = str(value).lstrip("#").split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _status(run: Any) -> str:
+    return str(getattr(run.status, "value", run.status))
+
+
+def _fmt_time(t: dt.datetime | None) -> str:
+    return "" if t is None else t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def eta(run: Any, now: dt.datetime | None = None) -> str:
+    """Remaining time of a running run from its mean pace so far; '' when unknown."""
+    step, total = run.step or 0, run.total_steps or 0
+    if _status(run) != "running" or not run.started_at or step < 1 or total <= step:
+        return ""
+    now = now or dt.datetime.now(dt.UTC)
+    elapsed = (now - run.started_at).total_seconds()
+    return _fmt_duration(elapsed / step * (total - step))
+
+
+def best_heldout(store: Any, run_id: int) -> float | None:
+    rows = store.steps(run_id, columns=["heldout_accuracy"])
+    values = [r["heldout_accuracy"] for r in rows if r.get("heldout_accuracy") is not None]
+    return max(values) if values else None
+
+
+def runs_table(store: Any, kind: str | None = "train") -> pd.DataFrame:
+    """The runs table, newest first: one row per run, `RUNS_TABLE_COLUMNS`."""
+    rows = []
+    for run in sorted(store.list_runs(kind=kind), key=lambda r: r.id, reverse=True):
+        best = best_heldout(store, run.id)
+        rows.append(
+            (
+                run.id,
+                run.name,
+                run.algorithm,
+                _status(run),
+                f"{run.step or 0} / {run.total_steps or 0}",
+                eta(run),
+                "" if best is None else f"{best:.3f}",
+                _fmt_time(run.started_at),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(RUNS_TABLE_COLUMNS))
+
+
+def run_choices(store: Any, kind: str | None = "train") -> list[str]:
+    """Picker labels of every run, newest first."""
+    return [run_label(r) for r in sorted(store.list_runs(kind=kind), key=lambda r: -r.id)]
+
+
+def monitor_signature(store: Any, run_ids: Sequence[int]) -> tuple:
+    """What the timer compares: (run id, status, latest step) per selected run. Cheap."""
+    sig = []
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        if run is not None:
+            sig.append((run_id, _status(run), store.latest_step(run_id)))
+    return tuple(sig)
+
+
+def steps_frame(store: Any, run_id: int) -> pd.DataFrame:
+    """One row per step with the x columns and every column a monitor panel draws."""
+    columns = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
+    rows = store.steps(run_id, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.apply(pd.to_numeric, errors="coerce") if len(frame) else frame
+
+
+def steps_frames(store: Any, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:
+    """Run label -> steps frame, for every existing run among `run_ids`."""
+    frames = {}
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        if run is not None:
+            frames[run_label(run)] = steps_frame(store, run_id)
+    return frames
+
+
+def log_tail(store: Any, run_id: int, limit: int = 200) -> str:
+    """The run's events, oldest first, one line each; the error tail last when it failed."""
+    events = store.events(run_id, limit=limit)
+    lines = [
+        f"{_fmt_time(e.get('created_at') or e.get('time'))} {e.get('level', 'info'):7} "
+        f"{e.get('message', '')}"
+        for e in events
+    ]
+    run = store.get_run(run_id)
+    if run is not None and run.error:
+        lines += ["", "error:", run.error]
+    return "\n".join(lines) if lines else "(no log lines yet)"
+
+
+def run_details(store: Any, run_id: int) -> tuple[str, str]:
+    """(config YAML, environment YAML) of a run."""
+    run = store.get_run(run_id)
+    if run is None:
+        return "", ""
+    env = dict(run.environment or {})
+    env.setdefault("host", run.host)
+    env.setdefault("pid", run.pid)
+    env.setdefault("attempt", getattr(run, "attempt", 1))
+    return (
+        yaml.safe_dump(run.config, sort_keys=False),
+        yaml.safe_dump(env, sort_keys=False, default_flow_style=False),
+    )
+
+
+def run_status(store: Any, run_id: int) -> dict:
+    """A JSON-ready status of one run (the /run_status API)."""
+    run = store.get_run(run_id)
+    if run is None:
+        return {"id": run_id, "status": "missing"}
+    return {
+        "id": run.id,
+        "name": run.name,
+        "algorithm": run.algorithm,
+        "status": _status(run),
+        "step": store.latest_step(run_id),
+        "total_steps": run.total_steps,
+        "attempt": getattr(run, "attempt", 1),
+        "error": run.error,
+        "created": _fmt_time(run.created_at),
+        "started": _fmt_time(run.started_at),
+        "finished": _fmt_time(run.finished_at),
+    }
+
+
+# ----------------------------------------------------------------------------- trace inspector
+
+
+@dataclass(frozen=True)
+class Response:
+    """One generated response as the inspector shows it."""
+
+    group_idx: int
+    sample_idx: int
+    prompt: str
+    completion: str
+    token_ids: np.ndarray  # (T,) int
+    token_entropy: np.ndarray | None  # (T,)
+    token_logprob: np.ndarray | None  # (T,)
+    curve: np.ndarray  # (J,)
+    positions: np.ndarray  # (J,) int
+    stats: dict[str, Any]
+
+
+STAT_KEYS = (
+    "reward",
+    "correct",
+    "advantage",
+    "advantage_shaped",
+    "bonus",
+    "er",
+    "erv",
+    "era",
+    "entropy",
+    "mean_logprob",
+    "length",
+    "curve_stride",
+    "curve_offset",
+)
+
+
+def _array(value: Any, dtype: Any) -> np.ndarray:
+    return np.asarray([] if value is None else value, dtype=dtype)
+
+
+def _response(row: dict) -> Response:
+    return Response(
+        group_idx=int(row.get("group_idx") or 0),
+        sample_idx=int(row.get("sample_idx") or 0),
+        prompt=row.get("prompt") or "",
+        completion=row.get("completion") or "",
+        token_ids=_array(row.get("token_ids"), np.int64),
+        token_entropy=None
+        if row.get("token_entropy") is None
+        else _array(row["token_entropy"], np.float64),
+        token_logprob=None
+        if row.get("token_logprob") is None
+        else _array(row["token_logprob"], np.float64),
+        curve=_array(row.get("curve"), np.float64),
+        positions=_array(row.get("curve_positions"), np.int64),
+        stats={k: row.get(k) for k in STAT_KEYS} | {"rewards": row.get("rewards") or {}},
+    )
+
+
+def inspector_steps(store: Any, run_id: int) -> list[int]:
+    """Steps with recorded responses."""
+    return list(store.sample_steps(run_id))
+
+
+def group_responses(store: Any, run_id: int, step: int, group_idx: int) -> list[Response]:
+    """Every response of one prompt group, by sample index."""
+    rows = store.samples(run_id, step, group_idx=group_idx)
+    return sorted((_response(r) for r in rows), key=lambda r: r.sample_idx)
+
+
+def step_groups(store: Any, run_id: int, step: int) -> list[int]:
+    """Prompt groups recorded at a step."""
+    return sorted({int(r.get("group_idx") or 0) for r in store.samples(run_id, step)})
+
+
+def curve_traces(responses: Sequence[Response], selected: int) -> list[CurveTrace]:
+    return [
+        CurveTrace(
+            label=f"#{r.sample_idx} r={_num(r.stats.get('reward'))}",
+            positions=r.positions,
+            curve=r.curve,
+            correct=r.stats.get("correct"),
+            selected=r.sample_idx == selected,
+        )
+        for r in responses
+    ]
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def stats_table(responses: Sequence[Response]) -> pd.DataFrame:
+    """One row per response of the group: reward, correctness, advantages, bonus, ER/ERV/ERA."""
+    keys = ("reward", "correct", "advantage", "advantage_shaped", "bonus", "er", "erv", "era")
+    keys += ("entropy", "mean_logprob", "length")
+    rows = [[r.sample_idx] + [r.stats.get(k) for k in keys] for r in responses]
+    return pd.DataFrame(rows, columns=["sample", *keys])
+
+
+def token_pieces(tokenizer: Any, token_ids: np.ndarray, completion: str) -> list[str]:
+    """The text of each response token (one decode per id); the whole completion as one piece
+    when no tokenizer is available."""
+    if tokenizer is None or len(token_ids) == 0:
+        return [completion]
+    return tokenizer.batch_decode([[int(t)] for t in token_ids], skip_special_tokens=False)
+
+
+def response_deltas(response: Response, n_pieces: int) -> list[float | None]:
+    """ΔER per displayed piece: per token when pieces are tokens, else unshaded."""
+    if n_pieces != len(response.token_ids):
+        return [None] * n_pieces
+    return segment_deltas(n_pieces, response.positions, response.curve)

@@ -1,0 +1,139 @@
+"""app/queries.py against a real Store (SQLite in tmp) filled with synthetic rows; no server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import plots, queries
+from engine.config import StudioConfig
+from engine.storage import Store
+
+
+def step_row(step: int) -> dict:
+    row = {c: float(step) / 10 for c in plots.panel_columns()}
+    row.update(step=step, wall_time=1.7e9 + 3 * step, tokens=100 * step)
+    row["heldout_accuracy"] = 0.1 * step if step % 2 == 0 else None
+    return row
+
+
+def sample_row(group: int, idx: int, n_tokens: int = 12) -> dict:
+    return {
+        "group_idx": group,
+        "sample_idx": idx,
+        "prompt": "What is <b>1+2</b>?",
+        "completion": "<script>x</script> 3",
+        "token_ids": np.arange(n_tokens, dtype=np.int32),
+        "token_entropy": np.linspace(0, 1, n_tokens),
+        "token_logprob": -np.linspace(0, 1, n_tokens),
+        "reward": float(idx % 2),
+        "rewards": {"accuracy": float(idx % 2)},
+        "correct": idx % 2 == 1,
+        "advantage": 0.5,
+        "advantage_shaped": 0.6,
+        "bonus": 0.1,
+        "er": 3.0,
+        "erv": 0.2,
+        "era": 0.1,
+        "entropy": 0.4,
+        "mean_logprob": -0.5,
+        "length": n_tokens,
+        "curve": np.array([2.0, 2.5, 3.5]),
+        "curve_stride": 3,
+        "curve_positions": np.array([3, 6, 9]),
+        "curve_offset": 0,
+    }
+
+
+@pytest.fixture
+def store(data_root):
+    with Store(data_root.db_url) as s:
+        yield s
+
+
+def new_run(store: Store, name: str = "r", steps: int = 0, groups: int = 2, per: int = 3) -> int:
+    cfg = StudioConfig().to_dict()
+    run_id = store.create_run(cfg, name=name, algorithm="verl", total_steps=10)
+    for k in range(1, steps + 1):
+        samples = [sample_row(g, i) for g in range(groups) for i in range(per)]
+        store.log_step(run_id, step_row(k), samples if k % 2 else [])
+    return run_id
+
+
+def test_empty_store_gives_empty_results(store):
+    assert queries.runs_table(store).empty
+    assert list(queries.runs_table(store).columns) == list(queries.RUNS_TABLE_COLUMNS)
+    assert queries.run_choices(store) == []
+    assert queries.monitor_signature(store, [1, 2]) == ()
+    assert queries.steps_frames(store, [7]) == {}
+    assert queries.run_status(store, 3)["status"] == "missing"
+
+
+def test_runs_table_newest_first_with_progress_and_best_heldout(store):
+    a = new_run(store, "first", steps=4)
+    b = new_run(store, "second")
+    table = queries.runs_table(store)
+    assert table["id"].tolist() == [b, a]
+    first = table[table["id"] == a].iloc[0]
+    assert first["step / total"] == "4 / 10"
+    assert first["best held-out acc"] == "0.400"
+    assert first["status"] == "queued"
+    assert queries.run_choices(store) == [f"#{b} second", f"#{a} first"]
+    assert queries.choice_id(f"#{a} first") == a
+    assert queries.choice_id(None) is None
+
+
+def test_signature_moves_only_with_a_new_step(store):
+    run_id = new_run(store, steps=2)
+    sig = queries.monitor_signature(store, [run_id])
+    assert sig == ((run_id, "queued", 2),)
+    assert queries.monitor_signature(store, [run_id]) == sig
+    store.log_step(run_id, step_row(3))
+    assert queries.monitor_signature(store, [run_id]) != sig
+
+
+def test_steps_frame_is_numeric_in_step_order_with_panel_columns(store):
+    run_id = new_run(store, "x", steps=5)
+    frames = queries.steps_frames(store, [run_id])
+    (label,) = frames
+    frame = frames[label]
+    assert label == f"#{run_id} x"
+    assert frame["step"].tolist() == [1, 2, 3, 4, 5]
+    assert np.allclose(frame["er_mean"], [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert frame["heldout_accuracy"].isna().tolist() == [True, False, True, False, True]
+    for col in plots.panel_columns():
+        assert col in frame.columns
+    figs = plots.monitor_figures(frames)
+    (reward,) = [f for f, p in zip(figs, plots.PANELS, strict=True) if p.key == "reward"]
+    assert list(reward.data[0].y) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+def test_inspector_reads_groups_responses_and_shades_by_segment(store):
+    run_id = new_run(store, steps=3, groups=2, per=3)
+    assert queries.inspector_steps(store, run_id) == [1, 3]
+    assert queries.step_groups(store, run_id, 3) == [0, 1]
+    responses = queries.group_responses(store, run_id, 3, 1)
+    assert [r.sample_idx for r in responses] == [0, 1, 2]
+    r = responses[1]
+    assert r.stats["correct"] is True and r.stats["advantage_shaped"] == pytest.approx(0.6)
+    assert r.positions.tolist() == [3, 6, 9]
+    deltas = queries.response_deltas(r, len(r.token_ids))
+    assert deltas[4:7] == [pytest.approx(0.5)] * 3
+    assert deltas[7:10] == [pytest.approx(1.0)] * 3
+    assert deltas[:4] == [None] * 4 and deltas[10:] == [None] * 2
+    assert queries.response_deltas(r, 1) == [None]
+    traces = queries.curve_traces(responses, selected=2)
+    assert [t.selected for t in traces] == [False, False, True]
+    assert queries.stats_table(responses)["correct"].tolist() == [False, True, False]
+
+
+def test_log_tail_config_and_status(store):
+    run_id = new_run(store, "logged", steps=1)
+    store.add_event(run_id, "hello <world>")
+    tail = queries.log_tail(store, run_id)
+    assert "hello <world>" in tail
+    cfg, env = queries.run_details(store, run_id)
+    assert "shaping:" in cfg and "kappa: 2.0" in cfg
+    assert "attempt: 1" in env
+    status = queries.run_status(store, run_id)
+    assert status["status"] == "queued" and status["step"] == 1 and status["total_steps"] == 10
