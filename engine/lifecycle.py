@@ -1,0 +1,225 @@
+"""The training process's side of a run's lifecycle: it owns its status in the store.
+
+    with RunLifecycle(store, run_id, heartbeat_s=5) as life:   # -> running, host/pid, environment
+        for step in ...:
+            ...
+            if life.should_stop():          # cancel requested in the store, or SIGTERM
+                save_checkpoint(...)
+                raise RunCancelled()        # -> cancelled (the exception is swallowed)
+    # normal exit -> completed; any other exception -> failed with the traceback's last lines
+
+A background thread refreshes the heartbeat every `heartbeat_s` seconds and notices a cancel
+requested from any host; SIGTERM (a local worker's cancel) sets the same stop flag, a second
+SIGTERM raises RunCancelled at once. The outcome is written only while the run is still this
+attempt's, so a resumed or deleted run is never overwritten by a late writer.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from engine.storage import RunStatus, Store
+
+log = logging.getLogger(__name__)
+
+TRACEBACK_TAIL_LINES = 30
+PACKAGES = ("verl-studio", "torch", "transformers", "trl", "accelerate", "peft", "datasets")
+
+
+class RunCancelled(Exception):
+    """Raised by the trainer (after saving a checkpoint) when `should_stop()` said so."""
+
+
+def git_commit(where: Path | None = None) -> str | None:
+    """The commit of the source tree this package runs from, when it is a git checkout."""
+    where = where or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(config: dict | None = None) -> dict[str, Any]:
+    """What a run needs to be reproduced: package versions, host, python, git commit, seed."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "git_commit": git_commit(),
+        "seed": ((config or {}).get("run") or {}).get("seed"),
+        "argv": sys.argv,
+    }
+
+
+def traceback_tail(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> str:
+    lines = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip().splitlines()
+    return "\n".join(lines[-TRACEBACK_TAIL_LINES:])
+
+
+def enforce_save_total_limit(store: Store, run_id: int, limit: int) -> list[Path]:
+    """Keep the newest `limit` checkpoints of a run: delete the others' rows, then their folders.
+
+    The row goes first, so a crash in between leaves an orphan folder, never a row pointing at
+    nothing. The newest checkpoint (the one a resume needs) is always kept. Returns the folders
+    removed."""
+    removed = []
+    for row in store.prune_checkpoints(run_id, limit):
+        path = Path(row["path"])
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        except OSError as exc:
+            log.warning("could not delete checkpoint %s of run %d: %s", path, run_id, exc)
+            continue
+        removed.append(path)
+    return removed
+
+
+class RunLifecycle:
+    """Context manager marking a run running / completed / cancelled / failed (module docstring)."""
+
+    def __init__(self, store: Store, run_id: int, *, heartbeat_s: float = 5.0):
+        self.store = store
+        self.run_id = run_id
+        self.heartbeat_s = heartbeat_s
+        self.attempt: int | None = None
+        self.outcome: RunStatus | None = None
+        self._stop = threading.Event()  # cancel seen (store or SIGTERM)
+        self._done = threading.Event()  # the with-block ended: the heartbeat thread exits
+        self._thread: threading.Thread | None = None
+        self._previous_sigterm: Any = None
+        self._sigterms = 0
+
+    # ---- entering ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> RunLifecycle:
+        run = self.store.get_run(self.run_id)
+        if run is None:
+            raise LookupError(f"no run {self.run_id}")
+        run = self.store.mark_running(
+            self.run_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            environment=environment(run.config),
+        )
+        self.attempt = run.attempt
+        if run.cancel_requested:
+            self._stop.set()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-run{self.run_id}", daemon=True
+        )
+        self._thread.start()
+        self._install_sigterm()
+        return self
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._sigterms += 1
+        self._stop.set()
+        if self._sigterms > 1:
+            raise RunCancelled("second SIGTERM: stopping without a checkpoint")
+        log.warning("SIGTERM: stopping at the next step boundary")
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.heartbeat_s):
+            try:
+                if self.store.heartbeat(self.run_id, self.attempt):
+                    self._stop.set()
+            except Exception as exc:  # a locked or unreachable database must not kill training
+                log.warning("heartbeat of run %d failed: %s", self.run_id, exc)
+
+    # ---- while running ------------------------------------------------------------------------------
+
+    def should_stop(self) -> bool:
+        """True once a cancel was requested (store flag from any host, or SIGTERM)."""
+        if not self._stop.is_set() and self.store.cancel_requested(self.run_id):
+            self._stop.set()
+        return self._stop.is_set()
+
+    def event(self, message: str, level: str = "info") -> None:
+        self.store.add_event(self.run_id, message, level)
+
+    def checkpoint_saved(self, step: int, path: str | Path, save_total_limit: int) -> list[Path]:
+        """Register a checkpoint, then enforce save_total_limit (returns the folders removed)."""
+        self.store.add_checkpoint(self.run_id, step, path)
+        return enforce_save_total_limit(self.store, self.run_id, save_total_limit)
+
+    # ---- leaving ------------------------------------------------------------------------------------
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        status, error, swallow = self._outcome(exc_type, exc, tb)
+        self.outcome = status
+        try:
+            self.store.finish_run(
+                self.run_id,
+                status,
+                error=error,
+                attempt=self.attempt,
+                from_statuses=(RunStatus.RUNNING, RunStatus.INTERRUPTED),
+            )
+        except Exception:
+            log.exception("could not record the outcome %s of run %d", status, self.run_id)
+        return swallow
+
+    def _outcome(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> tuple[RunStatus, str | None, bool]:
+        """(status, error text, whether to swallow the exception)."""
+        if exc_type is None:
+            return RunStatus.COMPLETED, None, False
+        if issubclass(exc_type, RunCancelled):
+            return RunStatus.CANCELLED, None, True
+        if issubclass(exc_type, KeyboardInterrupt) and self._stop.is_set():
+            return RunStatus.CANCELLED, None, False
+        if issubclass(exc_type, SystemExit) and exc.code in (0, None):
+            return RunStatus.COMPLETED, None, False
+        return RunStatus.FAILED, traceback_tail(exc_type, exc, tb), False

@@ -1,0 +1,433 @@
+"""The run queue: a worker claims queued runs and runs each as its own process; the CLI around it.
+
+A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll_s` seconds:
+
+    reap      a child that exited without writing an outcome is marked: killed by a signal it
+              did not send -> interrupted (naming the signal); an exit code -> failed
+    cancel    a run with cancel_requested gets SIGTERM, then SIGKILL after cancel_grace_s
+    lost      a running run not watched here whose pid on this host is gone, or whose heartbeat
+              is older than stale_after_s, -> interrupted with the reason
+    adopt     a running run on this host whose process is alive (a worker restart) is watched,
+              not restarted
+    start     claim queued runs (a conditional UPDATE checked by row count: two workers never
+              take the same run) up to `concurrency`, each started as
+              `python -m engine.cli train|evaluate --run-id ID --db URL --data-dir ROOT`
+              in its own process session, under `accelerate launch` when it asks for several
+              processes
+
+The training process owns its status (engine.lifecycle); the worker only writes an outcome for a
+process that could not. Children outlive the worker, and a restarted worker adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from engine.paths import DataRoot, resolve
+from engine.storage import RunInfo, RunKind, RunStatus, Store
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class WorkerSettings:
+    concurrency: int = 1  # runs at once; 1 keeps a 2-core machine usable
+    poll_s: float = 2.0  # seconds between queue polls
+    stale_after_s: float = 30.0  # a running run with an older heartbeat is interrupted
+    cancel_grace_s: float = 60.0  # SIGKILL this long after the cancel's SIGTERM
+
+
+@dataclass
+class _Job:
+    """A training process this worker watches: its child, or one adopted after a restart."""
+
+    run_id: int
+    attempt: int
+    pid: int
+    popen: subprocess.Popen | None = None  # None when adopted
+    log_path: Path | None = None
+    log_file: IO[bytes] | None = None
+    spawned_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    term_sent_at: float | None = None  # time.monotonic() of the cancel's SIGTERM
+    killed: bool = False
+
+    def exit_code(self) -> int | None:
+        """The child's return code once it exited; for an adopted process, 0 once it is gone."""
+        if self.popen is not None:
+            return self.popen.poll()
+        return None if pid_alive(self.pid) else 0
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (Linux /proc; elsewhere kill(pid, 0))."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def signal_process(pid: int, signum: int) -> None:
+    """Signal a process's whole group when it leads one (runs start in their own session)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def command_for(run: RunInfo, store_url: str, root: DataRoot, python: str) -> list[str]:
+    """The command line that executes a claimed run."""
+    action = "evaluate" if run.kind == RunKind.EVAL else "train"
+    entry = [
+        "-m",
+        "engine.cli",
+        action,
+        "--run-id",
+        str(run.id),
+        "--db",
+        store_url,
+        "--data-dir",
+        str(root.root),
+    ]
+    processes = int((run.config.get("run") or {}).get("num_processes", 1) or 1)
+    if processes > 1 and action == "train":
+        launch = ["-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+        return [python, *launch, *entry]
+    return [python, *entry]
+
+
+def _log_tail(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 16384))
+        lines = f.read().decode(errors="replace").splitlines()
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+class Worker:
+    """Claims, starts and watches runs until `stop` is set (module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: DataRoot,
+        settings: WorkerSettings | None = None,
+        *,
+        stop: threading.Event | None = None,
+        python: str = sys.executable,
+    ):
+        self.store = store
+        self.root = root
+        self.settings = settings or WorkerSettings()
+        self.stop = stop or threading.Event()
+        self.python = python
+        self.host = socket.gethostname()
+        self.jobs: dict[int, _Job] = {}
+
+    def run(self) -> None:
+        """Poll until `stop` is set. Children keep running; a later worker adopts them."""
+        log.info(
+            "worker on %s: concurrency %d, polling every %.1f s",
+            self.host,
+            self.settings.concurrency,
+            self.settings.poll_s,
+        )
+        while not self.stop.is_set():
+            self.tick()
+            self.stop.wait(self.settings.poll_s)
+        for job in self.jobs.values():
+            job.close()
+        log.info("worker stopped; %d run(s) keep running", len(self.jobs))
+
+    def tick(self) -> None:
+        """One pass: reap, cancel, mark lost runs, adopt, start queued runs."""
+        for phase in (
+            self.reap,
+            self.signal_cancels,
+            self.mark_lost,
+            self.adopt,
+            self.start_queued,
+        ):
+            try:
+                phase()
+            except Exception:  # a busy or unreachable database: try again next poll
+                log.exception("worker %s failed; retrying next poll", phase.__name__)
+
+    # ---- phases -------------------------------------------------------------------------------------
+
+    def reap(self) -> None:
+        for run_id, job in list(self.jobs.items()):
+            code = job.exit_code()
+            run = self.store.get_run(run_id)
+            if code is None:
+                starting = run is not None and (
+                    run.started_at is None or run.started_at < job.spawned_at
+                )
+                if job.popen is not None and starting:
+                    self.store.heartbeat(run_id, job.attempt)  # still importing: vouch for it
+                continue
+            del self.jobs[run_id]
+            job.close()
+            if run is None or run.status != RunStatus.RUNNING or run.attempt != job.attempt:
+                continue
+            status, reason = self._death(job, code)
+            if self.store.finish_run(run_id, status, error=reason, attempt=job.attempt):
+                log.warning("run %d %s: %s", run_id, status.value, reason)
+
+    def _death(self, job: _Job, code: int) -> tuple[RunStatus, str]:
+        """Status and reason of a process that exited without recording an outcome."""
+        if job.term_sent_at is not None:
+            how = "SIGKILL" if job.killed else "SIGTERM"
+            return RunStatus.CANCELLED, f"stopped by {how} after a cancel request"
+        if job.popen is None:
+            return (
+                RunStatus.INTERRUPTED,
+                f"process {job.pid} on {self.host} is gone (adopted: its exit status is unknown)",
+            )
+        if code < 0:
+            name = signal_name(-code)
+            hint = " (kill -9 or the out-of-memory killer)" if -code == signal.SIGKILL else ""
+            return RunStatus.INTERRUPTED, f"killed by signal {name}{hint}"
+        tail = _log_tail(job.log_path)
+        where = f"; log {job.log_path}" if job.log_path else ""
+        what = f"exited with code {code}" if code else "exited"
+        return (
+            RunStatus.FAILED,
+            f"training process {what} without recording an outcome{where}\n{tail}",
+        )
+
+    def signal_cancels(self) -> None:
+        now = time.monotonic()
+        for run_id, job in self.jobs.items():
+            if job.term_sent_at is None:
+                if self.store.cancel_requested(run_id):
+                    signal_process(job.pid, signal.SIGTERM)
+                    job.term_sent_at = now
+                    self.store.add_event(run_id, f"cancel: sent SIGTERM to pid {job.pid}")
+            elif not job.killed and now - job.term_sent_at > self.settings.cancel_grace_s:
+                signal_process(job.pid, signal.SIGKILL)
+                job.killed = True
+                self.store.add_event(
+                    run_id,
+                    f"cancel: sent SIGKILL to pid {job.pid} after "
+                    f"{self.settings.cancel_grace_s:.0f} s",
+                    "warning",
+                )
+
+    def mark_lost(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for run in self.store.list_runs(status=RunStatus.RUNNING):
+            if run.id in self.jobs:
+                continue
+            reason = self._lost_reason(run, now)
+            if reason and self.store.finish_run(
+                run.id, RunStatus.INTERRUPTED, error=reason, attempt=run.attempt
+            ):
+                log.warning("run %d interrupted: %s", run.id, reason)
+
+    def _lost_reason(self, run: RunInfo, now: dt.datetime) -> str | None:
+        if run.host == self.host and run.pid is not None and not pid_alive(run.pid):
+            return f"process {run.pid} on {run.host} is gone"
+        age = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else None
+        if age is None or age > self.settings.stale_after_s:
+            seen = f"for {age:.0f} s" if age is not None else "ever"
+            return (
+                f"no heartbeat {seen} (stale after {self.settings.stale_after_s:.0f} s): "
+                f"its host {run.host} or process {run.pid} stopped"
+            )
+        return None
+
+    def adopt(self) -> None:
+        for run in self.store.list_runs(status=RunStatus.RUNNING):
+            if run.id in self.jobs or run.host != self.host or run.pid is None:
+                continue
+            if pid_alive(run.pid):
+                self.jobs[run.id] = _Job(run.id, run.attempt, run.pid)
+                self.store.add_event(run.id, f"adopted by a worker (pid {os.getpid()})")
+                log.info("adopted run %d (pid %d)", run.id, run.pid)
+
+    def start_queued(self) -> None:
+        free = self.settings.concurrency - len(self.jobs)
+        if free <= 0:
+            return
+        queued = self.store.list_runs(status=RunStatus.QUEUED)[::-1]  # oldest first
+        for run in queued:
+            if free <= 0 or self.stop.is_set():
+                break
+            if self.store.claim_run(run.id, self.host):
+                self._spawn(self.store.get_run(run.id))
+                free -= 1
+
+    def _spawn(self, run: RunInfo) -> None:
+        cmd = command_for(run, self.store.url, self.root, self.python)
+        log_path = self.root.root / "logs" / f"run-{run.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as exc:
+            log_file.close()
+            self.store.finish_run(
+                run.id, RunStatus.FAILED, error=f"could not start {cmd[0]}: {exc}"
+            )
+            return
+        self.store.set_process(run.id, host=self.host, pid=popen.pid, attempt=run.attempt)
+        self.jobs[run.id] = _Job(run.id, run.attempt, popen.pid, popen, log_path, log_file)
+        self.store.add_event(
+            run.id, f"started pid {popen.pid}: {' '.join(cmd[1:5])}; log {log_path}"
+        )
+        log.info("run %d started as pid %d", run.id, popen.pid)
+
+
+# ---- CLI handlers ------------------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace) -> tuple[DataRoot, Store]:
+    root = resolve(getattr(args, "data_dir", None), getattr(args, "db", None))
+    return root, Store.open(root)
+
+
+def cli_submit(args: argparse.Namespace) -> int:
+    from engine.config import StudioConfig
+    from engine.resources import recipe_path
+
+    overrides = list(getattr(args, "overrides", None) or [])
+    if args.config:
+        cfg = StudioConfig.load(recipe_path(args.config), overrides)
+    else:
+        cfg = StudioConfig().with_overrides(overrides)
+    name = args.name or cfg.run.name or f"{cfg.run.algorithm}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _, store = _open(args)
+    with store:
+        run_id = store.create_run(
+            cfg.to_dict(), name=name, algorithm=cfg.run.algorithm, total_steps=cfg.run.max_steps
+        )
+    print(run_id)
+    return 0
+
+
+def _age(when: dt.datetime | None) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M") if when else "-"
+
+
+def cli_runs(args: argparse.Namespace) -> int:
+    _, store = _open(args)
+    with store:
+        runs = store.list_runs()
+    header = f"{'id':>5}  {'name':<28} {'kind':<5} {'algo':<5} {'status':<11} {'step':>11} {'try':>3}  created"
+    print(header)
+    for r in runs:
+        progress = f"{r.step}/{r.total_steps}"
+        print(
+            f"{r.id:>5}  {r.name[:28]:<28} {r.kind:<5} {r.algorithm:<5} {r.status.value:<11} "
+            f"{progress:>11} {r.attempt:>3}  {_age(r.created_at)}"
+        )
+        if r.error and r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+            print(f"{'':>7}{r.error.strip().splitlines()[-1][:90]}")
+    return 0
+
+
+def cli_cancel(args: argparse.Namespace) -> int:
+    _, store = _open(args)
+    with store:
+        try:
+            status = store.request_cancel(args.run_id)
+        except LookupError as exc:
+            log.error("%s", exc)
+            return 1
+    if status is RunStatus.CANCELLED:
+        print(f"run {args.run_id} cancelled")
+    elif status is RunStatus.RUNNING:
+        print(f"run {args.run_id}: cancel requested; it stops at its next step with a checkpoint")
+    else:
+        print(f"run {args.run_id} is already {status.value}")
+    return 0
+
+
+def cli_resume(args: argparse.Namespace) -> int:
+    _, store = _open(args)
+    with store:
+        run = store.get_run(args.run_id)
+        k = store.requeue_for_resume(args.run_id)
+    if k is None:
+        status = run.status.value if run else "missing"
+        log.error(
+            "run %d is %s: only failed, cancelled or interrupted runs resume", args.run_id, status
+        )
+        return 1
+    print(f"run {args.run_id} queued again, resuming from step {k}")
+    return 0
+
+
+def cli_delete(args: argparse.Namespace) -> int:
+    root, store = _open(args)
+    with store:
+        run = store.get_run(args.run_id)
+        if run is None:
+            log.error("no run %d", args.run_id)
+            return 1
+        if run.status == RunStatus.RUNNING:
+            log.error("run %d is running: cancel it first", args.run_id)
+            return 1
+        store.delete_run(args.run_id)
+    folder = root.run_checkpoints(args.run_id)
+    if not args.keep_checkpoints and folder.exists():
+        shutil.rmtree(folder)
+    print(f"run {args.run_id} deleted" + (" (checkpoints kept)" if args.keep_checkpoints else ""))
+    return 0
+
+
+def cli_worker(args: argparse.Namespace) -> int:
+    root, store = _open(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = WorkerSettings(concurrency=args.concurrency, poll_s=args.poll_s)
+    with store, contextlib.suppress(KeyboardInterrupt):
+        Worker(store, root, settings, stop=stop).run()
+    return 0
