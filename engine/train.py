@@ -1,0 +1,260 @@
+"""One training run end to end: `main(cfg, root=..., run_id=...)`, and the thin `train` CLI.
+
+`verl-studio train --config demo-cpu [--set shaping.kappa=3 ...]` creates a run in the store and
+trains it headless with a progress bar; `--run-id ID` trains a queued run whose config is in the
+store (what the worker starts). Either way the run's status, heartbeat and cancellation go through
+`engine.lifecycle.RunLifecycle`, and a run with a checkpoint resumes from its last one (weights,
+optimizer, scheduler, RNG and the shaping state).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import ConfigError, ModelConfig, StudioConfig
+from engine.paths import DataRoot, resolve
+from engine.resources import recipe_path
+
+log = logging.getLogger(__name__)
+
+CPU, CUDA, AUTO = "cpu", "cuda", "auto"
+
+
+@dataclass
+class TrainResult:
+    run_id: int
+    steps: int
+    cancelled: bool
+    trainer: Any
+    callback: Any
+
+
+def device_of(cfg: StudioConfig) -> str:
+    if cfg.run.device == AUTO:
+        return CUDA if torch.cuda.is_available() else CPU
+    return cfg.run.device
+
+
+def grpo_args(cfg: StudioConfig, output_dir: Path):
+    """TRL's GRPOConfig from the studio config (CPU: fp32, no checkpointing, no completions log)."""
+    from trl import GRPOConfig
+
+    g, run = cfg.grpo, cfg.run
+    on_cpu = device_of(cfg) == CPU
+    bf16 = not on_cpu and cfg.model.dtype in (AUTO, "bfloat16") and torch.cuda.is_bf16_supported()
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        use_cpu=on_cpu,
+        bf16=bf16,
+        fp16=False,
+        gradient_checkpointing=not on_cpu,
+        learning_rate=g.learning_rate,
+        lr_scheduler_type=g.lr_scheduler_type,
+        per_device_train_batch_size=g.per_device_train_batch_size,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        beta=g.beta,
+        num_iterations=g.num_iterations,
+        epsilon=g.epsilon,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        max_grad_norm=g.max_grad_norm,
+        weight_decay=g.weight_decay,
+        max_steps=run.max_steps,
+        seed=run.seed,
+        data_seed=run.seed,
+        logging_steps=1,
+        save_strategy="no",  # the recording callback decides when (and registers each one)
+        report_to="none",
+        log_completions=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(model: ModelConfig):
+    if not model.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=model.lora_r,
+        lora_alpha=model.lora_alpha,
+        lora_dropout=model.lora_dropout,
+        target_modules=list(model.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(cfg: StudioConfig, output_dir: Path):
+    """The VerlTrainer for `cfg`, its model, data and rewards loaded (no callback yet)."""
+    from engine.models import load_policy
+    from engine.rewards import get_reward
+    from engine.tasks import load_dataset_for
+    from engine.trainer import VerlTrainer
+
+    device = device_of(cfg)
+    dtype = cfg.model.dtype if cfg.model.dtype != AUTO or device == CUDA else "float32"
+    model, tokenizer = load_policy(cfg.model.name_or_path, dtype=dtype, device=device)
+    rewards = [get_reward(cfg.data.reward), *(get_reward(r) for r in cfg.data.extra_rewards)]
+    return VerlTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=grpo_args(cfg, output_dir),
+        train_dataset=load_dataset_for(cfg.data, "train"),
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.model),
+        shaping=cfg.shaping,
+        algorithm=cfg.run.algorithm,
+    )
+
+
+def build_heldout(cfg: StudioConfig):
+    if not cfg.run.eval_every:
+        return None
+    from engine.heldout import HeldOut
+    from engine.rewards import get_reward
+    from engine.tasks import load_dataset_for
+
+    rows = list(load_dataset_for(cfg.data, "eval", limit=cfg.run.eval_size))
+    return HeldOut(
+        rows=rows,
+        reward_fn=get_reward(cfg.data.reward),
+        temperature=cfg.grpo.temperature,
+        top_p=cfg.grpo.top_p,
+        max_new_tokens=cfg.grpo.max_completion_length,
+        seed=cfg.run.seed,
+    )
+
+
+class Progress:
+    """tqdm bar over optimizer steps showing step, reward, accuracy and ER (main process only)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="step", disable=not enabled)
+
+    def __call__(self, step: dict) -> None:
+        def fmt(key):
+            v = step.get(key)
+            return "-" if v is None else f"{v:.3f}"
+
+        self.bar.set_postfix(
+            step=step["step"], reward=fmt("reward_mean"), acc=fmt("accuracy"), ER=fmt("er_mean")
+        )
+        self.bar.update(step["step"] - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def train(
+    cfg: StudioConfig,
+    *,
+    store,
+    root: DataRoot,
+    run_id: int,
+    should_stop=lambda: False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train run `run_id` to cfg.run.max_steps (or until should_stop), recording to `store`."""
+    from transformers import PrinterCallback
+
+    from engine.callbacks import RecordingCallback, load_shaping_state
+
+    torch.set_num_threads(cfg.run.torch_threads)
+    output_dir = root.run_checkpoints(run_id)
+    trainer = build_trainer(cfg, output_dir)
+    trainer.remove_callback(PrinterCallback)
+    last = store.last_checkpoint(run_id)
+    start = last["step"] if last else 0
+    bar = Progress(cfg.run.max_steps, start, progress and trainer.accelerator.is_main_process)
+    callback = RecordingCallback(
+        trainer,
+        store,
+        run_id,
+        run_cfg=cfg.run,
+        heldout=build_heldout(cfg),
+        should_stop=should_stop,
+        on_step=bar,
+    )
+    trainer.add_callback(callback)
+    if last:
+        trainer.shaping_state = load_shaping_state(last["path"])
+        store.add_event(run_id, f"resuming from checkpoint {last['step']}")
+    try:
+        trainer.train(resume_from_checkpoint=str(last["path"]) if last else None)
+    finally:
+        bar.close()
+    return TrainResult(run_id, trainer.state.global_step, callback.cancelled, trainer, callback)
+
+
+def default_name(cfg: StudioConfig) -> str:
+    model = Path(cfg.model.name_or_path).name
+    return cfg.run.name or f"{cfg.run.algorithm}-{model}-seed{cfg.run.seed}"
+
+
+def create_run(store, cfg: StudioConfig) -> int:
+    return store.create_run(
+        cfg.to_dict(),
+        name=default_name(cfg),
+        algorithm=cfg.run.algorithm,
+        total_steps=cfg.run.max_steps,
+    )
+
+
+def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progress=True) -> int:
+    """Train one run under its lifecycle (creates the run when `run_id` is None); exit code."""
+    from engine.lifecycle import RunCancelled, RunLifecycle
+    from engine.storage import Store
+
+    store = Store(root.db_url)
+    try:
+        if run_id is None:
+            run_id = create_run(store, cfg)
+        log.info("run %s: %s", run_id, default_name(cfg))
+        with RunLifecycle(store, run_id) as life:
+            result = train(
+                cfg, store=store, root=root, run_id=run_id, should_stop=life.should_stop,
+                progress=progress,
+            )  # fmt: skip
+            if result.cancelled:
+                raise RunCancelled()
+    finally:
+        store.close()
+    return 0
+
+
+def config_from_args(args, store=None) -> StudioConfig:
+    """--config (a recipe name or a path) + --set, or the queued run's stored config."""
+    overrides = list(getattr(args, "overrides", None) or [])
+    if getattr(args, "run_id", None) is not None:
+        info = store.get_run(args.run_id)
+        if info is None:
+            raise ConfigError([("run_id", f"no run {args.run_id} in the store")])
+        return StudioConfig.from_dict(info.config).with_overrides(overrides)
+    if not args.config:
+        raise ConfigError([("config", "give --config (a recipe name or a YAML file) or --run-id")])
+    return StudioConfig.load(recipe_path(args.config), overrides)
+
+
+def cli(args) -> int:
+    from engine.storage import Store
+
+    root = resolve(args.data_dir, args.db)
+    try:
+        with Store(root.db_url) as store:
+            cfg = config_from_args(args, store)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    return main(cfg, root=root, run_id=args.run_id)

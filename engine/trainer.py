@@ -1,0 +1,290 @@
+"""`VerlTrainer`: TRL's GRPOTrainer (pinned 1.16) with hidden-state capture and VERL shaping.
+
+The smallest override: `_generate_and_score_completions` calls `super()`, then for a training
+generation
+
+1. captures, in one no-grad call of TRL's own `_get_per_token_logps_and_entropies(...,
+   compute_entropy=True)` on the wrapped model (so FSDP / ZeRO-3 gather parameters), the
+   backbone's post-norm last hidden state through a forward hook: for completion token j the
+   state at prompt length + j, the state that has read token j (as the reference's decode-time
+   capture). The same forward gives per-token log-probs and entropies at the sampling
+   temperature, without (B, T, V) logits and without `output_hidden_states=True` (every layer);
+2. measures ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) on the response tokens
+   (TRL's `completion_mask`) and the token-level proxies (`token_proxies`);
+3. shapes the advantages (`engine.shaping.shape_generation`; plain `grpo` runs the same code with
+   a zero bonus, so the two algorithms are comparable) and writes the shaped values back into
+   TRL's logged advantages;
+4. adds the scalars to TRL's metrics and queues one `GenerationRecord` (every response of every
+   process, gathered on the main process) for the recording callback.
+
+Evaluation generations (`self.model.training` False) are returned untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+
+from engine.config import ShapingConfig
+from engine.effective_rank import rank_dynamics, token_proxies
+from engine.shaping import ShapingState, apply_bonus, shape_generation
+
+log = logging.getLogger(__name__)
+
+TRAIN = "train"
+METRIC_PREFIX = "verl/"
+TIMERS = ("capture", "rank_dynamics", "shaping")
+
+
+@dataclass
+class GenerationRecord:
+    """One training generation as the store wants it: scalars + one row per response."""
+
+    generation: int
+    stats: dict[str, float | None]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Capture:
+    """Per-token data of one generation batch, (B, C) unless noted."""
+
+    hidden: torch.Tensor  # (B, C, D) post-norm last hidden states at prompt length + j
+    logps: torch.Tensor
+    entropies: torch.Tensor
+    mask: torch.Tensor  # bool, TRL's completion_mask
+
+
+class VerlTrainer(GRPOTrainer):
+    """GRPOTrainer + capture, rank dynamics and VERL advantage shaping (see module docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        shaping: ShapingConfig,
+        algorithm: str,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.shaping_cfg = shaping
+        self.shaping_enabled = algorithm == "verl"
+        self.shaping_state = ShapingState()
+        self.generations: deque[GenerationRecord] = deque()
+        self.timings: dict[str, float] = defaultdict(float)
+
+    # ---- the override ---------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super()._generate_and_score_completions(inputs)
+        if not self.model.training:
+            return out
+        cap = self._timed("capture", self.capture, out)
+        rd = self._timed(
+            "rank_dynamics",
+            rank_dynamics,
+            cap.hidden,
+            cap.mask,
+            stride=self.shaping_cfg.stride,
+            max_len=self.shaping_cfg.max_len,
+        )
+        tp = token_proxies(cap.logps, cap.entropies, cap.mask)
+        t0 = time.perf_counter()
+        local = self._local_view(inputs, out)
+        x = torch.stack([rd.era, rd.erv, rd.er], dim=1)  # (B, 3) over [ERA, ERV, ER]
+        sh = shape_generation(
+            self.shaping_state,
+            x,
+            out["advantages"],
+            local["std_zero"],
+            local["correct"].to(torch.float64) * 2 - 1,
+            self.shaping_cfg,
+            enabled=self.shaping_enabled,
+            device=self.accelerator.device,
+        )
+        advantages = out["advantages"]
+        out["advantages"] = apply_bonus(
+            advantages, sh.bonus, out["completion_mask"], self.shaping_cfg.bonus_on
+        )
+        shaped = advantages.detach().cpu().double() + sh.bonus  # (B,) per-response A'
+        self._patch_logged_advantages(shaped)
+        self.timings["shaping"] += time.perf_counter() - t0
+        rows = self._rows(inputs, out, cap, rd, tp, sh, local, advantages, shaped)
+        all_rows = gather_object(rows)
+        record = GenerationRecord(self.shaping_state.n, {}, all_rows)
+        record.stats = generation_stats(all_rows, self.shaping_state)
+        for name, value in record.stats.items():
+            if value is not None:
+                self._metrics[TRAIN][METRIC_PREFIX + name].append(value)
+        if self.accelerator.is_main_process:
+            self.generations.append(record)
+        return out
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _timed(self, name: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timings[name] += time.perf_counter() - t0
+
+    def backbone(self) -> torch.nn.Module:
+        """The module whose output's last_hidden_state is post-norm (Qwen2Model, LlamaModel...)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if hasattr(model, "get_base_model"):  # PEFT
+            model = model.get_base_model()
+        return model.base_model
+
+    @torch.no_grad()
+    def capture(self, out: dict[str, Any]) -> Capture:
+        """One no-grad forward through TRL's scorer with a hook keeping the last hidden state."""
+        completion_ids, completion_mask = out["completion_ids"], out["completion_mask"]
+        C = completion_ids.size(1)
+        ids = torch.cat([out["prompt_ids"], completion_ids], dim=1)  # (B, P + C)
+        attention = torch.cat([out["prompt_mask"], completion_mask], dim=1)  # (B, P + C)
+        chunks: list[torch.Tensor] = []
+
+        def keep(_module, _args, output):
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            chunks.append(hidden[:, -C:].detach())  # (b, C, D): positions P .. P + C - 1
+
+        handle = self.backbone().register_forward_hook(keep)
+        try:
+            logps, entropies, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                ids,
+                attention,
+                C,
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )
+        finally:
+            handle.remove()
+        return Capture(
+            hidden=torch.cat(chunks, dim=0),
+            logps=logps.detach(),
+            entropies=entropies.detach(),
+            mask=completion_mask.bool(),
+        )
+
+    def _local_view(self, inputs: list[dict[str, Any]], out: dict[str, Any]) -> dict[str, Any]:
+        """This process's rewards, correctness and group-tie mask, rebuilt from TRL's logs."""
+        B = len(inputs)
+        N = B * self.accelerator.num_processes
+        start = self.accelerator.process_index * B
+        per_func = {name: list(self._logs["rewards"][name])[-N:] for name in self.reward_func_names}
+        matrix = torch.tensor([per_func[n] for n in self.reward_func_names], dtype=torch.float64).T
+        weights = self.reward_weights.detach().cpu().double()
+        rewards = torch.nan_to_num(matrix, nan=0.0) @ weights  # (N,)
+        groups = rewards.view(-1, self.num_generations)
+        tie = torch.isclose(groups.std(dim=1), torch.zeros(groups.size(0), dtype=torch.float64))
+        std_zero = tie.repeat_interleave(self.num_generations)[start : start + B]
+        texts = self.processing_class.batch_decode(out["completion_ids"], skip_special_tokens=True)
+        # correct = the first (accuracy) reward function gave full marks
+        first = torch.tensor(per_func[self.reward_func_names[0]], dtype=torch.float64)[start:]
+        correct = torch.nan_to_num(first[:B], nan=0.0) >= 1.0 - 1e-9
+        return {
+            "rewards": rewards[start : start + B],
+            "per_func": {n: v[start : start + B] for n, v in per_func.items()},
+            "std_zero": std_zero,
+            "correct": correct,
+            "texts": texts,
+            "index0": start,
+        }
+
+    def _patch_logged_advantages(self, shaped: torch.Tensor) -> None:
+        """TRL logged the pre-shaping advantages of every process; replace them with A'."""
+        gathered = self.accelerator.gather(shaped.to(self.accelerator.device)).cpu().tolist()
+        logged = self._logs["advantages"]
+        n = len(gathered)
+        for i, value in enumerate(gathered):
+            logged[len(logged) - n + i] = value
+
+    def _rows(self, inputs, out, cap, rd, tp, sh, local, advantages, shaped) -> list[dict]:
+        """One store row per response of this process."""
+        G = self.num_generations
+        a = advantages.detach().cpu().double()
+        ids = out["completion_ids"].cpu()
+        mask = cap.mask.cpu()
+        logps, ent = cap.logps.float().cpu(), cap.entropies.float().cpu()
+        max_len = self.shaping_cfg.max_len
+        rows = []
+        for i, x in enumerate(inputs):
+            valid = mask[i]
+            length = int(valid.sum())
+            g = local["index0"] + i
+            prompt = x["prompt"]
+            rows.append(
+                {
+                    "group_idx": g // G,
+                    "sample_idx": g % G,
+                    "prompt": prompt if isinstance(prompt, str) else str(prompt),
+                    "completion": local["texts"][i],
+                    "token_ids": ids[i][valid].numpy().astype("int32"),
+                    "token_entropy": ent[i][valid].numpy(),
+                    "token_logprob": logps[i][valid].numpy(),
+                    "reward": float(local["rewards"][i]),
+                    "rewards": {n: _finite(v[i]) for n, v in local["per_func"].items()},
+                    "correct": bool(local["correct"][i]),
+                    "advantage": float(a[i]),
+                    "advantage_shaped": float(shaped[i]),
+                    "bonus": float(sh.bonus[i]),
+                    "explore_weight": float(sh.explore_weight[i]),
+                    "aux": float(sh.aux[i]),
+                    "std_zero": bool(local["std_zero"][i]),
+                    "er": float(rd.er[i]),
+                    "erv": float(rd.erv[i]),
+                    "era": float(rd.era[i]),
+                    "entropy": float(tp.entropy[i]),
+                    "mean_logprob": float(tp.mean_logprob[i]),
+                    "length": length,
+                    "curve": rd.curves[i].numpy(),
+                    "curve_stride": self.shaping_cfg.stride,
+                    "curve_positions": rd.positions[i].numpy(),
+                    "curve_offset": max(0, length - max_len) if max_len else 0,
+                }
+            )
+        return rows
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(sum(values) / len(values)) if values else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
+
+
+def generation_stats(rows: list[dict[str, Any]], state: ShapingState) -> dict[str, float | None]:
+    """Step-row scalars of one generation (every process's rows) in the store's column names."""
+    stats: dict[str, float | None] = {}
+    for k in ("er", "erv", "era"):
+        values = [r[k] for r in rows]
+        stats[f"{k}_mean"] = _mean(values)
+        stats[f"{k}_p10"] = _quantile(values, 0.1)
+        stats[f"{k}_p90"] = _quantile(values, 0.9)
+        stats[f"{k}_correct"] = _mean([r[k] for r in rows if r["correct"]])
+        stats[f"{k}_incorrect"] = _mean([r[k] for r in rows if not r["correct"]])
+    m = state.m.tolist() if state.m is not None else [None] * 3
+    stats.update(m_era=m[0], m_erv=m[1], m_er=m[2])
+    stats["accuracy"] = _mean([float(r["correct"]) for r in rows])
+    stats["explore_weight_mean"] = _mean([r["explore_weight"] for r in rows])
+    stats["bonus_mean"] = _mean([r["bonus"] for r in rows])
+    shaped = [r for r in rows if r["bonus"] > 0]
+    stats["frac_shaped"] = len(shaped) / len(rows) if rows else None
+    shares = [r["bonus"] / abs(r["advantage"]) for r in shaped]
+    stats["bonus_share"] = _quantile(shares, 0.5)  # median bonus / |A| over shaped responses
+    stats["mean_logprob"] = _mean([r["mean_logprob"] for r in rows])
+    stats["token_entropy"] = _mean([r["entropy"] for r in rows])
+    return stats
