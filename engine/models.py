@@ -1,0 +1,583 @@
+"""The embedded tiny reasoner, and one loader for it, any local folder, or a hub id (+ LoRA).
+
+The embedded model ships under assets/demo-model/ with a manifest of every file's sha256, which
+`load_policy("embedded")` checks. It is built by `verl-studio build-demo-model` from a fixed
+seed (`DemoRecipe`), single-threaded:
+
+* tokenizer: byte-level BPE trained with `tokenizers` on task text, with Qwen2's pre-tokenizer
+  split regex (every digit is its own token), ChatML chat template, eos `<|im_end|>`, pad
+  `<|endoftext|>`. A character-level tokenizer would load silently broken: for model_type qwen2,
+  transformers 5 rebuilds every tokenizer as a byte-level Qwen2 tokenizer.
+* model: Qwen2, hidden 128, intermediate 256, 4 layers, 4 heads / 2 KV heads, tied embeddings.
+* warm start: supervised next-token loss on completion tokens of the arithmetic task (3 operands,
+  2 digits), AdamW lr 1e-3 with 100 warm-up steps then constant, batch 32, fresh problems each
+  step. The step count is the difficulty knob: the shipped checkpoint's held-out pass@1 (200
+  problems, 4 samples each at T=1.0) lies in `PASS_BAND`, so GRPO has room and signal to learn.
+
+Prompts are tokenised apart from completions (ids = prompt ids + completion ids + eos), exactly
+as TRL does when it generates, so no BPE merge straddles the prompt/completion boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine.config import EMBEDDED_MODEL, ModelConfig
+from engine.rewards import is_correct
+from engine.tasks import TRAIN, ArithmeticTask, Problem, heldout_problems, hub_offline, split_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+DEMO_ASSET = "demo-model"
+MANIFEST = "manifest.json"
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+ADAPTER_CONFIG = "adapter_config.json"
+PAD_TOKEN, BOS_CHAT, EOS_TOKEN = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_CHAT, EOS_TOKEN)
+QWEN2_SPLIT_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+# The demo recipe's sampling settings; the pass@1 band is quoted at these.
+DEMO_TEMPERATURE = 1.0
+DEMO_MAX_NEW_TOKENS = 48
+PASS_BAND = (0.10, 0.60)
+PASS_PROBLEMS, PASS_SAMPLES, PASS_SEED = 200, 4, 0
+
+
+class ModelLoadError(ValueError):
+    """A policy that cannot be loaded, with the reason and the fix."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapters (PEFT) wrapped around `target_modules`."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """Everything `build-demo-model` does, from its fixed seeds."""
+
+    n_ops: int = 3
+    digits: int = 2
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 256
+    tokenizer_vocab: int = 320
+    tokenizer_problems: int = 2500
+    sft_steps: int = 900
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    init_seed: int = 0
+    data_seed: int = 1
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def embedded_model_dir() -> Path:
+    """The shipped embedded model's folder (inside the installed package)."""
+    from engine.resources import asset_dir
+
+    return asset_dir(DEMO_ASSET)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, info: dict[str, Any]) -> Path:
+    """manifest.json: the sha256 of every other file in `folder`, plus `info`."""
+    files = {
+        p.name: sha256_file(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    path = folder / MANIFEST
+    path.write_text(json.dumps({"files": files, **info}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def verify_manifest(folder: Path) -> dict[str, Any]:
+    """Check every file listed in folder/manifest.json; raise ModelLoadError naming mismatches."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{folder}: no {MANIFEST}; rebuild it with `verl-studio build-demo-model`"
+        )
+    manifest = json.loads(path.read_text())
+    bad = []
+    for name, expected in manifest.get("files", {}).items():
+        file = folder / name
+        if not file.is_file():
+            bad.append(f"{name} (missing)")
+        elif sha256_file(file) != expected:
+            bad.append(f"{name} (sha256 differs)")
+    if bad:
+        raise ModelLoadError(
+            f"{folder}: files do not match {MANIFEST}: {', '.join(bad)}; reinstall the package "
+            "or rebuild with `verl-studio build-demo-model`"
+        )
+    return manifest
+
+
+# ---------------------------------------------------------------- loading
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            dtype
+        ]
+    except KeyError:
+        raise ModelLoadError(f"unknown dtype {dtype!r}") from None
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def locate(name_or_path: str) -> tuple[str, str | Path]:
+    """("local", folder) or ("hub", id); raises ModelLoadError for a missing local path."""
+    name = name_or_path.strip()
+    if name == EMBEDDED_MODEL:
+        folder = embedded_model_dir()
+        verify_manifest(folder)
+        return "local", folder
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path} is a file; a model is a folder with config and weights")
+        return "local", path
+    if HUB_ID.match(name) and not name.startswith("."):
+        return "hub", name
+    raise ModelLoadError(f"model folder not found: {path}")
+
+
+def _check_local(folder: Path) -> None:
+    if not (folder / "config.json").is_file() and not (folder / ADAPTER_CONFIG).is_file():
+        raise ModelLoadError(f"{folder}: no config.json; not a model folder")
+    weights = any((folder / w).is_file() for w in WEIGHT_FILES)
+    if not weights and not (folder / ADAPTER_CONFIG).is_file():
+        raise ModelLoadError(
+            f"{folder}: no model weights (expected one of {', '.join(WEIGHT_FILES)} "
+            f"or a PEFT {ADAPTER_CONFIG})"
+        )
+
+
+def _hub_guard(model_id: str) -> None:
+    offline = hub_offline() or (
+        "TRANSFORMERS_OFFLINE" if os.environ.get("TRANSFORMERS_OFFLINE") == "1" else None
+    )
+    if offline:
+        raise ModelLoadError(
+            f"model {model_id!r} is not a local folder, and loading it from the hub needs network "
+            f"access, but {offline}=1 is set; unset it or use 'embedded' or a local folder"
+        )
+
+
+def load_tokenizer(source: str | Path, *, require_chat_template: bool = True):
+    """The tokenizer at `source`, checked for a pad token (and a chat template)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(source))
+    except Exception as exc:  # noqa: BLE001 - name the source whatever went wrong
+        raise ModelLoadError(f"{source}: cannot load the tokenizer ({exc})") from exc
+    if tok.pad_token is None:
+        raise ModelLoadError(
+            f"{source}: the tokenizer has no pad token; set pad_token in tokenizer_config.json"
+        )
+    if require_chat_template and not tok.chat_template:
+        raise ModelLoadError(
+            f"{source}: the tokenizer has no chat template; add chat_template to "
+            "tokenizer_config.json (or chat_template.jinja)"
+        )
+    return tok
+
+
+def load_policy(
+    name_or_path: str = EMBEDDED_MODEL,
+    *,
+    dtype: str = "auto",
+    device: str = "cpu",
+    lora: LoraSpec | None = None,
+    require_chat_template: bool = True,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model, tokenizer) from 'embedded', a local folder (full weights or a PEFT adapter) or a
+    hub id; `lora` wraps fresh trainable LoRA adapters around the model."""
+    kind, source = locate(name_or_path)
+    if kind == "hub":
+        _hub_guard(str(source))
+    else:
+        _check_local(Path(source))
+        if (Path(source) / ADAPTER_CONFIG).is_file() and not any(
+            (Path(source) / w).is_file() for w in WEIGHT_FILES
+        ):
+            return _load_adapter(Path(source), dtype=dtype, device=device)
+    device = resolve_device(device)
+    tok = load_tokenizer(source, require_chat_template=require_chat_template)
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source), dtype=resolve_dtype(dtype, device)
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{source}: cannot load the model ({exc})") from exc
+    model.to(device)
+    if lora is not None:
+        model = apply_lora(model, lora)
+    return model, tok
+
+
+def apply_lora(model, spec: LoraSpec):
+    """Wrap `model` in fresh trainable LoRA adapters (PEFT)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=list(spec.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _load_adapter(folder: Path, *, dtype: str, device: str):
+    """A saved PEFT adapter: its base model (from adapter_config.json) plus the adapter."""
+    base_name = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise ModelLoadError(f"{folder}/{ADAPTER_CONFIG} names no base_model_name_or_path")
+    base, tok = load_policy(base_name, dtype=dtype, device=device)
+    if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")):
+        tok = load_tokenizer(folder)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, str(folder), is_trainable=True), tok
+
+
+def lora_spec_from_config(cfg: ModelConfig) -> LoraSpec | None:
+    if not cfg.lora:
+        return None
+    return LoraSpec(
+        r=cfg.lora_r,
+        alpha=cfg.lora_alpha,
+        dropout=cfg.lora_dropout,
+        target_modules=tuple(cfg.lora_target_modules),
+    )
+
+
+def load_policy_from_config(cfg: ModelConfig, *, device: str = "cpu", **kwargs: Any):
+    """`load_policy` with the model section of a run config."""
+    return load_policy(
+        cfg.name_or_path,
+        dtype=cfg.dtype,
+        device=device,
+        lora=lora_spec_from_config(cfg),
+        **kwargs,
+    )
+
+
+# ---------------------------------------------------------------- building
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """torch.set_num_threads(1) inside, the previous setting restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_stream(seed: int, n_ops: int, digits: int) -> Iterator[Problem]:
+    """Endless train-split problems from `seed` (held-out questions are skipped)."""
+    task, rng = ArithmeticTask(n_ops, digits), random.Random(seed)
+    while True:
+        problem = task.sample(rng)
+        if split_of(problem.question) == TRAIN:
+            yield problem
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """Byte-level BPE with Qwen2's split regex, wrapped with ChatML, eos and pad."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, padding_side="left"
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    return tok
+
+
+def demo_model_config(tok, recipe: DemoRecipe):
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_hidden_layers,
+        num_attention_heads=recipe.num_attention_heads,
+        num_key_value_heads=recipe.num_key_value_heads,
+        max_position_embeddings=recipe.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tok.convert_tokens_to_ids(EOS_TOKEN),
+        pad_token_id=tok.convert_tokens_to_ids(PAD_TOKEN),
+    )
+
+
+def sft_batch(tok, problems: list[Problem]) -> dict[str, torch.Tensor]:
+    """Right-padded prompt + completion + eos; labels only on completion tokens.
+
+    Returns input_ids, attention_mask, labels, each (B, T).
+    """
+    prompts = tok([p.prompt for p in problems], add_special_tokens=False)["input_ids"]
+    answers = tok([p.solution for p in problems], add_special_tokens=False)["input_ids"]
+    seqs = [p + a + [tok.eos_token_id] for p, a in zip(prompts, answers, strict=True)]
+    T = max(map(len, seqs))
+    ids = torch.full((len(seqs), T), tok.pad_token_id)
+    labels = torch.full((len(seqs), T), -100)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
+        ids[i, : len(s)] = torch.tensor(s)
+        labels[i, len(p) : len(s)] = torch.tensor(s[len(p) :])
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def sft(
+    model,
+    tok,
+    recipe: DemoRecipe,
+    steps: int,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Supervised warm start: `steps` AdamW steps on fresh train problems; the losses.
+
+    The learning rate is linear warm-up then constant, so the first k steps of a longer build
+    equal a build of k steps.
+    """
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, recipe.warmup_steps))
+    )
+    stream = train_stream(recipe.data_seed, recipe.n_ops, recipe.digits)
+    model.train()
+    losses = []
+    for step in range(1, steps + 1):
+        batch = sft_batch(tok, [next(stream) for _ in range(recipe.batch_size)])
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, losses[-1])
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def sample_completions(
+    model,
+    tok,
+    prompts: list[str],
+    *,
+    k: int = 1,
+    temperature: float = DEMO_TEMPERATURE,
+    max_new_tokens: int = DEMO_MAX_NEW_TOKENS,
+    seed: int = 0,
+) -> list[list[str]]:
+    """k sampled completions per prompt (one batched generate; full softmax, no top-k/top-p)."""
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {n: t.to(model.device).repeat_interleave(k, dim=0) for n, t in enc.items()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def heldout_pass_at_1(
+    model,
+    tok,
+    *,
+    n: int = PASS_PROBLEMS,
+    k: int = PASS_SAMPLES,
+    temperature: float = DEMO_TEMPERATURE,
+    seed: int = PASS_SEED,
+    n_ops: int = 3,
+    digits: int = 2,
+) -> float:
+    """Mean correctness of k samples on each of the first n held-out problems (pass@1)."""
+    problems = heldout_problems(n, n_ops, digits)
+    samples = sample_completions(
+        model, tok, [p.prompt for p in problems], k=k, temperature=temperature, seed=seed
+    )
+    hits = [
+        is_correct(s, p.answer) for p, group in zip(problems, samples, strict=True) for s in group
+    ]
+    return sum(hits) / len(hits)
+
+
+def new_demo_model(recipe: DemoRecipe):
+    """(untrained model, trained tokenizer) from the recipe's seeds."""
+    from transformers import Qwen2ForCausalLM
+
+    stream = train_stream(recipe.data_seed + 1000, recipe.n_ops, recipe.digits)
+    problems = [next(stream) for _ in range(recipe.tokenizer_problems)]
+    texts = [p.prompt for p in problems] + [p.solution for p in problems]
+    tok = train_tokenizer(texts, recipe.tokenizer_vocab)
+    torch.manual_seed(recipe.init_seed)
+    model = Qwen2ForCausalLM(demo_model_config(tok, recipe))
+    return model, tok
+
+
+def save_demo_model(model, tok, out: Path, info: dict[str, Any]) -> Path:
+    """save_pretrained both, make the files world-readable, write the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    for p in out.iterdir():
+        if p.is_file():
+            p.chmod(0o644)
+    return write_manifest(out, info)
+
+
+def build_demo_model(
+    out: Path, *, max_steps: int | None = None, recipe: DemoRecipe = DemoRecipe(), progress=None
+) -> dict[str, Any]:
+    """Build the embedded model into `out`; returns the manifest info (recipe, loss, pass@1)."""
+    steps = recipe.sft_steps if max_steps is None else max_steps
+    with single_thread():
+        model, tok = new_demo_model(recipe)
+        losses = sft(model, tok, recipe, steps, on_step=progress)
+        pass1 = heldout_pass_at_1(model, tok, n_ops=recipe.n_ops, digits=recipe.digits)
+    info = {
+        "recipe": {**asdict(recipe), "sft_steps": steps},
+        "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 5) if losses else None,
+        "heldout_pass_at_1": pass1,
+        "pass_at_1_settings": {
+            "problems": PASS_PROBLEMS,
+            "samples": PASS_SAMPLES,
+            "temperature": DEMO_TEMPERATURE,
+            "seed": PASS_SEED,
+        },
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    save_demo_model(model, tok, out, info)
+    return info
+
+
+def build_demo_model_cli(args: argparse.Namespace) -> int:
+    """`verl-studio build-demo-model [--out DIR] [--max-steps N]`."""
+    from tqdm import tqdm
+
+    recipe = DemoRecipe()
+    steps = recipe.sft_steps if args.max_steps is None else args.max_steps
+    if steps < 0:
+        log.error("--max-steps must be >= 0")
+        return 2
+    out = Path(args.out) if args.out else embedded_model_dir()
+    with tqdm(total=steps, desc="warm start", unit="step") as bar:
+
+        def progress(step: int, loss: float) -> None:
+            bar.update(1)
+            if step % 25 == 0:
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+        info = build_demo_model(out, max_steps=steps, recipe=recipe, progress=progress)
+    log.info(
+        "built %s: %d params, %d steps, loss %.4f, held-out pass@1 %.1f%%",
+        out,
+        info["parameters"],
+        steps,
+        info["final_loss"] or float("nan"),
+        100 * info["heldout_pass_at_1"],
+    )
+    return 0

@@ -1,0 +1,267 @@
+"""Built-in reasoning tasks, local dataset files and hub datasets, as rows of `prompt` + `answer`.
+
+The built-in task is multi-step integer arithmetic, generated from a seed:
+
+    prompt      "Q: 23+48-17=?\\nA:"
+    completion  "\\nStep 1: 23+48=71.\\nStep 2: 71-17=54.\\nAnswer: 54"
+
+Operands are uniform `digits`-digit numbers; `-` is drawn with probability 1/2, but only when the
+running total is at least the operand, so no intermediate result is negative. With 3 operands of
+2 digits the completion is 33-39 tokens of the embedded tokenizer (every digit is one token).
+
+Train / held-out split: a problem belongs to the held-out split when a stable hash of its question
+falls in the held-out bucket (1 in `HELDOUT_BUCKETS`). Every generator rejects problems of the
+other split, so the two splits never overlap whatever the seeds and sizes. The held-out rows are
+drawn from `HELDOUT_SEED`; its first 200 are the ones the embedded model's pass@1 is quoted on.
+
+Local files (`.jsonl`, `.json`, `.csv`, `.parquet`) and hub dataset ids (`openai/gsm8k:main` =
+id and config name) load into the same shape: `prompt` (text from `data.prompt_template`, or a
+list of chat messages when `data.chat_template`) and `answer` (the gold answer after
+`engine.rewards.extract_gold`), plus every original column (an original `answer` column is
+replaced by the extracted gold). A local file without `data.eval_task` is split like the
+arithmetic task: a stable hash of the question sends 1 in `HELDOUT_BUCKETS` rows to `eval`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import BUILTIN_TASK, DataConfig
+from engine.rewards import extract_gold
+
+TRAIN = "train"
+EVAL = "eval"
+SPLITS = (TRAIN, EVAL)
+HELDOUT_SEED = 999
+HELDOUT_BUCKETS = 10
+HELDOUT_SIZE = 500
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+OFFLINE_ENVS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+PROMPT_FORMAT = "Q: {question}\nA:"
+ANSWER_PREFIX = "Answer: "
+
+
+class DatasetLoadError(ValueError):
+    """A dataset that cannot be loaded, with the reason and the fix."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One arithmetic problem: `question` "23+48-17=?", its worked `solution`, gold `answer`."""
+
+    question: str
+    solution: str
+    answer: str
+
+    @property
+    def prompt(self) -> str:
+        return PROMPT_FORMAT.format(question=self.question)
+
+
+@dataclass(frozen=True)
+class ArithmeticTask:
+    """Multi-step integer arithmetic with `n_ops` operands of `digits` digits.
+
+    >>> p = ArithmeticTask(3, 2).sample(random.Random(1))
+    >>> p.prompt
+    'Q: 27+82-18=?\\nA:'
+    >>> print(p.solution)
+    <BLANKLINE>
+    Step 1: 27+82=109.
+    Step 2: 109-18=91.
+    Answer: 91
+    """
+
+    n_ops: int = 3
+    digits: int = 2
+
+    def __post_init__(self) -> None:
+        if self.n_ops < 2 or self.digits < 1:
+            raise ValueError("ArithmeticTask needs n_ops >= 2 and digits >= 1")
+
+    def sample(self, rng: random.Random) -> Problem:
+        lo, hi = 10 ** (self.digits - 1), 10**self.digits - 1
+        operands = [rng.randint(lo, hi) for _ in range(self.n_ops)]
+        total, question, steps = operands[0], str(operands[0]), []
+        for i, x in enumerate(operands[1:], start=1):
+            subtract = rng.random() < 0.5 and total >= x
+            new = total - x if subtract else total + x
+            op = "-" if subtract else "+"
+            question += f"{op}{x}"
+            steps.append(f"Step {i}: {total}{op}{x}={new}.")
+            total = new
+        solution = "\n" + "\n".join(steps) + f"\n{ANSWER_PREFIX}{total}"
+        return Problem(question=f"{question}=?", solution=solution, answer=str(total))
+
+
+def split_of(question: str) -> str:
+    """`eval` for 1 in HELDOUT_BUCKETS questions (stable hash), else `train`.
+
+    >>> split_of("23+48-17=?")
+    'train'
+    """
+    digest = hashlib.blake2b(question.encode(), digest_size=8).digest()
+    return EVAL if int.from_bytes(digest, "big") % HELDOUT_BUCKETS == 0 else TRAIN
+
+
+def make_problems(
+    seed: int, n: int, n_ops: int = 3, digits: int = 2, split: str = TRAIN
+) -> list[Problem]:
+    """`n` problems of `split` drawn from `seed` (other-split draws are rejected).
+
+    >>> [p.question for p in make_problems(7, 2)]
+    ['51+29-60=?', '78+22+56=?']
+    >>> {split_of(p.question) for p in make_problems(HELDOUT_SEED, 50, split=EVAL)}
+    {'eval'}
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    task, rng, out = ArithmeticTask(n_ops, digits), random.Random(seed), []
+    while len(out) < n:
+        problem = task.sample(rng)
+        if split_of(problem.question) == split:
+            out.append(problem)
+    return out
+
+
+def heldout_problems(n: int = 200, n_ops: int = 3, digits: int = 2) -> list[Problem]:
+    """The first `n` held-out problems (seed HELDOUT_SEED)."""
+    return make_problems(HELDOUT_SEED, n, n_ops, digits, split=EVAL)
+
+
+def load_dataset_for(cfg: DataConfig, split: str = TRAIN, *, limit: int | None = None):
+    """A `datasets.Dataset` with `prompt` and `answer` columns for `split` ("train" or "eval")."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    source = cfg.eval_task.strip() if split == EVAL and cfg.eval_task.strip() else cfg.task.strip()
+    rows = (
+        _arithmetic_rows(cfg, split) if source == BUILTIN_TASK else _source_rows(cfg, split, source)
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise DatasetLoadError(f"{source}: the {split} split has no rows")
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def _arithmetic_rows(cfg: DataConfig, split: str) -> list[dict[str, Any]]:
+    if split == TRAIN:
+        problems = make_problems(cfg.seed, cfg.train_size, cfg.n_ops, cfg.digits, TRAIN)
+    else:
+        problems = make_problems(HELDOUT_SEED, HELDOUT_SIZE, cfg.n_ops, cfg.digits, EVAL)
+    return [
+        {
+            "prompt": _wrap(cfg, p.prompt),
+            "answer": p.answer,
+            "question": p.question,
+            "solution": p.solution,
+        }
+        for p in problems
+    ]
+
+
+def _wrap(cfg: DataConfig, text: str) -> str | list[dict[str, str]]:
+    return [{"role": "user", "content": text}] if cfg.chat_template else text
+
+
+def _source_rows(cfg: DataConfig, split: str, source: str) -> list[dict[str, Any]]:
+    """Rows of a local file or hub dataset, shaped into prompt + answer."""
+    own_eval_file = split == EVAL and bool(cfg.eval_task.strip())
+    if _is_local(source):
+        raw = read_table(Path(source))
+        if not own_eval_file:
+            raw = [r for r in raw if split_of(str(r.get(cfg.question_field, ""))) == split]
+    else:
+        hub_split = cfg.split if split == TRAIN else cfg.eval_split
+        raw = load_hub_rows(source, hub_split)
+    return [_shape_row(cfg, row, source, i) for i, row in enumerate(raw)]
+
+
+def _is_local(source: str) -> bool:
+    path = Path(source).expanduser()
+    return path.exists() or path.suffix.lower() in FILE_SUFFIXES or source.startswith(("/", "."))
+
+
+def _shape_row(cfg: DataConfig, row: dict[str, Any], source: str, i: int) -> dict[str, Any]:
+    for name in (cfg.question_field, cfg.answer_field):
+        if name not in row:
+            raise DatasetLoadError(
+                f"{source}: row {i} has no field {name!r} (fields: {', '.join(map(str, row))}); "
+                "set data.question_field / data.answer_field"
+            )
+    text = cfg.prompt_template.replace("{question}", str(row[cfg.question_field]))
+    gold = extract_gold(row[cfg.answer_field])
+    return {**row, "prompt": _wrap(cfg, text), "answer": "" if gold is None else gold}
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a local .jsonl / .json / .csv / .parquet file (values keep their JSON types)."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise DatasetLoadError(f"dataset file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), [])
+        return [r for r in data if isinstance(r, dict)]
+    import pandas as pd
+
+    if suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    elif suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        raise DatasetLoadError(f"{path}: unsupported file type (use one of {FILE_SUFFIXES})")
+    return frame.to_dict(orient="records")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DatasetLoadError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+    return rows
+
+
+def hub_offline() -> str | None:
+    """The environment variable that forbids hub access, if one is set."""
+    for name in OFFLINE_ENVS:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
+
+
+def load_hub_rows(dataset_id: str, split: str) -> list[dict[str, Any]]:
+    """Rows of a hub dataset `id` or `id:config` (needs network access)."""
+    name, _, config = dataset_id.partition(":")
+    offline = hub_offline()
+    if offline:
+        raise DatasetLoadError(
+            f"hub dataset {dataset_id!r} needs network access, but {offline}=1 is set; "
+            "unset it, or point data.task at a local .jsonl/.csv/.parquet file"
+        )
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, config or None, split=split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types; name the id either way
+        raise DatasetLoadError(
+            f"could not load hub dataset {dataset_id!r} split {split!r}: {exc}"
+        ) from exc
+    return list(ds)
