@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from engine.heldout import HeldOut
 from engine.lifecycle import enforce_save_total_limit
 from engine.shaping import ShapingState
+from engine.storage.schema import STEP_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,6 @@ TRL_COLUMNS = {
     "completions/mean_length": "completion_length",
     "num_tokens": "tokens",
 }
-# trainer generation stats that are store columns (the rest go to the payload)
-STAT_COLUMNS = (
-    "er_mean er_p10 er_p90 erv_mean erv_p10 erv_p90 era_mean era_p10 era_p90 "
-    "er_correct er_incorrect erv_correct erv_incorrect era_correct era_incorrect "
-    "m_er m_erv m_era explore_weight_mean bonus_mean bonus_share frac_shaped accuracy mean_logprob"
-).split()
 
 
 def save_shaping_state(folder: str | Path, state: ShapingState) -> None:
@@ -169,7 +164,7 @@ class RecordingCallback(TrainerCallback):
         if generations:
             record = generations.popleft()
             for name, value in record.stats.items():
-                (row if name in STAT_COLUMNS else row["payload"])[name] = value
+                (row if name in STEP_METRICS else row["payload"])[name] = value
             row["payload"]["generation"] = record.generation
             samples = self._select(record.samples)
             while generations:  # never expected with logging_steps=1; keep rows, lose none
