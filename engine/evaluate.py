@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, DataConfig, StudioConfig
+from engine.storage import RunKind
 
 log = logging.getLogger(__name__)
 
-EVAL_KIND = "eval"
 EVAL_SECTION = "eval"  # an eval run's config is {"eval": EvalConfig.to_dict()}
 HELDOUT = ""  # EvalConfig.dataset value meaning "the source run's held-out split"
 BASE_STEP = 0  # the step an evaluation of the source run's starting model is recorded at
@@ -214,13 +214,10 @@ def dataset_label(cfg: EvalConfig, data: DataConfig) -> str:
 
 def load_problems(cfg: EvalConfig, data: DataConfig) -> list[dict[str, Any]]:
     """The first `num_problems` rows of the eval split, as dicts with `prompt` and `answer`."""
-    from engine.tasks import load_dataset_for
+    from engine.tasks import EVAL, load_dataset_for
 
-    ds = load_dataset_for(data, split="eval")
-    rows = [ds[i] for i in range(min(cfg.num_problems, len(ds)))]
-    if not rows:
-        raise ValueError("the evaluation dataset is empty")
-    return rows
+    ds = load_dataset_for(data, split=EVAL, limit=cfg.num_problems)
+    return [ds[i] for i in range(len(ds))]
 
 
 # ---------------------------------------------------------------- sampling and scoring
@@ -329,7 +326,7 @@ def submit_eval(store, cfg: EvalConfig, *, name: str = "") -> int:
         {EVAL_SECTION: cfg.to_dict()},
         name=name or f"eval of {cfg.model}",
         algorithm=algorithm,
-        kind=EVAL_KIND,
+        kind=RunKind.EVAL,
         total_steps=max(1, total),
         parent_id=cfg.source_run_id,
     )

@@ -80,3 +80,31 @@ def test_subsample_is_bounded_unique_and_deterministic():
     assert len(idx) == 5000 and len(np.unique(idx)) == 5000 and idx.max() < 12_345
     assert np.array_equal(idx, subsample(12_345))
     assert np.array_equal(subsample(17), np.arange(17))
+
+
+def test_scatter_draws_at_most_5000_and_says_so():
+    from app.analysis_plots import scatter_figure
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=12_000), rng.normal(size=12_000)
+    step = np.repeat(np.arange(12), 1000)
+    r = pearson(x, y)
+    fig = scatter_figure(
+        x, y, step, subsample(12_000), x_metric="er", y_metric="erv", r=r, r2=r * r
+    )
+    assert len(fig.data[0].x) == 5000
+    assert "5,000 of 12,000 drawn" in fig.layout.title.text
+    assert f"r = {r:+.3f}" in fig.layout.title.text
+    assert fig.data[0].type == "scatter"  # SVG, never WebGL
+
+
+def test_compare_table_final_best_and_difference():
+    from app.analysis_plots import compare_table
+
+    series = {"#1 grpo": ([1, 2, 3], [0.2, 0.5, 0.4]), "#2 verl": ([1, 2, 3], [0.3, 0.6, 0.7])}
+    t = compare_table(series, "heldout_accuracy").set_index("run")
+    assert t.loc["#2 verl", "final"] == 0.7 and t.loc["#1 grpo", "best"] == 0.5
+    assert t.loc["#1 grpo", "best step"] == 2
+    assert t.loc["#2 verl", "final − first"] == pytest.approx(0.3)
+    loss = compare_table({"a": ([1, 2], [3.0, 1.0])}, "loss")
+    assert loss["best"].iloc[0] == 1.0  # lower is better for the loss

@@ -1,0 +1,191 @@
+"""Pure figure and table builders for the compare, analysis, evaluate and playground pages.
+
+Data in, plotly `Figure` or pandas `DataFrame` out; no Gradio, no store. Every figure sets
+`layout.uirevision` so zoom and hidden traces survive refreshes, and uses SVG traces only
+(`go.Scatter`, never WebGL: headless CI Chromium has no GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+LOWER_IS_BETTER = frozenset({"loss", "kl", "step_seconds", "frac_zero_std"})
+LABELS = {
+    "er": "ER",
+    "erv": "ERV",
+    "era": "ERA",
+    "entropy": "token entropy",
+    "mean_logprob": "mean log-prob",
+    "length": "response length",
+}
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric, metric.replace("_", " "))
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, revision: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        uirevision=revision,
+        template="plotly_white",
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def empty_figure(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig.update_layout(template="plotly_white", uirevision="empty")
+
+
+# ---------------------------------------------------------------- compare
+
+
+def compare_figure(series: dict[str, tuple[Sequence, Sequence]], metric: str) -> go.Figure:
+    """One line per run: `series[run label] = (steps, values)`."""
+    if not series:
+        return empty_figure("pick runs to compare")
+    fig = go.Figure()
+    for name, (x, y) in series.items():
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=name))
+    return _layout(fig, label(metric), "step", label(metric), f"compare-{metric}")
+
+
+def compare_table(series: dict[str, tuple[Sequence, Sequence]], metric: str) -> pd.DataFrame:
+    """Final and best value of each run, and each one's difference from the first run."""
+    lower = metric in LOWER_IS_BETTER
+    rows = []
+    for name, (x, y) in series.items():
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        ok = np.isfinite(y)
+        if not ok.any():
+            rows.append({"run": name, "final": None, "best": None, "best step": None})
+            continue
+        x, y = x[ok], y[ok]
+        i = int(np.argmin(y) if lower else np.argmax(y))
+        rows.append({"run": name, "final": y[-1], "best": y[i], "best step": int(x[i])})
+    df = pd.DataFrame(rows, columns=["run", "final", "best", "best step"])
+    if len(df):
+        for col in ("final", "best"):
+            base = df[col].iloc[0]
+            df[f"{col} − first"] = df[col].astype(float) - (np.nan if base is None else base)
+    return df
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def scatter_figure(
+    x: np.ndarray,
+    y: np.ndarray,
+    step: np.ndarray,
+    drawn: np.ndarray,
+    *,
+    x_metric: str,
+    y_metric: str,
+    r: float,
+    r2: float,
+) -> go.Figure:
+    """Per-response scatter of the `drawn` points, coloured by step; r and R² are of all points."""
+    n = int(np.sum(np.isfinite(x) & np.isfinite(y)))
+    if n == 0:
+        return empty_figure("no recorded responses in this range")
+    shown = f"{len(drawn):,} of {len(x):,} drawn" if len(drawn) < len(x) else f"n = {n:,}"
+    fig = go.Figure(
+        go.Scatter(
+            x=x[drawn],
+            y=y[drawn],
+            mode="markers",
+            marker={"size": 5, "opacity": 0.6, "color": step[drawn], "colorscale": "Viridis",
+                    "colorbar": {"title": "step"}},
+            name="responses",
+        )
+    )  # fmt: skip
+    title = f"{label(x_metric)} vs {label(y_metric)}: r = {r:+.3f}, R² = {r2:.3f} ({shown})"
+    return _layout(fig, title, label(x_metric), label(y_metric), f"scatter-{x_metric}-{y_metric}")
+
+
+def step_r_figure(
+    steps: Sequence[int], step_r: dict[tuple[str, str], Sequence[float]]
+) -> go.Figure:
+    """Pearson r of each pair, per training step."""
+    if not len(steps):
+        return empty_figure("not enough responses per step")
+    fig = go.Figure()
+    for (x, y), r in step_r.items():
+        fig.add_trace(
+            go.Scatter(x=list(steps), y=list(r), mode="lines+markers", name=f"r({label(x)}, {label(y)})")
+        )  # fmt: skip
+    fig.add_hline(y=0, line={"color": "grey", "dash": "dot"})
+    fig.update_yaxes(range=[-1.05, 1.05])
+    return _layout(fig, "Pearson r per step", "step", "r", "step-r")
+
+
+def stats_table(pairs, length_r: dict[str, float]) -> pd.DataFrame:
+    """One row per pair: r, R², n, partial r given length and both metrics' r with length."""
+    rows = [
+        {
+            "pair": f"{label(p.x)} vs {label(p.y)}",
+            "n": p.n,
+            "r": round(p.r, 4),
+            "R²": round(p.r2, 4),
+            f"r({label(p.x)}, length)": round(length_r.get(p.x, np.nan), 4),
+            f"r({label(p.y)}, length)": round(length_r.get(p.y, np.nan), 4),
+            "partial r given length": round(p.partial_r_length, 4),
+        }
+        for p in pairs
+    ]
+    return pd.DataFrame(rows)
+
+
+def length_table(length_r: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"metric": label(m), "r with response length": round(r, 4)} for m, r in length_r.items()]
+    )
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def pass_at_k_figure(curves: list[tuple[str, Sequence[int], Sequence[float]]]) -> go.Figure:
+    """pass@k against k, one line per (run, checkpoint)."""
+    if not curves:
+        return empty_figure("no evaluations yet")
+    fig = go.Figure()
+    for name, ks, values in curves:
+        fig.add_trace(go.Scatter(x=list(ks), y=list(values), mode="lines+markers", name=name))
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_xaxes(type="log", dtick=np.log10(2))
+    return _layout(fig, "pass@k (unbiased estimator)", "k", "pass@k", "pass-at-k")
+
+
+# ---------------------------------------------------------------- playground
+
+
+def rank_curve_figure(positions: Sequence[int], curve: Sequence[float], title: str) -> go.Figure:
+    """ER of each response prefix against the token index of its last row."""
+    fig = go.Figure(
+        go.Scatter(x=list(positions), y=list(curve), mode="lines+markers", name="ER of prefix")
+    )
+    return _layout(fig, title, "response token", "ER", "playground-curve")
+
+
+def token_proxy_figure(entropy: Sequence[float], logprob: Sequence[float]) -> go.Figure:
+    x = list(range(len(entropy)))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=list(entropy), mode="lines", name="entropy"))
+    fig.add_trace(go.Scatter(x=x, y=list(logprob), mode="lines", name="log-prob"))
+    return _layout(
+        fig, "Token entropy and log-prob", "response token", "nats", "playground-proxies"
+    )
