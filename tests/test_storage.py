@@ -1,0 +1,492 @@
+"""The run store on real databases: a SQLite file in tmp and PostgreSQL (same tests, `store_url`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from engine.storage import (
+    SCHEMA_VERSION,
+    DuplicateStep,
+    RunKind,
+    RunStatus,
+    SchemaTooNew,
+    Store,
+)
+from engine.storage.schema import STEP_METRICS
+
+CONFIG = {"run": {"seed": 3, "max_steps": 10}, "shaping": {"kappa": 2.0}}
+
+
+@pytest.fixture
+def store(store_url):
+    with Store(store_url) as s:
+        yield s
+
+
+def new_run(store: Store, **kw) -> int:
+    args = {"name": "r", "algorithm": "verl", "total_steps": 10, **kw}
+    return store.create_run(CONFIG, **args)
+
+
+def step_dict(step: int) -> dict:
+    """Every typed column set to a distinct value derived from the step."""
+    row = {"step": step, "payload": {"lr": 1e-6 * step, "note": f"s{step}"}}
+    for i, name in enumerate(STEP_METRICS):
+        row[name] = step * 1000 + i if name == "tokens" else step + i / 100
+    return row
+
+
+def sample_dict(rng: np.random.Generator, group: int, idx: int, length: int = 12) -> dict:
+    return {
+        "group_idx": group,
+        "sample_idx": idx,
+        "prompt": "What is 2+3?",
+        "completion": f"answer {group}-{idx} ünïcode",
+        "token_ids": rng.integers(0, 50_000, length),
+        "token_entropy": rng.random(length) * 3,
+        "token_logprob": -rng.random(length) * 5,
+        "reward": float(idx % 2),
+        "rewards": {"accuracy": float(idx % 2), "format": 0.5},
+        "correct": bool(idx % 2),
+        "advantage": 0.25 * idx - 0.5,
+        "advantage_shaped": 0.3 * idx - 0.5,
+        "bonus": 0.05 * idx,
+        "er": 10.5 + idx,
+        "erv": 0.1 * idx,
+        "era": -0.02 * idx,
+        "entropy": 1.25,
+        "mean_logprob": -0.75,
+        "length": length,
+        "curve": rng.random(5) * 20,
+        "curve_stride": 4,
+        "curve_positions": np.arange(1, 6) * 4,
+        "curve_offset": 3,
+    }
+
+
+# ---- round trips -------------------------------------------------------------------------------
+
+
+def test_run_round_trip(store):
+    parent = new_run(store, name="base")
+    run_id = new_run(
+        store, name="dup", algorithm="grpo", total_steps=7, notes="n", parent_id=parent
+    )
+    run = store.get_run(run_id)
+    assert (run.name, run.algorithm, run.total_steps, run.notes) == ("dup", "grpo", 7, "n")
+    assert run.status is RunStatus.QUEUED and run.kind == RunKind.TRAIN
+    assert run.config == CONFIG and run.environment == {} and run.parent_id == parent
+    assert run.attempt == 1 and not run.cancel_requested and run.step == 0
+    assert run.created_at.tzinfo is not None
+    store.update_run(run_id, name="renamed", notes="more")
+    assert (store.get_run(run_id).name, store.get_run(run_id).notes) == ("renamed", "more")
+    eval_id = new_run(store, kind="eval")
+    assert [r.id for r in store.list_runs()] == [eval_id, run_id, parent]
+    assert [r.id for r in store.list_runs("eval")] == [eval_id]
+    assert [r.id for r in store.list_runs(status=RunStatus.QUEUED)] == [eval_id, run_id, parent]
+
+
+def test_steps_round_trip(store):
+    run_id = new_run(store)
+    for step in (2, 1, 3):  # order of writing does not matter
+        store.log_step(run_id, step_dict(step))
+    rows = store.steps(run_id)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        assert row == step_dict(row["step"])
+    assert store.steps(run_id, ["reward_mean", "er_mean"]) == [
+        {"step": s, "reward_mean": step_dict(s)["reward_mean"], "er_mean": step_dict(s)["er_mean"]}
+        for s in (1, 2, 3)
+    ]
+    assert store.latest_step(run_id) == 3 and store.get_run(run_id).step == 3
+    with pytest.raises(ValueError, match="unknown step columns"):
+        store.steps(run_id, ["no_such_metric"])
+
+
+def test_step_values_none_nan_and_extra_keys(store):
+    run_id = new_run(store)
+    store.log_step(
+        run_id,
+        {"step": 1, "loss": float("nan"), "kl": np.float32(0.5), "extra": np.float64(2.5)},
+    )
+    (row,) = store.steps(run_id)
+    assert row["loss"] is None and row["kl"] == 0.5 and row["reward_mean"] is None
+    assert row["payload"] == {"extra": 2.5}
+
+
+def test_samples_round_trip(store):
+    rng = np.random.default_rng(0)
+    run_id = new_run(store)
+    written = [sample_dict(rng, g, i) for g in (1, 0) for i in (1, 0)]
+    store.log_step(run_id, step_dict(1), written)
+    store.log_step(run_id, step_dict(2), [sample_dict(rng, 0, 0, length=0)])
+    rows = store.samples(run_id, 1)
+    assert [(r["group_idx"], r["sample_idx"]) for r in rows] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    by_key = {(w["group_idx"], w["sample_idx"]): w for w in written}
+    for row in rows:
+        w = by_key[(row["group_idx"], row["sample_idx"])]
+        assert row["step"] == 1
+        assert row["token_ids"].dtype == np.int32
+        np.testing.assert_array_equal(row["token_ids"], w["token_ids"])
+        for name in ("token_entropy", "token_logprob"):  # float16 storage
+            np.testing.assert_array_equal(row[name], w[name].astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(row["curve"], w["curve"].astype(np.float32))
+        np.testing.assert_array_equal(row["curve_positions"], w["curve_positions"])
+        scalars = set(w) - {"token_ids", "token_entropy", "token_logprob", "curve"}
+        scalars -= {"curve_positions"}
+        assert {k: row[k] for k in scalars} == {k: w[k] for k in scalars}
+    assert [r["sample_idx"] for r in store.samples(run_id, 1, group_idx=1)] == [0, 1]
+    (empty,) = store.samples(run_id, 2)
+    assert empty["token_ids"].shape == (0,)
+    assert store.sample_steps(run_id) == [1, 2]
+
+
+def test_checkpoints_evals_events_round_trip(store, tmp_path):
+    run_id = new_run(store)
+    store.add_checkpoint(run_id, 5, tmp_path / "checkpoint-5")
+    store.add_checkpoint(run_id, 2, tmp_path / "checkpoint-2")
+    store.add_checkpoint(run_id, 5, tmp_path / "again-5")  # a re-save replaces the row
+    assert [(c["step"], c["path"]) for c in store.checkpoints(run_id)] == [
+        (2, str(tmp_path / "checkpoint-2")),
+        (5, str(tmp_path / "again-5")),
+    ]
+    assert store.last_checkpoint(run_id)["step"] == 5
+    store.add_eval(
+        run_id, step=5, dataset="arith", n=4, ks=[1, 4], pass_at_k=[0.25, 0.5], per_problem=[1, 0]
+    )
+    (ev,) = store.evals(run_id)
+    assert {k: ev[k] for k in ("step", "dataset", "n", "ks", "pass_at_k", "per_problem")} == {
+        "step": 5,
+        "dataset": "arith",
+        "n": 4,
+        "ks": [1, 4],
+        "pass_at_k": [0.25, 0.5],
+        "per_problem": [1, 0],
+    }
+    for i in range(5):
+        store.add_event(run_id, f"line {i}", level="warning" if i == 4 else "info")
+    tail = store.events(run_id, limit=3)
+    assert [e["message"] for e in tail] == ["line 2", "line 3", "line 4"]
+    assert tail[-1]["level"] == "warning"
+
+
+def test_empty_reads(store):
+    assert store.list_runs() == [] and store.get_run(404) is None
+    run_id = new_run(store)
+    assert store.steps(run_id) == [] and store.steps(run_id, ["loss"]) == []
+    assert store.samples(run_id, 1) == [] and store.sample_steps(run_id) == []
+    assert store.latest_step(run_id) == 0 and store.latest_step(404) == 0
+    assert store.checkpoints(run_id) == [] and store.last_checkpoint(run_id) is None
+    assert store.evals(run_id) == [] and store.events(404) == []
+
+
+# ---- integrity ---------------------------------------------------------------------------------
+
+
+def test_unique_run_step_and_atomic_step(store):
+    """A duplicate step raises and writes nothing: neither the row nor its samples."""
+    rng = np.random.default_rng(1)
+    run_id, other = new_run(store), new_run(store)
+    store.log_step(run_id, step_dict(1), [sample_dict(rng, 0, 0)])
+    with pytest.raises(DuplicateStep):
+        store.log_step(run_id, {**step_dict(1), "loss": -1.0}, [sample_dict(rng, 0, 1)])
+    assert store.steps(run_id) == [step_dict(1)]
+    assert [s["sample_idx"] for s in store.samples(run_id, 1)] == [0]
+    store.log_step(other, step_dict(1))  # the same step number in another run is fine
+    assert store.latest_step(other) == 1
+
+
+def test_delete_run_cascades(store, tmp_path):
+    rng = np.random.default_rng(2)
+    run_id, keep = new_run(store), new_run(store)
+    child = new_run(store, parent_id=run_id)
+    for rid in (run_id, keep):
+        store.log_step(rid, step_dict(1), [sample_dict(rng, 0, 0)])
+        store.add_checkpoint(rid, 1, tmp_path / str(rid))
+        store.add_eval(rid, step=1, dataset="d", n=1, ks=[1], pass_at_k=[1.0], per_problem=[1])
+    assert store.delete_run(run_id) and not store.delete_run(run_id)
+    assert store.get_run(run_id) is None and store.steps(run_id) == []
+    assert store.samples(run_id, 1) == [] and store.checkpoints(run_id) == []
+    assert store.evals(run_id) == [] and store.events(run_id) == []
+    assert store.get_run(child).parent_id is None
+    assert len(store.steps(keep)) == len(store.samples(keep, 1)) == 1
+
+
+# ---- lifecycle transitions -----------------------------------------------------------------------
+
+
+def test_cancel_queued_and_running(store):
+    queued, running, done = new_run(store), new_run(store), new_run(store)
+    assert store.request_cancel(queued) is RunStatus.CANCELLED
+    assert store.get_run(queued).status is RunStatus.CANCELLED
+    assert store.claim_run(running, "h") and store.claim_run(done, "h")
+    assert store.request_cancel(running) is RunStatus.RUNNING
+    assert store.cancel_requested(running) and store.heartbeat(running)
+    assert store.get_run(running).status is RunStatus.RUNNING
+    store.finish_run(done, RunStatus.COMPLETED)
+    assert store.request_cancel(done) is RunStatus.COMPLETED
+    with pytest.raises(LookupError):
+        store.request_cancel(404)
+
+
+def test_claim_is_exclusive_and_finish_is_conditional(store):
+    run_id = new_run(store)
+    assert store.claim_run(run_id, "a") and not store.claim_run(run_id, "b")
+    assert store.get_run(run_id).host == "a"
+    run = store.mark_running(run_id, host="a", pid=123, environment={"seed": 3})
+    assert run.status is RunStatus.RUNNING and run.pid == 123 and run.environment == {"seed": 3}
+    assert store.finish_run(run_id, RunStatus.INTERRUPTED, error="gone")
+    assert not store.finish_run(run_id, RunStatus.FAILED, error="late")  # one outcome only
+    assert store.get_run(run_id).error == "gone"
+    assert store.finish_run(
+        run_id,
+        RunStatus.COMPLETED,
+        attempt=1,
+        from_statuses=(RunStatus.RUNNING, RunStatus.INTERRUPTED),
+    )
+    assert not store.finish_run(run_id, RunStatus.FAILED, attempt=2)
+
+
+def test_requeue_for_resume_discards_after_checkpoint(store, tmp_path):
+    rng = np.random.default_rng(3)
+    run_id = new_run(store)
+    store.claim_run(run_id, "h")
+    for step in range(1, 8):
+        store.log_step(run_id, step_dict(step), [sample_dict(rng, 0, 0)])
+        if step in (3, 6):
+            store.add_checkpoint(run_id, step, tmp_path / f"checkpoint-{step}")
+    store.add_eval(run_id, step=7, dataset="d", n=1, ks=[1], pass_at_k=[0.0], per_problem=[0])
+    store.add_eval(run_id, step=6, dataset="d", n=1, ks=[1], pass_at_k=[1.0], per_problem=[1])
+    assert store.requeue_for_resume(run_id) is None  # running: not resumable
+    store.finish_run(run_id, RunStatus.INTERRUPTED, error="killed by signal SIGKILL")
+    assert store.requeue_for_resume(run_id) == 6
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.QUEUED and run.attempt == 2 and run.step == 6
+    assert run.error is None and run.pid is None and not run.cancel_requested
+    assert [s["step"] for s in store.steps(run_id)] == [1, 2, 3, 4, 5, 6]
+    assert store.sample_steps(run_id) == [1, 2, 3, 4, 5, 6]
+    assert [e["step"] for e in store.evals(run_id)] == [6]
+    messages = [e["message"] for e in store.events(run_id)]
+    assert "discarded steps 7..7, recorded after checkpoint 6" in messages
+    fresh = new_run(store)
+    assert store.request_cancel(fresh) is RunStatus.CANCELLED
+    assert store.requeue_for_resume(fresh) == 0  # no checkpoint: from the start
+    assert store.requeue_for_resume(404) is None
+
+
+def test_prune_checkpoints_keeps_the_newest(store, tmp_path):
+    run_id = new_run(store)
+    for step in (10, 20, 30, 40, 50):
+        store.add_checkpoint(run_id, step, tmp_path / f"checkpoint-{step}")
+    doomed = store.prune_checkpoints(run_id, 3)
+    assert sorted(d["step"] for d in doomed) == [10, 20]
+    assert [c["step"] for c in store.checkpoints(run_id)] == [30, 40, 50]
+    assert [d["step"] for d in store.prune_checkpoints(run_id, 0)] == [40, 30]
+    assert store.last_checkpoint(run_id)["step"] == 50
+
+
+# ---- schema versions ---------------------------------------------------------------------------
+
+
+def _execute(url: str, *statements: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_migrates_an_older_database(store_url):
+    """A v1 database (no runs.attempt, no events.level) is migrated and keeps its rows."""
+    with Store(store_url) as store:
+        run_id = new_run(store)
+        store.log_step(run_id, step_dict(1))
+    _execute(
+        store_url,
+        "ALTER TABLE runs DROP COLUMN attempt",
+        "ALTER TABLE events DROP COLUMN level",
+        "UPDATE schema_version SET version = 1",
+    )
+    with Store(store_url) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        run = store.get_run(run_id)
+        assert run.attempt == 1 and run.config == CONFIG
+        assert store.steps(run_id) == [step_dict(1)]
+        assert {e["level"] for e in store.events(run_id)} == {"info"}
+        store.add_event(run_id, "after migration", level="error")
+        assert store.events(run_id)[-1]["level"] == "error"
+
+
+def test_refuses_a_newer_database(store_url):
+    with Store(store_url) as store:
+        new_run(store)
+    _execute(store_url, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNew, match=rf"schema version {SCHEMA_VERSION + 1}.*Upgrade"):
+        Store(store_url)
+    engine = create_engine(store_url)
+    with engine.connect() as conn:  # untouched
+        assert (
+            conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION + 1
+        )
+        assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 1
+    engine.dispose()
+
+
+# ---- SQLite specifics --------------------------------------------------------------------------
+
+
+def test_sqlite_connection_settings(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(f"sqlite:///{path}") as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_warns_when_sqlite_refuses_wal(tmp_path, caplog):
+    """A VFS without shared memory (as on some network file systems) cannot use WAL."""
+    path = tmp_path / "nfs.db"
+    url = f"sqlite:///file:{path}?vfs=unix-none&uri=true"
+    with caplog.at_level(logging.WARNING, "engine.storage.store"), Store(url) as store:
+        store.log_step(new_run(store), step_dict(1))
+    assert any(str(path) in r.getMessage() and "WAL" in r.getMessage() for r in caplog.records)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from engine.storage import Store
+    store = Store(sys.argv[1]); run_id = int(sys.argv[2]); rng = np.random.default_rng(0)
+    for step in range(1, int(sys.argv[3]) + 1):
+        samples = [dict(group_idx=g, sample_idx=i, completion="x" * 300,
+                        token_ids=rng.integers(0, 9, 96), token_entropy=rng.random(96),
+                        curve=rng.random(40)) for g in range(4) for i in range(4)]
+        store.log_step(run_id, {"step": step, "reward_mean": step / 10}, samples)
+    """
+)
+
+
+def test_readers_polling_during_writes_see_no_lock_errors(store_url):
+    """A training process writes steps while the app polls and a heartbeat thread writes."""
+    n_steps = 60
+    store = Store(store_url)
+    run_id = new_run(store)
+    store.claim_run(run_id, "h")
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def poll(reader: Store) -> None:
+        try:
+            while not done.is_set():
+                seen.append(reader.latest_step(run_id))
+                rows = reader.steps(run_id, ["reward_mean"])
+                if rows:
+                    reader.samples(run_id, rows[-1]["step"])
+                    assert [r["step"] for r in rows] == list(range(1, len(rows) + 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def beat() -> None:
+        try:
+            while not done.wait(0.02):
+                store.heartbeat(run_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [Store(store_url) for _ in range(2)]
+    threads = [threading.Thread(target=poll, args=(r,)) for r in readers]
+    threads.append(threading.Thread(target=beat))
+    for t in threads:
+        t.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", WRITER, store_url, str(run_id), str(n_steps)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert proc.returncode == 0, proc.stderr
+    assert not errors, errors
+    assert max(seen) == n_steps and len(set(seen)) > 2  # the readers really overlapped writes
+    assert store.latest_step(run_id) == n_steps
+    for s in (store, *readers):
+        s.close()
+
+
+CLAIMER = textwrap.dedent(
+    """
+    import sys, time
+    from engine.storage import Store
+    store = Store(sys.argv[1]); start = float(sys.argv[3])
+    time.sleep(max(0.0, start - time.time()))
+    print(store.claim_run(int(sys.argv[2]), sys.argv[4]))
+    """
+)
+
+
+def test_claim_race_between_processes(store_url):
+    """Workers in separate processes claim one queued run at the same instant: one wins."""
+    with Store(store_url) as store:
+        run_id = new_run(store)
+    start = time.time() + 4.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, store_url, str(run_id), str(start), f"w{i}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    answers = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(answers) == ["False", "False", "True"], answers
+    with Store(store_url) as store:
+        winner = store.get_run(run_id).host
+    assert winner == f"w{answers.index('True')}"
+
+
+def test_claim_race_between_threads(store_url):
+    with Store(store_url) as store:
+        run_ids = [new_run(store) for _ in range(5)]
+    stores = [Store(store_url) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    wins: dict[int, list[int]] = {r: [] for r in run_ids}
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        for run_id in run_ids:
+            if stores[i].claim_run(run_id, f"t{i}"):
+                wins[run_id].append(i)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(w) == 1 for w in wins.values()), wins
+    for s in stores:
+        s.close()
+
+
+def test_json_with_non_finite_values_is_valid_everywhere(store):
+    run_id = new_run(store)
+    store.log_step(run_id, {"step": 1, "payload": {"x": [1.0, math.inf, np.nan]}})
+    assert store.steps(run_id)[0]["payload"] == {"x": [1.0, None, None]}
