@@ -108,3 +108,48 @@ def test_compare_table_final_best_and_difference():
     assert t.loc["#2 verl", "final − first"] == pytest.approx(0.3)
     loss = compare_table({"a": ([1, 2], [3.0, 1.0])}, "loss")
     assert loss["best"].iloc[0] == 1.0  # lower is better for the loss
+
+
+def _seed_store(data_root, n_steps=6, per_step=16, seed=0):
+    """A real store holding a run whose responses' ER and ERV both follow length."""
+    from engine.storage import Store
+
+    store = Store(data_root.db_url)
+    run_id = store.create_run({}, name="seeded", algorithm="verl", total_steps=n_steps)
+    rng = np.random.default_rng(seed)
+    for step in range(1, n_steps + 1):
+        length = rng.integers(30, 60, size=per_step)
+        samples = [
+            {
+                "group_idx": i // 4,
+                "sample_idx": i % 4,
+                "length": int(length[i]),
+                "er": 0.4 * length[i] + rng.normal(),
+                "erv": 0.1 * length[i] + rng.normal() * 0.3,
+                "era": rng.normal(),
+                "entropy": rng.uniform(0.1, 1.0),
+                "mean_logprob": -rng.uniform(0.1, 1.0),
+            }
+            for i in range(per_step)
+        ]
+        store.log_step(run_id, {"step": step, "heldout_accuracy": 0.1 * step}, samples)
+    return store, run_id
+
+
+def test_points_and_page_numbers_come_from_the_store(data_root):
+    """load_points reads every recorded response; the page's r is numpy's r on them."""
+    from app.pages.analysis import analyse
+    from engine.analysis import load_points
+
+    store, run_id = _seed_store(data_root)
+    points = load_points(store, run_id)
+    assert len(points) == 6 * 16
+    rows = [r for s in store.sample_steps(run_id) for r in store.samples(run_id, s)]
+    er = np.array([r["er"] for r in rows])
+    erv = np.array([r["erv"] for r in rows])
+    r = np.corrcoef(er, erv)[0, 1]
+    summary, fig, *_, table, lengths = analyse(store, f"#{run_id} seeded", None, None)
+    assert f"r(ER, ERV) = {r:+.3f}" in summary and "Length confound" in summary
+    assert table.iloc[0]["r"] == pytest.approx(r, abs=1e-4)
+    assert len(load_points(store, run_id, 2, 3)) == 2 * 16
+    assert "r = " in fig.layout.title.text

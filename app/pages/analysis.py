@@ -1,0 +1,113 @@
+"""Analysis: the paper's decoupling figure for one run, with the length confound in plain view.
+
+Per-response scatters of ER vs ERV and token entropy vs mean log-prob over a step range, with
+Pearson r and R² on all points (the charts draw at most 5,000 sampled points), r per step for
+both pairs, each metric's r with response length, and the partial r given length.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.analysis_plots import (
+    empty_figure,
+    length_table,
+    scatter_figure,
+    stats_table,
+    step_r_figure,
+)
+from app.pages.common import READ_ONLY, AppContext
+from app.pages.compare import on_show
+from app.queries import choice_id, run_choices
+from engine.analysis import MAX_DRAWN, Decoupling, decoupling, load_points, subsample
+
+CONFOUND_R = 0.5  # |r(metric, length)| above which the page warns about the confound
+
+
+def summary_markdown(d: Decoupling, n_points: int, n_drawn: int) -> str:
+    """The numbers a reader needs first, and a warning when length drives both rank metrics."""
+    if n_points == 0:
+        return "No recorded responses for this run and step range."
+    er_erv, ent_lp = d.pairs
+    lines = [
+        f"**{n_points:,} responses.** r and R² use all of them; each chart draws "
+        + (f"{n_drawn:,} sampled points." if n_drawn < n_points else "every point.")
+        + f" (At most {MAX_DRAWN:,} points are drawn.)",
+        "",
+        f"- r(ER, ERV) = {er_erv.r:+.3f} (R² = {er_erv.r2:.3f}); "
+        f"partial r given length = {er_erv.partial_r_length:+.3f}",
+        f"- r(token entropy, mean log-prob) = {ent_lp.r:+.3f} "
+        f"(R² = {ent_lp.r2:.3f}); partial r given length = {ent_lp.partial_r_length:+.3f}",
+        "- The paper (7B model, long responses): r(ER, ERV) ≈ −0.06, r(entropy, log-prob) ≈ −0.61.",
+    ]
+    r_er, r_erv = d.length_r.get("er", 0.0), d.length_r.get("erv", 0.0)
+    if abs(r_er) > CONFOUND_R and abs(r_erv) > CONFOUND_R:
+        lines += [
+            "",
+            f"⚠️ **Length confound:** ER and ERV both track response length here "
+            f"(r = {r_er:+.2f} and {r_erv:+.2f}). Their raw r mostly measures length; "
+            f"read the partial r ({er_erv.partial_r_length:+.3f}) instead.",
+        ]
+    return "\n".join(lines)
+
+
+def analyse(store, run_value, step_lo, step_hi):
+    run_id = choice_id(run_value)
+    empty = empty_figure("pick a run")
+    if run_id is None:
+        return "Pick a run.", empty, empty, empty, None, None
+    lo = None if step_lo in (None, "") else int(step_lo)
+    hi = None if step_hi in (None, "") else int(step_hi)
+    points = load_points(store, run_id, lo, hi)
+    d = decoupling(points)
+    drawn = subsample(len(points))
+    figs = [
+        scatter_figure(
+            points.values[p.x],
+            points.values[p.y],
+            points.step,
+            drawn,
+            x_metric=p.x,
+            y_metric=p.y,
+            r=p.r,
+            r2=p.r2,
+        )  # fmt: skip
+        for p in d.pairs
+    ]
+    return (
+        summary_markdown(d, len(points), len(drawn)),
+        *figs,
+        step_r_figure(d.steps, d.step_r),
+        stats_table(d.pairs, d.length_r),
+        length_table(d.length_r),
+    )
+
+
+def build(ctx: AppContext) -> None:
+    store = ctx.store
+    with gr.Row():
+        run = gr.Dropdown(label="run", choices=[], elem_id="analysis-run", scale=3)
+        step_lo = gr.Number(label="from step", precision=0, elem_id="analysis-from")
+        step_hi = gr.Number(label="to step", precision=0, elem_id="analysis-to")
+        go_btn = gr.Button("Analyse", variant="primary", elem_id="analysis-go")
+    summary = gr.Markdown(elem_id="analysis-summary")
+    with gr.Row():
+        er_erv = gr.Plot(elem_id="analysis-er-erv")
+        ent_lp = gr.Plot(elem_id="analysis-ent-lp")
+    step_r = gr.Plot(elem_id="analysis-step-r")
+    with gr.Row():
+        table = gr.Dataframe(elem_id="analysis-table", interactive=False, label="pairs")
+        lengths = gr.Dataframe(elem_id="analysis-length", interactive=False, label="length")
+
+    def choices(current):
+        names = run_choices(store, "train")
+        return gr.update(choices=names, value=current if current in names else None)
+
+    on_show(choices, run, run)
+    gr.on(
+        [go_btn.click, run.change],
+        lambda r, lo, hi: analyse(store, r, lo, hi),
+        [run, step_lo, step_hi],
+        [summary, er_erv, ent_lp, step_r, table, lengths],
+        **READ_ONLY,
+    )

@@ -1,0 +1,69 @@
+"""Compare: overlay one metric for several runs, with each run's final and best value.
+
+Typical use: a `grpo` and a `verl` run of the same recipe side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gradio as gr
+from gradio.context import Context
+
+from app.analysis_plots import compare_figure, compare_table
+from app.pages.common import PRIVATE, READ_ONLY, AppContext
+from app.queries import choice_id, run_choices, run_label
+from engine.storage.schema import STEP_METRICS
+
+DEFAULT_METRIC = "heldout_accuracy"
+METRICS = tuple(m for m in STEP_METRICS if m != "wall_time")
+
+
+def on_show(fn, inputs, outputs) -> None:
+    """Run a read-only handler when the app loads and whenever this page's tab is opened."""
+    tab, root = Context.block, Context.root_block
+    if isinstance(tab, gr.Tab):
+        tab.select(fn, inputs, outputs, **READ_ONLY)
+    if root is not None:
+        root.load(fn, inputs, outputs, **READ_ONLY)
+
+
+def compare_series(store, run_values: Sequence[str], metric: str) -> dict[str, tuple[list, list]]:
+    """Run label -> (steps, values) of `metric`, for each picked run that exists."""
+    series = {}
+    for value in run_values or []:
+        run_id = choice_id(value)
+        run = None if run_id is None else store.get_run(run_id)
+        if run is None:
+            continue
+        rows = [r for r in store.steps(run_id, columns=[metric]) if r[metric] is not None]
+        series[run_label(run)] = ([r["step"] for r in rows], [float(r[metric]) for r in rows])
+    return series
+
+
+def build(ctx: AppContext) -> None:
+    store = ctx.store
+    gr.Markdown("Overlay a metric for several runs. The table compares each run to the first.")
+    with gr.Row():
+        runs = gr.Dropdown(
+            label="runs", multiselect=True, choices=[], elem_id="compare-runs", scale=3
+        )
+        metric = gr.Dropdown(
+            label="metric", choices=list(METRICS), value=DEFAULT_METRIC, elem_id="compare-metric"
+        )
+        refresh = gr.Button("Compare", elem_id="compare-go", variant="primary")
+    plot = gr.Plot(elem_id="compare-plot")
+    table = gr.Dataframe(elem_id="compare-table", interactive=False)
+
+    def draw(run_values, metric_name):
+        series = compare_series(store, run_values, metric_name)
+        return compare_figure(series, metric_name), compare_table(series, metric_name)
+
+    def choices(current):
+        names = run_choices(store, "train")
+        return gr.update(choices=names, value=[v for v in current or [] if v in names])
+
+    gr.on(
+        [refresh.click, metric.change, runs.change], draw, [runs, metric], [plot, table], **PRIVATE
+    )
+    on_show(choices, runs, runs)

@@ -1,0 +1,168 @@
+"""Evaluate: pass@k of a run's checkpoints as an `eval` job through the worker, drawn as curves.
+
+Launch queues an eval run (`engine.evaluate.submit_eval`); the worker executes it with
+`verl-studio evaluate`. Several eval runs (checkpoints, runs) share one chart; a timer redraws it
+only when a picked eval run's status or number of results changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gradio as gr
+import pandas as pd
+
+from app.analysis_plots import pass_at_k_figure
+from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext
+from app.pages.compare import on_show
+from app.queries import choice_id, run_choices, run_label
+from engine.config import ConfigError
+from engine.evaluate import EvalConfig, submit_eval
+from engine.storage import RunKind
+
+STATUS_COLUMNS = ("id", "name", "status", "models done", "pass@1 (last)", "error")
+
+
+def eval_ids(values: Sequence[str] | None) -> list[int]:
+    return [i for i in (choice_id(v) for v in values or []) if i is not None]
+
+
+def eval_curves(store, ids: Sequence[int]) -> list[tuple[str, list[int], list[float]]]:
+    """(legend, ks, pass@k) for every stored result of the picked eval runs."""
+    curves = []
+    for run_id in ids:
+        run = store.get_run(run_id)
+        if run is None:
+            continue
+        src = store.get_run(run.parent_id) if run.parent_id is not None else None
+        who = run_label(src) if src is not None else run_label(run)
+        for row in store.evals(run_id):
+            name = f"{who} @ step {row['step']} ({row['dataset']}, n={row['n']})"
+            curves.append((name, list(row["ks"]), list(row["pass_at_k"])))
+    return curves
+
+
+def status_frame(store, ids: Sequence[int]) -> pd.DataFrame:
+    rows = []
+    for run_id in ids:
+        run = store.get_run(run_id)
+        if run is None:
+            continue
+        evals = store.evals(run_id)
+        last = evals[-1]["pass_at_k"][0] if evals else None
+        rows.append(
+            (
+                run.id,
+                run.name,
+                run.status.value,
+                f"{len(evals)} / {run.total_steps}",
+                "" if last is None else f"{last:.3f}",
+                last_line(run.error),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
+
+
+def last_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def signature(store, ids: Sequence[int]) -> tuple:
+    out = []
+    for run_id in ids:
+        run = store.get_run(run_id)
+        if run is not None:
+            out.append((run_id, run.status.value, len(store.evals(run_id))))
+    return tuple(out)
+
+
+def checkpoint_steps(store, run_value) -> list[int]:
+    run_id = choice_id(run_value)
+    return [] if run_id is None else [int(c["step"]) for c in store.checkpoints(run_id)]
+
+
+def launch(
+    store, source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new
+):
+    """Queue an eval run; returns (message, the eval-runs picker update)."""
+    run_id = choice_id(source)
+    try:
+        cfg = EvalConfig.from_dict(
+            {
+                "source_run_id": run_id,
+                "checkpoint_steps": [int(s) for s in steps or []],
+                "include_base": bool(include_base),
+                "dataset": (dataset or "").strip(),
+                "num_problems": int(num_problems or 0),
+                "n": int(n or 0),
+                "k_max": int(k_max or 0),
+                "temperature": float(temperature or 0),
+                "max_new_tokens": int(max_new or 0),
+            }
+        )
+        if run_id is None:
+            raise ConfigError([("eval.source_run_id", "pick the run to evaluate")])
+        new_id = submit_eval(store, cfg)
+    except ConfigError as exc:
+        return "**Not queued:**\n" + "\n".join(f"- `{p}`: {m}" for p, m in exc.errors), gr.skip()
+    new = run_label(store.get_run(new_id))
+    return f"Queued eval run **{new}**.", gr.update(
+        choices=run_choices(store, RunKind.EVAL), value=[new]
+    )
+
+
+def build(ctx: AppContext) -> None:
+    store = ctx.store
+    defaults = EvalConfig()
+    with gr.Row():
+        source = gr.Dropdown(label="run", choices=[], elem_id="eval-source", scale=2)
+        steps = gr.CheckboxGroup(label="checkpoints (none = all)", choices=[], elem_id="eval-steps")
+        include_base = gr.Checkbox(label="also the starting model (step 0)", elem_id="eval-base")
+    with gr.Row():
+        dataset = gr.Textbox(
+            label="dataset",
+            placeholder="empty = the run's held-out split; or 'arithmetic', a file, a hub id",
+            elem_id="eval-dataset",
+        )
+        num_problems = gr.Number(defaults.num_problems, label="problems", precision=0, elem_id="eval-problems")  # fmt: skip
+        n = gr.Number(defaults.n, label="n (samples per problem)", precision=0, elem_id="eval-n")
+        k_max = gr.Number(defaults.k_max, label="K", precision=0, elem_id="eval-k")
+        temperature = gr.Number(defaults.temperature, label="temperature", elem_id="eval-temp")
+        max_new = gr.Number(0, label="max new tokens (0 = run's)", precision=0, elem_id="eval-max-new")  # fmt: skip
+    go_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-launch")
+    message = gr.Markdown(elem_id="eval-message")
+    runs = gr.Dropdown(label="eval runs on the chart", multiselect=True, choices=[], elem_id="eval-runs")  # fmt: skip
+    status = gr.Dataframe(elem_id="eval-status", interactive=False)
+    plot = gr.Plot(elem_id="eval-plot")
+    seen = gr.State(())
+    timer = gr.Timer(TICK_S)
+
+    def choices(src, picked):
+        trains, evals = run_choices(store, RunKind.TRAIN), run_choices(store, RunKind.EVAL)
+        return (
+            gr.update(choices=trains, value=src if src in trains else None),
+            gr.update(choices=evals, value=[v for v in picked or [] if v in evals]),
+        )
+
+    def redraw(picked, last):
+        ids = eval_ids(picked)
+        sig = signature(store, ids)
+        if sig == last:
+            return gr.skip(), gr.skip(), last
+        return status_frame(store, ids), pass_at_k_figure(eval_curves(store, ids)), sig
+
+    on_show(choices, [source, runs], [source, runs])
+    source.change(
+        lambda v: gr.update(choices=checkpoint_steps(store, v), value=[]),
+        source,
+        steps,
+        **READ_ONLY,
+    )
+    go_btn.click(
+        lambda *a: launch(store, *a),
+        [source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new],
+        [message, runs],
+        **PRIVATE,
+    )
+    gr.on([runs.change, timer.tick], redraw, [runs, seen], [status, plot, seen], **READ_ONLY)

@@ -1,0 +1,136 @@
+"""Playground: pick a model, stream an answer and watch its rank curve grow; or paste a prompt and
+a response (a trace from any model) for its teacher-forced curve, ER/ERV/ERA and token proxies.
+
+One model is kept loaded per app (`engine.playground.Playground`, built in `build`, not at module
+level); generation runs with `concurrency_limit=1` and 1 torch thread.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.analysis_plots import rank_curve_figure, token_proxy_figure
+from app.pages.common import AppContext
+from app.pages.compare import on_show
+from app.queries import run_label
+from engine.config import EMBEDDED_MODEL
+from engine.playground import Analysis, GenerationSettings, Playground, RankSettings
+from engine.storage import RunKind
+from engine.tasks import heldout_problems
+
+GENERATE: dict = {"api_visibility": "private", "concurrency_limit": 1}
+
+
+def model_choices(store) -> dict[str, str]:
+    """Picker label -> what `load_policy` takes: the embedded model and every run checkpoint."""
+    out = {EMBEDDED_MODEL: EMBEDDED_MODEL}
+    for run in store.list_runs(kind=RunKind.TRAIN):
+        for ckpt in store.checkpoints(run.id):
+            out[f"{run_label(run)} · step {ckpt['step']}"] = str(ckpt["path"])
+    return out
+
+
+def resolve_model(store, value: str | None) -> str:
+    """A picker value to a model: a known label, else a local path or hub id as typed."""
+    value = (value or EMBEDDED_MODEL).strip()
+    return model_choices(store).get(value, value)
+
+
+def analysis_markdown(a: Analysis) -> str:
+    return (
+        f"**ER** {a.er:.4f} · **ERV** {a.erv:.4f} · **ERA** {a.era:.4f} · "
+        f"**token entropy** {a.entropy:.4f} · **mean log-prob** {a.mean_logprob:.4f} · "
+        f"**tokens** {a.length} · **curve points** {len(a.curve)}"
+    )
+
+
+def build(ctx: AppContext) -> None:
+    store = ctx.store
+    pg = Playground()  # this app's one kept-loaded model
+    with gr.Row():
+        model = gr.Dropdown(
+            label="model (or type a local path / hub id)",
+            choices=[EMBEDDED_MODEL],
+            value=EMBEDDED_MODEL,
+            allow_custom_value=True,
+            elem_id="pg-model",
+            scale=3,
+        )
+        chat = gr.Checkbox(label="chat template", value=False, elem_id="pg-chat")
+        stride = gr.Number(4, label="stride s", precision=0, minimum=1, elem_id="pg-stride")
+    with gr.Tab("Generate"):
+        prompt = gr.Textbox(
+            label="prompt", value=heldout_problems(1)[0].prompt, lines=3, elem_id="pg-prompt"
+        )
+        with gr.Row():
+            max_new = gr.Number(64, label="max new tokens", precision=0, minimum=1, elem_id="pg-max-new")  # fmt: skip
+            temperature = gr.Number(1.0, label="temperature", minimum=0.01, elem_id="pg-temp")
+            seed = gr.Number(0, label="seed", precision=0, elem_id="pg-seed")
+            greedy = gr.Checkbox(label="greedy", value=False, elem_id="pg-greedy")
+        gen_btn = gr.Button("Generate", variant="primary", elem_id="pg-generate")
+        response = gr.Textbox(label="response", lines=6, interactive=False, elem_id="pg-response")
+        gen_stats = gr.Markdown(elem_id="pg-stats")
+        gen_curve = gr.Plot(elem_id="pg-curve")
+        gen_proxies = gr.Plot(elem_id="pg-proxies")
+    with gr.Tab("Analyse a trace"):
+        a_prompt = gr.Textbox(label="prompt", lines=3, elem_id="pg-a-prompt")
+        a_response = gr.Textbox(label="response", lines=6, elem_id="pg-a-response")
+        a_btn = gr.Button("Analyse", variant="primary", elem_id="pg-analyse")
+        a_stats = gr.Markdown(elem_id="pg-a-stats")
+        a_curve = gr.Plot(elem_id="pg-a-curve")
+        a_proxies = gr.Plot(elem_id="pg-a-proxies")
+
+    def load(value):
+        try:
+            pg.load(resolve_model(store, value))
+        except Exception as exc:  # a missing path, an offline hub id: say so on the page
+            raise gr.Error(f"cannot load {value}: {exc}") from exc
+
+    def generate(value, text, use_chat, s, n_new, temp, sd, use_greedy):
+        load(value)
+        gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
+        shown = -1
+        for up in pg.stream(text, chat=use_chat, gen=gen, rank=RankSettings(stride=int(s))):
+            grew = len(up.curve) != shown
+            shown = len(up.curve)
+            if up.done:
+                a = up.analysis
+                yield (
+                    up.text,
+                    analysis_markdown(a),
+                    rank_curve_figure(a.positions, a.curve, "ER of each prefix"),
+                    token_proxy_figure(a.token_entropy, a.token_logprob),
+                )
+            else:
+                stats = f"generating… tokens {len(up.token_ids)} · curve points {len(up.curve)}"
+                fig = rank_curve_figure(up.positions, up.curve, "ER of each prefix (streaming)")
+                yield up.text, stats, fig if grew else gr.skip(), gr.skip()
+
+    def analyse(value, text, resp, use_chat, s):
+        load(value)
+        try:
+            a = pg.analyze(text, resp, chat=use_chat, rank=RankSettings(stride=int(s)))
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        return (
+            analysis_markdown(a),
+            rank_curve_figure(a.positions, a.curve, "ER of each prefix (teacher-forced)"),
+            token_proxy_figure(a.token_entropy, a.token_logprob),
+        )
+
+    def choices(current):
+        return gr.update(choices=list(model_choices(store)), value=current or EMBEDDED_MODEL)
+
+    on_show(choices, model, model)
+    gen_btn.click(
+        generate,
+        [model, prompt, chat, stride, max_new, temperature, seed, greedy],
+        [response, gen_stats, gen_curve, gen_proxies],
+        **GENERATE,
+    )
+    a_btn.click(
+        analyse,
+        [model, a_prompt, a_response, chat, stride],
+        [a_stats, a_curve, a_proxies],
+        **GENERATE,
+    )
