@@ -1,0 +1,347 @@
+"""Run lifecycle and worker with real processes: the training process owns its status, the
+worker claims, watches, cancels, adopts and marks lost runs; the CLI around them.
+
+The fault tests run the REAL trainer (`python -m engine.cli train`, started by the worker) on
+the tiny config of tests/fixtures/training.py: kill -9, resume, cancel, adopt after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main as cli_main
+from engine.lifecycle import RunCancelled, RunLifecycle, enforce_save_total_limit
+from engine.paths import resolve
+from engine.storage import RunKind, RunStatus, Store
+from engine.worker import Worker, WorkerSettings, command_for, pid_alive, signal_process
+from tests.fixtures.training import embedded_model_ready, tiny_config
+
+CONFIG = {"run": {"seed": 11, "num_processes": 1}}
+
+
+@pytest.fixture
+def root(data_root):
+    return data_root
+
+
+@pytest.fixture
+def store(root):
+    with Store.open(root) as s:
+        yield s
+        for run in s.list_runs(status=RunStatus.RUNNING):  # never leave a trainer behind
+            if run.pid and run.pid != os.getpid() and pid_alive(run.pid):
+                signal_process(run.pid, signal.SIGKILL)
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def queued(store: Store, config: dict | None = None, total: int = 5) -> int:
+    return store.create_run(config or CONFIG, name="t", algorithm="verl", total_steps=total)
+
+
+def messages(store: Store, run_id: int) -> list[str]:
+    return [e["message"] for e in store.events(run_id)]
+
+
+# ---- lifecycle in this process ---------------------------------------------------------------
+
+
+def test_lifecycle_running_then_completed(store):
+    run_id = queued(store)
+    with RunLifecycle(store, run_id, heartbeat_s=0.05) as life:
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.RUNNING and run.pid == os.getpid()
+        env = run.environment
+        assert env["seed"] == 11 and env["versions"]["torch"]
+        assert env["host"] == run.host and "python" in env
+        first = run.heartbeat_at
+        wait_until(lambda: store.get_run(run_id).heartbeat_at > first, 10, "a heartbeat")
+        assert not life.should_stop()
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED and life.outcome is RunStatus.COMPLETED
+    assert run.finished_at >= run.started_at and run.error is None
+
+
+def test_lifecycle_exception_is_failed_with_traceback_tail(store):
+    run_id = queued(store)
+    with pytest.raises(ZeroDivisionError), RunLifecycle(store, run_id, heartbeat_s=1):
+        1 / 0  # noqa: B018
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    assert run.error.splitlines()[-1] == "ZeroDivisionError: division by zero"
+    assert "Traceback" in run.error and "1 / 0" in run.error
+
+
+def test_lifecycle_cancel_from_another_store_and_sigterm(store, root):
+    run_id = queued(store)
+    with RunLifecycle(store, run_id, heartbeat_s=0.05) as life:
+        with Store(root.db_url) as app_replica:
+            app_replica.request_cancel(run_id)
+        assert life.should_stop()
+        raise RunCancelled()  # swallowed: cancelling is a normal way to end
+    assert store.get_run(run_id).status is RunStatus.CANCELLED
+
+    run_id = queued(store)
+    before = signal.getsignal(signal.SIGTERM)
+    with RunLifecycle(store, run_id, heartbeat_s=1) as life:
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_until(life.should_stop, 5, "the SIGTERM flag")
+        raise RunCancelled()
+    assert store.get_run(run_id).status is RunStatus.CANCELLED
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_lifecycle_refuses_a_finished_run(store):
+    run_id = queued(store)
+    store.request_cancel(run_id)
+    with pytest.raises(Exception, match="resume it"), RunLifecycle(store, run_id):
+        pass
+
+
+def test_save_total_limit_deletes_folder_and_row_together(store, root):
+    run_id = queued(store)
+    folders = []
+    for step in (2, 4, 6, 8, 10):
+        folder = root.run_checkpoints(run_id) / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x")
+        store.add_checkpoint(run_id, step, folder)
+        enforce_save_total_limit(store, run_id, 2)
+        folders.append(folder)
+    assert [c["step"] for c in store.checkpoints(run_id)] == [8, 10]
+    assert [f.exists() for f in folders] == [False, False, False, True, True]
+    assert enforce_save_total_limit(store, run_id, 0) == [folders[3]]  # the newest always stays
+    assert store.last_checkpoint(run_id)["path"] == str(folders[4]) and folders[4].exists()
+
+
+# ---- worker, without training -------------------------------------------------------------------
+
+
+def test_command_lines(store, root):
+    train = store.get_run(queued(store))
+    assert command_for(train, store.url, root, "py") == [
+        "py",
+        "-m",
+        "engine.cli",
+        "train",
+        "--run-id",
+        str(train.id),
+        "--db",
+        store.url,
+        "--data-dir",
+        str(root.root),
+    ]
+    ev = store.get_run(
+        store.create_run({}, name="e", algorithm="verl", kind=RunKind.EVAL, total_steps=1)
+    )
+    assert command_for(ev, store.url, root, "py")[3] == "evaluate"
+    multi = store.get_run(queued(store, {"run": {"num_processes": 2}}))
+    cmd = command_for(multi, store.url, root, "py")
+    assert cmd[:5] == ["py", "-m", "accelerate.commands.launch", "--num_processes", "2"]
+    assert cmd[5:9] == ["-m", "engine.cli", "train", "--run-id"]
+
+
+def test_worker_marks_dead_and_stale_runs_interrupted(store, root):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, stale, fresh = queued(store), queued(store), queued(store)
+    worker = Worker(store, root, WorkerSettings(stale_after_s=0.5, concurrency=0))
+    for run_id in (dead, stale, fresh):
+        store.claim_run(run_id, "elsewhere" if run_id != dead else worker.host)
+    store.mark_running(dead, host=worker.host, pid=gone.pid, environment={})
+    wait_until(
+        lambda: (dt.datetime.now(dt.UTC) - store.get_run(stale).heartbeat_at).total_seconds() > 0.6,
+        5,
+        "the heartbeat to age",
+    )
+    store.heartbeat(fresh)
+    worker.tick()
+    assert store.get_run(dead).status is RunStatus.INTERRUPTED
+    assert store.get_run(dead).error == f"process {gone.pid} on {worker.host} is gone"
+    assert store.get_run(stale).status is RunStatus.INTERRUPTED
+    assert store.get_run(stale).error.startswith("no heartbeat for")
+    assert store.get_run(fresh).status is RunStatus.RUNNING
+
+
+def test_worker_adopts_a_live_process_and_cancels_it(store, root):
+    """After a restart the worker watches the live process instead of starting it again; a cancel
+    sends it SIGTERM and, when it dies of it without writing an outcome, records cancelled."""
+    run_id = queued(store)
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        worker = Worker(store, root, WorkerSettings(cancel_grace_s=60))
+        store.claim_run(run_id, worker.host)
+        store.mark_running(run_id, host=worker.host, pid=proc.pid, environment={})
+        worker.tick()
+        assert run_id in worker.jobs and worker.jobs[run_id].popen is None
+        assert any(m.startswith("adopted by a worker") for m in messages(store, run_id))
+        store.request_cancel(run_id)
+        worker.tick()
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+        worker.tick()
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.CANCELLED, run.error
+        assert run.error == "stopped by SIGTERM after a cancel request"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ---- CLI handlers ---------------------------------------------------------------------------------
+
+
+def test_cli_submit_runs_cancel_resume_delete(root, capsys):
+    data = ["--data-dir", str(root.root)]
+    assert cli_main(["submit", "--config", "demo-cpu", "--set", "run.max_steps=7", *data]) == 0
+    run_id = int(capsys.readouterr().out.strip())
+    with Store.open(root) as store:
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.QUEUED and run.total_steps == 7
+        assert run.config["run"]["max_steps"] == 7
+    assert cli_main(["runs", *data]) == 0
+    assert f"{run_id:>5}" in capsys.readouterr().out
+    assert cli_main(["cancel", str(run_id), *data]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert cli_main(["resume", str(run_id), *data]) == 0
+    assert "resuming from step 0" in capsys.readouterr().out
+    folder = root.run_checkpoints(run_id) / "checkpoint-1"
+    folder.mkdir(parents=True)
+    assert cli_main(["delete", str(run_id), "--keep-checkpoints", *data]) == 0
+    assert folder.exists()
+    assert cli_main(["delete", str(run_id), *data]) == 1  # already gone
+    with Store.open(root) as store:
+        assert store.get_run(run_id) is None
+
+
+def test_cli_delete_refuses_running_and_removes_checkpoints(root, capsys):
+    with Store.open(root) as store:
+        run_id = queued(store)
+        store.claim_run(run_id, "h")
+    data = ["--data-dir", str(root.root)]
+    assert cli_main(["delete", str(run_id), *data]) == 1
+    with Store.open(root) as store:
+        store.finish_run(run_id, RunStatus.FAILED, error="x")
+    folder = root.run_checkpoints(run_id) / "checkpoint-3"
+    folder.mkdir(parents=True)
+    assert cli_main(["delete", str(run_id), *data]) == 0
+    assert not root.run_checkpoints(run_id).exists()
+
+
+# ---- faults with the real trainer -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_worker(store: Store, root, **settings):
+    stop = threading.Event()
+    worker = Worker(store, root, WorkerSettings(poll_s=0.2, **settings), stop=stop)
+    thread = threading.Thread(target=worker.run, name="test-worker")
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join()
+
+
+def real_trainer(store: Store, *overrides: str) -> int:
+    from tests.conftest import require
+
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    cfg = tiny_config("run.eval_every=0", "run.checkpoint_every=2", *overrides)
+    return store.create_run(
+        cfg.to_dict(), name="fault", algorithm=cfg.run.algorithm, total_steps=cfg.run.max_steps
+    )
+
+
+def integrity(root) -> str:
+    db = Path(resolve(root.root).db_url.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_records_every_step_once(store, root):
+    n = 10
+    run_id = real_trainer(store, f"run.max_steps={n}", "run.save_total_limit=2")
+    with running_worker(store, root):
+        wait_until(
+            lambda: (
+                store.get_run(run_id).status is RunStatus.RUNNING
+                and store.get_run(run_id).started_at is not None
+            ),
+            120,
+            "the trainer to start",
+        )
+        wait_until(
+            lambda: store.last_checkpoint(run_id) and store.latest_step(run_id) >= 3,
+            120,
+            "a checkpoint and a step after it",
+        )
+        pid = store.get_run(run_id).pid
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: store.get_run(run_id).status is not RunStatus.RUNNING, 30, "the worker")
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.INTERRUPTED
+        assert "killed by signal SIGKILL" in run.error
+        assert integrity(root) == "ok"
+        k = store.last_checkpoint(run_id)["step"]
+        m = store.latest_step(run_id)
+        kept = [s for s in store.steps(run_id) if s["step"] <= k]
+        assert [s["step"] for s in kept] == list(range(1, k + 1))
+
+        assert store.requeue_for_resume(run_id) == k
+        if m > k:
+            assert f"discarded steps {k + 1}..{m}, recorded after checkpoint {k}" in messages(
+                store, run_id
+            )
+        wait_until(lambda: store.get_run(run_id).status.finished, 240, "the resumed run")
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.attempt == 2 and run.step == n
+    assert [s["step"] for s in store.steps(run_id)] == list(range(1, n + 1))
+    assert [s for s in store.steps(run_id) if s["step"] <= k] == kept
+    assert store.sample_steps(run_id) == list(range(1, n + 1))
+    assert store.last_checkpoint(run_id)["step"] == n
+    assert len(store.checkpoints(run_id)) <= 2
+    assert integrity(root) == "ok"
+
+
+@pytest.mark.slow
+def test_cancel_after_worker_restart_stops_with_a_checkpoint(store, root):
+    run_id = real_trainer(store, "run.max_steps=40")
+    with running_worker(store, root) as first:
+        wait_until(lambda: store.latest_step(run_id) >= 1, 120, "the first step")
+        child = first.jobs[run_id].popen
+    with running_worker(store, root) as second:  # the restarted worker adopts, does not restart
+        wait_until(lambda: run_id in second.jobs, 30, "adoption")
+        assert second.jobs[run_id].pid == child.pid and child.poll() is None
+        assert store.request_cancel(run_id) is RunStatus.RUNNING
+        wait_until(lambda: store.get_run(run_id).status.finished, 120, "the cancel")
+    child.wait(timeout=30)
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.CANCELLED, run.error
+    last = store.last_checkpoint(run_id)
+    assert last is not None and last["step"] == store.latest_step(run_id) < 40
+    assert Path(last["path"]).is_dir()
+    assert [s["step"] for s in store.steps(run_id)] == list(range(1, last["step"] + 1))
+    assert integrity(root) == "ok"
