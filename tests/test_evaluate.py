@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.config import StudioConfig
 from engine.evaluate import EvalConfig, pass_at_k, pass_at_k_curve
 
 
@@ -64,3 +68,54 @@ def test_config_needs_n_at_least_k():
     paths = [p for p, _ in err.value.errors]
     assert "eval.n" in paths and "eval.bogus" in paths
     assert EvalConfig.from_dict({"n": 8, "k_max": 8}).ks == list(range(1, 9))
+
+
+def test_targets_follow_the_source_runs_checkpoints(data_root):
+    from engine.evaluate import eval_targets
+    from engine.storage import Store
+
+    store = Store(data_root.db_url)
+    cfg = StudioConfig()
+    run_id = store.create_run(cfg.to_dict(), name="src", algorithm="verl", total_steps=4)
+    for step in (2, 4):
+        store.add_checkpoint(run_id, step, f"/ckpt/{step}")
+    every = eval_targets(store, EvalConfig(source_run_id=run_id, include_base=True), cfg)
+    assert [(t.step, t.path) for t in every] == [(0, "embedded"), (2, "/ckpt/2"), (4, "/ckpt/4")]
+    with pytest.raises(ValueError, match=r"no checkpoint at step\(s\) \[3\]"):
+        eval_targets(store, EvalConfig(source_run_id=run_id, checkpoint_steps=[3]), cfg)
+
+
+def test_eval_job_through_the_cli(finished_run_copy):
+    """A queued eval run executed by `verl-studio evaluate`: one row per model, coherent numbers."""
+    from engine.evaluate import submit_eval
+    from engine.storage import RunStatus, Store
+
+    root = finished_run_copy.root
+    with Store(root.db_url) as store:
+        cfg = EvalConfig(
+            source_run_id=finished_run_copy.run_id,
+            include_base=True,
+            num_problems=6,
+            n=4,
+            k_max=4,
+            max_new_tokens=48,
+        )
+        eval_id = submit_eval(store, cfg)
+        steps = [0] + [c["step"] for c in store.checkpoints(finished_run_copy.run_id)]
+    cmd = [sys.executable, "-m", "engine.cli", "evaluate", "--run-id", str(eval_id)]
+    cmd += ["--db", root.db_url, "--data-dir", str(root.root)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Store(root.db_url) as store:
+        run = store.get_run(eval_id)
+        rows = store.evals(eval_id)
+    assert run.status is RunStatus.COMPLETED and run.kind == "eval"
+    assert [r["step"] for r in rows] == steps
+    for row in rows:
+        assert row["n"] == 4 and row["ks"] == [1, 2, 3, 4]
+        assert len(row["per_problem"]) == 6 and all(0 <= c <= 4 for c in row["per_problem"])
+        assert row["pass_at_k"] == pytest.approx(
+            pass_at_k_curve(row["per_problem"], 4, [1, 2, 3, 4])
+        )
+        assert row["dataset"].startswith("held-out:")
