@@ -1,0 +1,160 @@
+"""The dashboard: `build_app(store, root) -> gr.Blocks` and `verl-studio serve`.
+
+Pages are mounted from `PAGES`, one module per page; each exposes `build(ctx: AppContext)`.
+Adding a page is one line there. The four public API endpoints are declared here; every UI event
+is private (`api_visibility="private"`).
+
+`serve` opens the data root's store, starts an embedded `engine.worker.Worker` thread (unless
+`--no-worker`), binds 127.0.0.1 by default, prints the URL and serves until SIGINT/SIGTERM; then
+it stops the worker (training processes keep running; a later worker adopts them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import socket
+import threading
+from typing import Any
+
+import gradio as gr
+from sqlalchemy.engine import make_url
+
+from app import queries
+from app.pages.common import AppContext, PageId, TokenizerCache
+from app.pages.inspector import CSS as INSPECTOR_CSS
+from engine.config import ConfigError, StudioConfig
+from engine.paths import DataRoot, resolve
+
+log = logging.getLogger(__name__)
+
+TITLE = "VERL Studio"
+# (tab id, tab title, module with build(ctx)) — one line per page.
+PAGES: tuple[tuple[str, str, str], ...] = (
+    (PageId.LAUNCH, "Launch", "app.pages.launch"),
+    (PageId.MONITOR, "Runs", "app.pages.monitor"),
+    (PageId.INSPECTOR, "Trace inspector", "app.pages.inspector"),
+    ("compare", "Compare", "app.pages.compare"),
+    ("analysis", "Analysis", "app.pages.analysis"),
+    ("evaluate", "Evaluate", "app.pages.evaluate"),
+    ("playground", "Playground", "app.pages.playground"),
+)
+CSS = INSPECTOR_CSS + " #data-footer{font-size:0.85em;color:#666}"
+
+
+def data_location(root: DataRoot) -> str:
+    url = make_url(root.db_url).render_as_string(hide_password=True)
+    return f"Data: `{root.root}` · database: `{url}`"
+
+
+def build_app(store: Any, root: DataRoot) -> gr.Blocks:
+    """The whole dashboard over one store; nothing outlives the returned Blocks but the store."""
+    ctx = AppContext(store=store, root=root, tokenizers=TokenizerCache())
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(f"## {TITLE} · velocity-exploiting rank learning")
+        ctx.focus_run = gr.State(None)
+        ctx.inspect_run = gr.State(None)
+        with gr.Tabs() as tabs:
+            ctx.tabs = tabs
+            for page_id, title, module in PAGES:
+                with gr.Tab(title, id=page_id, elem_id=f"tab-{page_id}"):
+                    importlib.import_module(module).build(ctx)
+        gr.Markdown(data_location(root), elem_id="data-footer")
+        _api(ctx)
+    return app
+
+
+def _api(ctx: AppContext) -> None:
+    """The public endpoints: /submit_run, /run_status, /cancel_run, /list_runs."""
+    store = ctx.store
+
+    def submit_run(config_yaml: str) -> int:
+        """Queue a run from a YAML config (the same shape as a recipe); returns its id."""
+        try:
+            cfg = StudioConfig.from_yaml(config_yaml)
+        except ConfigError as exc:
+            raise gr.Error(str(exc)) from exc
+        return queries.submit_config(store, cfg)
+
+    def run_status(run_id: int) -> dict:
+        """Status, progress and error of one run."""
+        return queries.run_status(store, int(run_id))
+
+    def cancel_run(run_id: int) -> str:
+        """Request cancellation; returns the run's status afterwards."""
+        try:
+            return str(store.request_cancel(int(run_id)))
+        except LookupError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def list_runs() -> list[dict]:
+        """Every run: id, name, algorithm, status, step, total_steps."""
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "kind": r.kind,
+                "algorithm": r.algorithm,
+                "status": str(r.status),
+                "step": r.step,
+                "total_steps": r.total_steps,
+            }
+            for r in store.list_runs()
+        ]
+
+    gr.api(submit_run, api_name="submit_run")
+    gr.api(run_status, api_name="run_status", concurrency_limit=None)
+    gr.api(cancel_run, api_name="cancel_run")
+    gr.api(list_runs, api_name="list_runs", concurrency_limit=None)
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
+    from engine.storage import Store
+    from engine.worker import Worker
+
+    worker = Worker(Store.open(root), root, stop=stop)
+    thread = threading.Thread(target=worker.run, name="verl-studio-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_cli(args: argparse.Namespace) -> int:
+    """`verl-studio serve`: the app plus an embedded worker until SIGINT/SIGTERM."""
+    from engine.storage import Store
+
+    root = resolve(args.data_dir, args.db)
+    store = Store.open(root)
+    stop = threading.Event()
+    worker = None if args.no_worker else _start_worker(root, stop)
+    port = args.port or free_port(args.host)
+    app = build_app(store, root)
+    app.queue(default_concurrency_limit=4)
+    _, url, _ = app.launch(
+        server_name=args.host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        css=CSS,
+        footer_links=["api"],
+    )
+    print(f"{TITLE} is running at {url}  ({data_location(root)})", flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log.info("shutting down")
+    app.close()
+    if worker is not None:
+        worker.join(timeout=30)
+    store.close()
+    return 0

@@ -1,0 +1,89 @@
+"""What every page shares: the per-app context, event settings and the tokenizer cache.
+
+A page module exposes `build(ctx: AppContext) -> None`, laying out its components inside the
+tab `app.main` opened for it, then wiring them. Cross-page navigation goes through the
+`gr.State`s in the context (the launch page sets `focus_run`; the monitor listens to it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engine.config import EMBEDDED_MODEL
+from engine.paths import DataRoot
+
+log = logging.getLogger(__name__)
+
+# Every UI event is private; only app.main's four API endpoints are public.
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+# Read-only handlers (ticks, page loads, the inspector): never queue behind each other.
+READ_ONLY: dict[str, Any] = {
+    "api_visibility": "private",
+    "concurrency_limit": None,
+    "show_progress": "hidden",
+}
+TICK_S = 2.0
+
+
+class PageId:
+    """Tab ids (what `gr.Tabs(selected=...)` names)."""
+
+    LAUNCH = "launch"
+    MONITOR = "monitor"
+    INSPECTOR = "inspector"
+
+
+@dataclass(eq=False)
+class TokenizerCache:
+    """Tokenizers by model name, loaded once per app (for token boundaries in the inspector)."""
+
+    _loaded: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, name_or_path: str) -> Any | None:
+        with self._lock:
+            if name_or_path not in self._loaded:
+                self._loaded[name_or_path] = _load_tokenizer(name_or_path)
+            return self._loaded[name_or_path]
+
+
+def _model_path(name_or_path: str) -> str:
+    if name_or_path != EMBEDDED_MODEL:
+        return name_or_path
+    from engine.resources import asset_dir
+
+    return str(asset_dir("demo-model"))
+
+
+def _load_tokenizer(name_or_path: str) -> Any | None:
+    from transformers import AutoTokenizer
+
+    path = _model_path(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=not Path(path).exists())
+    except Exception as exc:  # unknown or offline model: the inspector shows plain text
+        log.warning("no tokenizer for %s (%s); responses are shown unshaded", name_or_path, exc)
+        return None
+
+
+@dataclass(eq=False)
+class AppContext:
+    """One app's handles. Built per `build_app` call; nothing here is module-level."""
+
+    store: Any
+    root: DataRoot
+    tokenizers: TokenizerCache
+    tabs: gr.Tabs | None = None
+    focus_run: gr.State | None = None  # run id the monitor should show (set by launch)
+    inspect_run: gr.State | None = None  # run id the inspector should open (set by monitor)
+
+
+def elem_id(path: str) -> str:
+    """The DOM id of a config field's input: `shaping.kappa` -> `cfg-shaping-kappa`."""
+    return "cfg-" + path.replace(".", "-").replace("_", "-")

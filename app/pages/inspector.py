@@ -1,0 +1,167 @@
+"""Trace inspector: run -> step -> prompt group -> response.
+
+Shows the prompt and the response with each response token shaded by the ΔER of the stride
+segment containing it (token boundaries from the stored token ids, decoded one id at a time),
+the ER curves of every response of the group overlaid (stride points as markers, the selected
+response drawn thick), the response's ERV / ERA / reward / correctness / advantage before and
+after shaping / bonus, and its token entropy and log-prob. Model text is always escaped.
+
+Pickers use `.input` (user edits only), and each handler fills everything downstream of it, so
+programmatic updates never cascade into repeated renders.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import gradio as gr
+
+from app import plots, queries
+from app.pages.common import READ_ONLY, AppContext
+
+log = logging.getLogger(__name__)
+
+EMPTY = "No responses recorded yet: pick a run that has trained at least one step."
+CSS = ".tok{border-radius:2px}"
+
+
+def build(ctx: AppContext) -> None:
+    gr.Markdown(
+        "### Trace inspector\nTokens are shaded by the change of ER over their stride segment "
+        "(blue: ER rose, the response opened new directions; orange: it fell)."
+    )
+    with gr.Row():
+        run = gr.Dropdown(choices=[], label="Run", elem_id="insp-run", scale=3)
+        step = gr.Dropdown(choices=[], label="Step", elem_id="insp-step", scale=1)
+        group = gr.Dropdown(choices=[], label="Prompt group", elem_id="insp-group", scale=1)
+        response = gr.Dropdown(choices=[], label="Response", elem_id="insp-response", scale=2)
+    stats = gr.Markdown(EMPTY, elem_id="insp-stats")
+    text = gr.HTML("", elem_id="insp-text")
+    with gr.Row():
+        curve = gr.Plot(value=plots.empty_figure(EMPTY), show_label=False, elem_id="insp-curve")
+        tokens = gr.Plot(value=plots.empty_figure(""), show_label=False, elem_id="insp-tokens")
+    table = gr.Dataframe(
+        label="All responses of the group", interactive=False, elem_id="insp-group-table"
+    )
+    pickers = [run, step, group, response]
+    shown = [stats, text, curve, tokens, table]
+    _wire(ctx, pickers, shown)
+
+
+# ----------------------------------------------------------------------------- handlers (plain)
+
+
+def _choices_response(responses: list[queries.Response]) -> list[tuple[str, int]]:
+    out = []
+    for r in responses:
+        mark = {True: "✓", False: "✗"}.get(r.stats.get("correct"), "?")
+        reward = r.stats.get("reward")
+        out.append(
+            (f"#{r.sample_idx} {mark} reward {reward if reward is not None else '-'}", r.sample_idx)
+        )
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _stats_md(r: queries.Response) -> str:
+    s = r.stats
+    keys = ("reward", "correct", "advantage", "advantage_shaped", "bonus", "er", "erv", "era")
+    head = " · ".join(f"**{k}** {_fmt(s.get(k))}" for k in keys)
+    more = " · ".join(
+        f"{k} {_fmt(s.get(k))}" for k in ("entropy", "mean_logprob", "length", "curve_stride")
+    )
+    rewards = ", ".join(f"{html.escape(str(k))}={_fmt(v)}" for k, v in s["rewards"].items())
+    return f"{head}\n\n{more}" + (f"\n\nrewards: {rewards}" if rewards else "")
+
+
+def render(
+    ctx: AppContext, run_id: int | None, step: int | None, group: int | None, sample: int | None
+) -> list:
+    """(stats, token HTML, curve figure, token figure, group table) of one response."""
+    run = ctx.store.get_run(run_id) if run_id is not None else None
+    if run is None or step is None or group is None:
+        return [EMPTY, "", plots.empty_figure(EMPTY), plots.empty_figure(""), None]
+    responses = queries.group_responses(ctx.store, run.id, step, group)
+    if not responses:
+        return [EMPTY, "", plots.empty_figure(EMPTY), plots.empty_figure(""), None]
+    chosen = next((r for r in responses if r.sample_idx == sample), responses[0])
+    tokenizer = ctx.tokenizers.get((run.config.get("model") or {}).get("name_or_path", "embedded"))
+    pieces = queries.token_pieces(tokenizer, chosen.token_ids, chosen.completion)
+    deltas = queries.response_deltas(chosen, len(pieces))
+    uirev = f"{run.id}:{step}:{group}"
+    return [
+        _stats_md(chosen),
+        plots.token_html(chosen.prompt, pieces, deltas),
+        plots.rank_curves_figure(queries.curve_traces(responses, chosen.sample_idx), uirev),
+        plots.token_series_figure(chosen.token_entropy, chosen.token_logprob, uirev + ":tok"),
+        queries.stats_table(responses),
+    ]
+
+
+def pick(
+    ctx: AppContext, run_id: int | None, step: int | None = None, group: int | None = None
+) -> list:
+    """Fill the pickers below whichever one changed (latest step, first group, first response)."""
+    store = ctx.store
+    steps = queries.inspector_steps(store, run_id) if run_id is not None else []
+    if step not in steps:
+        step = steps[-1] if steps else None
+    groups = queries.step_groups(store, run_id, step) if step is not None else []
+    if group not in groups:
+        group = groups[0] if groups else None
+    responses = queries.group_responses(store, run_id, step, group) if group is not None else []
+    sample = responses[0].sample_idx if responses else None
+    return [
+        gr.Dropdown(choices=steps, value=step),
+        gr.Dropdown(choices=[(f"group {g}", g) for g in groups], value=group),
+        gr.Dropdown(choices=_choices_response(responses), value=sample),
+        *render(ctx, run_id, step, group, sample),
+    ]
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
+    run, step, group, response = pickers
+    store = ctx.store
+
+    def runs(current):
+        choices = queries.run_choices(store, kind="train")
+        value = current if current in choices else (choices[0] if choices else None)
+        return gr.Dropdown(choices=choices, value=value)
+
+    run.focus(runs, inputs=[run], outputs=[run], **READ_ONLY)
+
+    def on_run(choice):
+        return pick(ctx, queries.choice_id(choice))
+
+    def on_step(choice, s):
+        return pick(ctx, queries.choice_id(choice), s)
+
+    def on_group(choice, s, g):
+        return pick(ctx, queries.choice_id(choice), s, g)
+
+    def on_response(choice, s, g, r):
+        return render(ctx, queries.choice_id(choice), s, g, r)
+
+    below = [step, group, response, *shown]
+    run.input(on_run, inputs=[run], outputs=below, **READ_ONLY)
+    step.input(on_step, inputs=[run, step], outputs=below, **READ_ONLY)
+    group.input(on_group, inputs=[run, step, group], outputs=below, **READ_ONLY)
+    response.input(on_response, inputs=pickers, outputs=shown, **READ_ONLY)
+
+    def open_run(run_id):
+        run_info = store.get_run(run_id) if run_id else None
+        choices = queries.run_choices(store, kind="train")
+        label = queries.run_label(run_info) if run_info else None
+        return [gr.Dropdown(choices=choices, value=label), *pick(ctx, run_id)]
+
+    ctx.inspect_run.change(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)

@@ -1,0 +1,346 @@
+"""Runs and live monitor: the runs table, live charts of the selected runs, run actions.
+
+Refresh (cheap poll, render on change): a `gr.Timer` reads each selected run's (status, latest
+step) into `chart_sig` and the runs' (id, status, step, name) into `table_sig`; both are
+`gr.State`s, whose `.change` fires only when the value moved, and only then are the figures or
+the table rebuilt. Every figure carries `layout.uirevision`, so zoom and hidden traces survive.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app import plots, queries
+from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId
+
+log = logging.getLogger(__name__)
+
+NO_RUN = "Select a run in the table (or the picker) to see its status and charts."
+EMPTY = (
+    "**No runs yet.** Open **Launch** and press **Run the demo** (or launch your own config); "
+    "the run appears here and its charts update live."
+)
+X_CHOICES = [(label, key) for key, label in plots.X_AXES.items()]
+
+
+def build(ctx: AppContext) -> None:
+    empty = gr.Markdown(EMPTY, elem_id="monitor-empty", visible=not ctx.store.list_runs())
+    table = gr.Dataframe(
+        value=queries.runs_table(ctx.store),
+        label="Runs (click a row to monitor it)",
+        interactive=False,
+        elem_id="runs-table",
+        max_height=300,
+    )
+    with gr.Row():
+        selected = gr.Dropdown(
+            choices=queries.run_choices(ctx.store),
+            value=[],
+            multiselect=True,
+            label="Runs on the charts",
+            elem_id="monitor-runs",
+            scale=3,
+        )
+        x_axis = gr.Radio(X_CHOICES, value="step", label="x axis", elem_id="monitor-x", scale=2)
+        smoothing = gr.Slider(0.0, 0.99, value=0.0, step=0.01, label="Smoothing", scale=2)
+    status = gr.Markdown(NO_RUN, elem_id="run-status")
+    actions = _layout_actions()
+    figures = _layout_plots()
+    with gr.Accordion("Log, config and environment", open=False):
+        log_tail = gr.Textbox(label="Log tail", lines=12, max_lines=30, elem_id="log-tail")
+        with gr.Row():
+            config = gr.Code(label="Config", language="yaml", elem_id="run-config")
+            env = gr.Code(label="Environment", language="yaml", elem_id="run-env")
+    view = dict(
+        empty=empty,
+        table=table,
+        selected=selected,
+        x_axis=x_axis,
+        smoothing=smoothing,
+        status=status,
+        figures=figures,
+        log_tail=log_tail,
+        config=config,
+        env=env,
+        chart_sig=gr.State(()),
+        table_sig=gr.State(()),
+        **actions,
+    )
+    _wire_refresh(ctx, view)
+    _wire_actions(ctx, view)
+
+
+def _layout_actions() -> dict[str, Any]:
+    with gr.Row():
+        cancel = gr.Button("Cancel", elem_id="cancel-btn", size="sm")
+        resume = gr.Button("Resume", elem_id="resume-btn", size="sm")
+        duplicate = gr.Button("Duplicate", elem_id="duplicate-btn", size="sm")
+        inspect = gr.Button("Inspect traces", elem_id="inspect-btn", size="sm")
+        delete = gr.Button("Delete…", elem_id="delete-btn", size="sm", variant="stop")
+    with gr.Row(visible=False) as confirm_row:
+        gr.Markdown("Delete this run, its steps, responses and checkpoints? This cannot be undone.")
+        confirm = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm", size="sm")
+        keep = gr.Button("Keep it", size="sm")
+    with gr.Accordion("Name, notes and export", open=False), gr.Row():
+        name = gr.Textbox(label="Name", elem_id="run-name", scale=2)
+        notes = gr.Textbox(label="Notes", lines=2, elem_id="run-notes", scale=3)
+        with gr.Column(scale=1):
+            save = gr.Button("Save name and notes", size="sm")
+            export_steps = gr.Button("Export steps (CSV)", size="sm")
+            export_samples = gr.Button("Export samples (JSONL)", size="sm")
+        export_file = gr.File(label="Export", interactive=False, scale=2)
+    message = gr.Markdown("", elem_id="monitor-message")
+    return dict(
+        cancel=cancel,
+        resume=resume,
+        duplicate=duplicate,
+        inspect=inspect,
+        delete=delete,
+        confirm_row=confirm_row,
+        confirm=confirm,
+        keep=keep,
+        name=name,
+        notes=notes,
+        save=save,
+        export_steps=export_steps,
+        export_samples=export_samples,
+        export_file=export_file,
+        message=message,
+    )
+
+
+def _layout_plots() -> list[gr.Plot]:
+    figures = []
+    panels = list(plots.PANELS)
+    for i in range(0, len(panels), 2):
+        with gr.Row():
+            for panel in panels[i : i + 2]:
+                figures.append(
+                    gr.Plot(
+                        value=plots.empty_figure(NO_RUN if i == 0 else ""),
+                        label=panel.title,
+                        show_label=False,
+                        elem_id=f"plot-{panel.key}",
+                    )
+                )
+    return figures
+
+
+# ----------------------------------------------------------------------------- handlers (plain)
+
+
+def selected_ids(values: list[str] | None) -> list[int]:
+    return [i for i in (queries.choice_id(v) for v in values or []) if i is not None]
+
+
+def table_signature(store: Any) -> tuple:
+    return tuple((r.id, str(r.status), r.step, r.name) for r in store.list_runs(kind="train"))
+
+
+def tick(store: Any, values: list[str] | None) -> tuple[tuple, tuple]:
+    """The timer's whole work: two small reads."""
+    return queries.monitor_signature(store, selected_ids(values)), table_signature(store)
+
+
+def status_text(store: Any, run_ids: list[int]) -> str:
+    if not run_ids:
+        return NO_RUN
+    st = queries.run_status(store, run_ids[0])
+    if st["status"] == "missing":
+        return f"Run #{run_ids[0]} no longer exists."
+    text = (
+        f"**#{st['id']} {st['name']}** · {st['algorithm']} · status **{st['status']}** · "
+        f"step {st['step']} / {st['total_steps']} · attempt {st['attempt']}"
+    )
+    if st["error"]:
+        text += f"\n\n```\n{st['error'][-600:]}\n```"
+    return text
+
+
+def redraw(store: Any, values: list[str] | None, x_axis: str, smoothing: float) -> list:
+    """Figures, status, log tail, config and environment of the selected runs."""
+    ids = selected_ids(values)
+    frames = queries.steps_frames(store, ids)
+    uirev = ",".join(map(str, ids)) + f":{x_axis}"
+    figs = plots.monitor_figures(frames, x_axis=x_axis, smoothing=smoothing, uirevision=uirev)
+    if not ids:
+        figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
+    tail, cfg, env = ("", "", "")
+    if ids:
+        tail = queries.log_tail(store, ids[0])
+        cfg, env = queries.run_details(store, ids[0])
+    return [*figs, status_text(store, ids), tail, cfg, env]
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
+    store = ctx.store
+    timer = gr.Timer(TICK_S)
+    timer.tick(
+        lambda values: tick(store, values),
+        inputs=[v["selected"]],
+        outputs=[v["chart_sig"], v["table_sig"]],
+        **READ_ONLY,
+    )
+    drawn = [*v["figures"], v["status"], v["log_tail"], v["config"], v["env"]]
+    draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
+
+    def draw(values, x_axis, smoothing):
+        return redraw(store, values, x_axis, smoothing)
+
+    v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
+    v["x_axis"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
+    v["smoothing"].release(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
+
+    def refresh_table(values):
+        runs = store.list_runs(kind="train")
+        return (
+            queries.runs_table(store),
+            gr.Dropdown(choices=queries.run_choices(store), value=values or []),
+            gr.Markdown(visible=not runs),
+        )
+
+    v["table_sig"].change(
+        refresh_table,
+        inputs=[v["selected"]],
+        outputs=[v["table"], v["selected"], v["empty"]],
+        **READ_ONLY,
+    )
+
+    def on_select(values):
+        ids = selected_ids(values)
+        run = store.get_run(ids[0]) if ids else None
+        sig = queries.monitor_signature(store, ids)
+        if run is None:
+            return sig, "", ""
+        return sig, run.name, run.notes
+
+    v["selected"].change(
+        on_select,
+        inputs=[v["selected"]],
+        outputs=[v["chart_sig"], v["name"], v["notes"]],
+        **READ_ONLY,
+    )
+
+    def pick_row(evt: gr.SelectData):
+        run = store.get_run(int(evt.row_value[0]))
+        labels = [queries.run_label(run)] if run else []
+        return gr.Dropdown(choices=queries.run_choices(store), value=labels)
+
+    v["table"].select(pick_row, outputs=[v["selected"]], **READ_ONLY)
+
+    def focus(run_id):
+        run = store.get_run(run_id) if run_id else None
+        labels = [queries.run_label(run)] if run else []
+        return gr.Dropdown(choices=queries.run_choices(store), value=labels)
+
+    ctx.focus_run.change(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
+
+
+def _current(store: Any, values: list[str] | None) -> Any:
+    ids = selected_ids(values)
+    run = store.get_run(ids[0]) if ids else None
+    if run is None:
+        raise gr.Error("Select a run first.")
+    return run
+
+
+def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
+    store, sel, msg = ctx.store, v["selected"], v["message"]
+
+    def cancel(values):
+        run = _current(store, values)
+        status = store.request_cancel(run.id)
+        return f"Cancel requested for run #{run.id} (status now {status})."
+
+    def resume(values):
+        run = _current(store, values)
+        attempt = store.requeue_for_resume(run.id)
+        if attempt is None:
+            raise gr.Error(
+                f"Run #{run.id} is {run.status}: only failed, cancelled or interrupted runs resume."
+            )
+        return f"Run #{run.id} re-queued (attempt {attempt})."
+
+    v["cancel"].click(cancel, inputs=[sel], outputs=[msg], **PRIVATE)
+    v["resume"].click(resume, inputs=[sel], outputs=[msg], **PRIVATE)
+
+    def duplicate(values):
+        run = _current(store, values)
+        new_id = store.create_run(
+            run.config,
+            name=f"{run.name} (copy)",
+            algorithm=run.algorithm,
+            total_steps=run.total_steps,
+            notes=run.notes,
+            parent_id=run.id,
+        )
+        return new_id, f"Queued run #{new_id}, a copy of #{run.id}."
+
+    v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE)
+
+    def inspect(values):
+        return _current(store, values).id, gr.Tabs(selected=PageId.INSPECTOR)
+
+    v["inspect"].click(inspect, inputs=[sel], outputs=[ctx.inspect_run, ctx.tabs], **PRIVATE)
+
+    def save(values, name, notes):
+        run = _current(store, values)
+        store.update_run(run.id, name=name.strip() or run.name, notes=notes)
+        return f"Saved name and notes of run #{run.id}."
+
+    v["save"].click(save, inputs=[sel, v["name"], v["notes"]], outputs=[msg], **PRIVATE)
+    _wire_delete(ctx, v)
+    _wire_export(ctx, v)
+
+
+def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
+    store, sel = ctx.store, v["selected"]
+
+    def ask(values):
+        run = _current(store, values)
+        if str(run.status) in queries.ACTIVE:
+            raise gr.Error(f"Run #{run.id} is {run.status}: cancel it before deleting.")
+        return gr.Row(visible=True)
+
+    def really(values):
+        run = _current(store, values)
+        store.delete_run(run.id)
+        shutil.rmtree(ctx.root.run_checkpoints(run.id), ignore_errors=True)
+        return gr.Row(visible=False), [], f"Deleted run #{run.id}."
+
+    v["delete"].click(ask, inputs=[sel], outputs=[v["confirm_row"]], **PRIVATE)
+    v["keep"].click(lambda: gr.Row(visible=False), outputs=[v["confirm_row"]], **PRIVATE)
+    v["confirm"].click(
+        really, inputs=[sel], outputs=[v["confirm_row"], sel, v["message"]], **PRIVATE
+    )
+
+
+def _wire_export(ctx: AppContext, v: dict[str, Any]) -> None:
+    store, sel = ctx.store, v["selected"]
+
+    def export_steps(values):
+        run = _current(store, values)
+        path = ctx.root.exports / f"run-{run.id}-steps.csv"
+        pd.DataFrame(store.steps(run.id)).to_csv(path, index=False)
+        return str(path)
+
+    def export_samples(values):
+        run = _current(store, values)
+        path = ctx.root.exports / f"run-{run.id}-samples.jsonl"
+        with path.open("w") as out:
+            for step in store.sample_steps(run.id):
+                frame = pd.DataFrame(store.samples(run.id, step))
+                frame.insert(0, "step", step)
+                frame.to_json(out, orient="records", lines=True)
+        return str(path)
+
+    v["export_steps"].click(export_steps, inputs=[sel], outputs=[v["export_file"]], **PRIVATE)
+    v["export_samples"].click(export_samples, inputs=[sel], outputs=[v["export_file"]], **PRIVATE)
