@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.common", "tests.fixtures.pg"]
+pytest_plugins = [
+    "tests.fixtures.common",
+    "tests.fixtures.pg",
+    "tests.fixtures.server",
+    "tests.fixtures.browser",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
