@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -490,3 +491,54 @@ def test_json_with_non_finite_values_is_valid_everywhere(store):
     run_id = new_run(store)
     store.log_step(run_id, {"step": 1, "payload": {"x": [1.0, math.inf, np.nan]}})
     assert store.steps(run_id)[0]["payload"] == {"x": [1.0, None, None]}
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_export_round_trip(data_root, fmt, capsys):
+    import json
+
+    import pandas as pd
+
+    from engine.cli import main as cli_main
+
+    rng = np.random.default_rng(4)
+    with Store.open(data_root) as store:
+        run_id = new_run(store)
+        for step in (1, 2):
+            store.log_step(run_id, step_dict(step), [sample_dict(rng, 0, i) for i in range(3)])
+        store.add_eval(
+            run_id, step=2, dataset="d", n=2, ks=[1, 2], pass_at_k=[0.5, 0.75], per_problem=[1, 2]
+        )
+        expected = {
+            "steps": store.steps(run_id),
+            "samples": [s for step in (1, 2) for s in store.samples(run_id, step)],
+            "evals": store.evals(run_id),
+        }
+    for what, rows in expected.items():
+        args = ["export", str(run_id), "--format", fmt, "--what", what]
+        assert cli_main([*args, "--data-dir", str(data_root.root)]) == 0
+        out = Path(capsys.readouterr().out.strip())
+        assert out == data_root.exports / f"run{run_id}-{what}.{fmt}"
+        if fmt == "jsonl":
+            got = [json.loads(line) for line in out.read_text().splitlines()]
+        else:
+            got = (pd.read_csv if fmt == "csv" else pd.read_parquet)(out).to_dict("records")
+        assert len(got) == len(rows)
+        for g, r in zip(got, rows, strict=True):
+            assert g["step"] == r["step"]
+            if what == "steps":
+                assert g["reward_mean"] == pytest.approx(r["reward_mean"])
+                payload = g["payload"] if fmt == "jsonl" else json.loads(g["payload"])
+                assert payload == r["payload"]
+            elif what == "samples":
+                ids = g["token_ids"] if fmt != "csv" else json.loads(g["token_ids"])
+                assert list(ids) == r["token_ids"].tolist()
+                assert g["completion"] == r["completion"]
+            else:
+                ks = g["ks"] if fmt != "csv" else json.loads(g["ks"])
+                assert list(ks) == [1, 2]
+    args = ["export", "404", "--format", fmt, "--data-dir", str(data_root.root)]
+    assert cli_main(args) == 1

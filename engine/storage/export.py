@@ -1,0 +1,111 @@
+"""`verl-studio export RUN_ID --format csv|parquet|jsonl --what steps|samples|evals [--out F]`.
+
+One row per step, per response or per evaluation. Arrays (token ids, per-token entropy and
+log-prob, the rank curve and its positions) are lists in parquet and jsonl and JSON text in csv;
+dicts (the step payload, per-reward values) are JSON text in csv and parquet, objects in jsonl.
+Samples are read one step at a time, so a long run never sits in memory twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.paths import resolve
+from engine.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet", "jsonl")
+WHATS = ("steps", "samples", "evals")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def row_chunks(
+    store: Store, run_id: int, what: str, progress: bool = False
+) -> Iterator[list[dict]]:
+    """Rows of one kind, in chunks (one per step for samples), with plain Python values."""
+    if what == "steps":
+        yield [{k: _plain(v) for k, v in r.items()} for r in store.steps(run_id)]
+    elif what == "evals":
+        yield [{k: _plain(v) for k, v in r.items()} for r in store.evals(run_id)]
+    elif what == "samples":
+        from tqdm.auto import tqdm
+
+        for step in tqdm(store.sample_steps(run_id), unit="step", disable=not progress):
+            yield [{k: _plain(v) for k, v in r.items()} for r in store.samples(run_id, step)]
+    else:
+        raise ValueError(f"--what must be one of {', '.join(WHATS)}")
+
+
+def _json_text(rows: list[dict], keep_lists: bool) -> list[dict]:
+    """Dict cells (and list cells unless kept) as JSON text, for tabular formats."""
+    out = []
+    for row in rows:
+        out.append(
+            {
+                k: json.dumps(v)
+                if isinstance(v, dict) or (isinstance(v, list) and not keep_lists)
+                else v
+                for k, v in row.items()
+            }
+        )
+    return out
+
+
+def export(
+    store: Store, run_id: int, what: str, fmt: str, out: Path, progress: bool = False
+) -> int:
+    """Write a run's rows to `out`; returns the number of rows written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chunks = row_chunks(store, run_id, what, progress)
+    if fmt == "jsonl":
+        n = 0
+        with out.open("w") as f:
+            for chunk in chunks:
+                for row in chunk:
+                    f.write(json.dumps(row) + "\n")
+                n += len(chunk)
+        return n
+    import pandas as pd
+
+    rows = [r for chunk in chunks for r in _json_text(chunk, keep_lists=fmt == "parquet")]
+    frame = pd.DataFrame(rows)
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
+    return len(frame)
+
+
+def cli(args: argparse.Namespace) -> int:
+    root = resolve(args.data_dir, args.db)
+    with Store.open(root) as store:
+        if store.get_run(args.run_id) is None:
+            log.error("no run %d in %s", args.run_id, root.db_url)
+            return 1
+        out = (
+            Path(args.out)
+            if args.out
+            else root.exports / f"run{args.run_id}-{args.what}.{args.format}"
+        )
+        n = export(store, args.run_id, args.what, args.format, out, progress=True)
+    log.info("wrote %d %s rows of run %d", n, args.what, args.run_id)
+    print(out)
+    return 0
