@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -397,6 +398,9 @@ class StudioConfig:
         return StudioConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """`shaping.kappa=3` style overrides; values are parsed as YAML scalars or lists."""
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
@@ -411,6 +415,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         data.setdefault(section, {})[name] = value
     if errors:
         raise ConfigError(errors)

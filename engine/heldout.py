@@ -47,20 +47,37 @@ class HeldOut:
         return [c for _, c in sorted(pairs)]
 
     def _count(self, model, tok, rows: list[dict[str, Any]]) -> list[int]:
-        counts = []
-        for start in range(0, len(rows), self.batch_problems):
-            batch = rows[start : start + self.batch_problems]
-            samples = sample_completions(
-                model,
-                tok,
-                [prompt_text(r["prompt"], tok) for r in batch],
-                n=self.n_samples,
-                max_new_tokens=self.max_new_tokens,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                generator_seed=self.seed * 1_000_003 + start,
-            )
-            counts += [
-                sum(score(self.reward_fn, r, s)) for r, s in zip(batch, samples, strict=True)
-            ]
-        return counts
+        return correct_counts(
+            model,
+            tok,
+            rows,
+            self.reward_fn,
+            n=self.n_samples,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed,
+            batch_problems=self.batch_problems,
+        )
+
+
+def correct_counts(
+    model, tok, rows: list[dict[str, Any]], reward_fn: Callable, *, n: int, temperature: float,
+    top_p: float, max_new_tokens: int, seed: int, batch_problems: int = 50,
+) -> list[int]:  # fmt: skip
+    """Correct samples out of n for each problem (sampled; seeds fixed per batch)."""
+    counts = []
+    for start in range(0, len(rows), batch_problems):
+        batch = rows[start : start + batch_problems]
+        samples = sample_completions(
+            model,
+            tok,
+            [prompt_text(r["prompt"], tok) for r in batch],
+            n=n,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            generator_seed=seed * 1_000_003 + start,
+        )
+        counts += [sum(score(reward_fn, r, s)) for r, s in zip(batch, samples, strict=True)]
+    return counts

@@ -101,9 +101,12 @@ def build_trainer(cfg: StudioConfig, output_dir: Path):
     from engine.tasks import load_dataset_for
     from engine.trainer import VerlTrainer
 
-    device = device_of(cfg)
-    dtype = cfg.model.dtype if cfg.model.dtype != AUTO or device == CUDA else "float32"
-    model, tokenizer = load_policy(cfg.model.name_or_path, dtype=dtype, device=device)
+    model, tokenizer = load_policy(
+        cfg.model.name_or_path,
+        dtype=cfg.model.dtype,
+        device=device_of(cfg),
+        require_chat_template=cfg.data.chat_template,
+    )
     rewards = [get_reward(cfg.data.reward), *(get_reward(r) for r in cfg.data.extra_rewards)]
     return VerlTrainer(
         model=model,

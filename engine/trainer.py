@@ -92,6 +92,7 @@ class VerlTrainer(GRPOTrainer):
             cap.mask,
             stride=self.shaping_cfg.stride,
             max_len=self.shaping_cfg.max_len,
+            workers=torch.get_num_threads(),  # the run's torch_threads: keep the app live
         )
         tp = token_proxies(cap.logps, cap.entropies, cap.mask)
         t0 = time.perf_counter()

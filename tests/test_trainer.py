@@ -1,0 +1,227 @@
+"""The VERL trainer end to end on the embedded model (real TRL, real store, real checkpoints)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import require
+from tests.fixtures.training import data_root_at, embedded_model_ready, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def weights(folder: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / name))
+
+
+def all_samples(store, run_id):
+    return {step: store.samples(run_id, step) for step in store.sample_steps(run_id)}
+
+
+# ---- the shared tiny run ----------------------------------------------------------------------
+
+
+def test_every_parameter_changed(trained_run):
+    from engine.models import embedded_model_dir
+    from engine.storage import Store
+
+    with Store(trained_run.store_url) as store:
+        last = store.last_checkpoint(trained_run.run_id)
+    before = weights(embedded_model_dir())
+    after = weights(Path(last["path"]))
+    assert before.keys() == after.keys() and len(before) > 10
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert not unchanged, f"parameters that did not move: {unchanged}"
+
+
+def test_store_holds_steps_responses_evals_and_checkpoints(trained_run):
+    from engine.storage import Store
+
+    cfg = trained_run.config
+    B = cfg.grpo.per_device_train_batch_size
+    with Store(trained_run.store_url) as store:
+        run = store.get_run(trained_run.run_id)
+        steps = store.steps(trained_run.run_id)
+        samples = all_samples(store, trained_run.run_id)
+        evals = store.evals(trained_run.run_id)
+        checkpoints = store.checkpoints(trained_run.run_id)
+    assert run.status == "completed"
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    for s in steps:
+        for col in ("reward_mean", "accuracy", "er_mean", "erv_mean", "era_mean", "loss",
+                    "m_er", "m_erv", "m_era", "explore_weight_mean", "frac_shaped", "tokens"):  # fmt: skip
+            assert s[col] is not None and math.isfinite(s[col]), (s["step"], col)
+    assert [s["heldout_accuracy"] is not None for s in steps] == [False, True, False]
+    assert [e["step"] for e in evals] == [0, 2] and all(e["n"] == 1 for e in evals)
+    assert [c["step"] for c in checkpoints] == [2, 3]
+    assert all(Path(c["path"], "shaping_state.json").is_file() for c in checkpoints)
+    assert sorted(samples) == [1, 2, 3]
+    for rows in samples.values():
+        assert len(rows) == B
+        assert sorted((r["group_idx"], r["sample_idx"]) for r in rows) == [
+            (g, i) for g in range(B // 8) for i in range(8)
+        ]
+        for r in rows:
+            n = r["length"]
+            assert n > 0 and len(r["token_ids"]) == n
+            assert len(r["token_entropy"]) == n and len(r["token_logprob"]) == n
+            assert np.isfinite(r["token_entropy"]).all() and np.isfinite(r["token_logprob"]).all()
+            assert all(math.isfinite(r[k]) for k in ("er", "erv", "era", "entropy", "mean_logprob"))
+            assert len(r["curve"]) == len(r["curve_positions"]) > 0
+            assert np.isfinite(r["curve"]).all() and r["curve_positions"].max() < n
+            assert r["curve_stride"] == cfg.shaping.stride and r["completion"] is not None
+            assert r["correct"] == (r["reward"] >= 1.0)
+
+
+def test_shaping_invariants_hold_on_every_response(trained_run):
+    from engine.storage import Store
+
+    kappa = trained_run.config.shaping.kappa
+    with Store(trained_run.store_url) as store:
+        samples = all_samples(store, trained_run.run_id)
+        steps = {s["step"]: s for s in store.steps(trained_run.run_id)}
+    shaped = 0
+    for step, rows in samples.items():
+        groups: dict[int, list[dict]] = {}
+        for r in rows:
+            groups.setdefault(r["group_idx"], []).append(r)
+            a, a2, bonus = r["advantage"], r["advantage_shaped"], r["bonus"]
+            assert 0.0 <= bonus <= abs(a) / kappa + 1e-12
+            assert a2 == pytest.approx(a + bonus, abs=1e-12)
+            assert a == 0 or a2 == 0 or np.sign(a2) == np.sign(a)
+            shaped += bonus > 0
+        if step == 1:  # warm-up generation
+            assert all(r["bonus"] == 0.0 for r in rows)
+        for g in groups.values():
+            if len({r["reward"] for r in g}) == 1:  # tied group: exactly no bonus
+                assert all(r["bonus"] == 0.0 for r in g)
+        frac = sum(r["bonus"] > 0 for r in rows) / len(rows)
+        assert steps[step]["frac_shaped"] == pytest.approx(frac)
+        assert steps[step]["bonus_mean"] == pytest.approx(np.mean([r["bonus"] for r in rows]))
+    assert shaped > 0, "no advantage was shaped"
+
+
+# ---- LoRA, capture, resume ------------------------------------------------------------------
+
+
+def run_directly(tmp_path, *overrides):
+    """engine.train.train on a fresh root (returns the trainer for white-box checks)."""
+    from engine.storage import Store
+    from engine.train import create_run, train
+
+    root = data_root_at(tmp_path / "home")
+    cfg = tiny_config(*overrides)
+    store = Store(root.db_url)
+    run_id = create_run(store, cfg)
+    result = train(cfg, store=store, root=root, run_id=run_id, progress=False)
+    return result, store, run_id
+
+
+def test_lora_run_trains_the_adapters_only(tmp_path):
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    result, store, run_id = run_directly(
+        tmp_path, "model.lora=true", "run.max_steps=2", "run.eval_every=0",
+        "grpo.learning_rate=1e-3",
+    )  # fmt: skip
+    try:
+        model = result.trainer.model
+        from engine.models import embedded_model_dir
+
+        base = weights(embedded_model_dir())
+        named = dict(model.named_parameters())
+        lora = {k: p for k, p in named.items() if "lora_" in k}
+        assert lora and all(p.requires_grad for p in lora.values())
+        frozen = {k: p for k, p in named.items() if "lora_" not in k}
+        assert not any(p.requires_grad for p in frozen.values())
+        # lora_B starts at zero: every one moved; base weights did not
+        assert all(p.detach().abs().sum() > 0 for k, p in lora.items() if "lora_B" in k)
+        for k, p in frozen.items():
+            key = k.replace("base_model.model.", "").replace(".base_layer", "")
+            if key in base:
+                assert torch.equal(p.detach().cpu(), base[key]), key
+        rows = store.samples(run_id, 2)
+        assert len(rows) == 16 and any(r["bonus"] > 0 for r in rows)
+        # TRL's logged advantages are the shaped ones
+        logged = list(result.trainer._logs["advantages"])
+        assert logged == pytest.approx([r["advantage_shaped"] for r in rows], abs=1e-9)
+        ck = store.last_checkpoint(run_id)
+        assert Path(ck["path"], "adapter_model.safetensors").is_file()
+    finally:
+        store.close()
+
+
+def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp_path):
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    from engine.tasks import load_dataset_for
+    from engine.train import build_trainer
+
+    cfg = tiny_config()
+    trainer = build_trainer(cfg, tmp_path / "out")
+    model, tok = trainer.model, trainer.processing_class
+    prompts = [r["prompt"] for r in load_dataset_for(cfg.data, "eval", limit=4)]
+    enc = tok(prompts, return_tensors="pt", padding=True)  # left-padded
+    torch.manual_seed(0)
+    with torch.no_grad():
+        gen = model.generate(
+            **enc, do_sample=True, max_new_tokens=40, pad_token_id=tok.pad_token_id
+        )
+    P = enc["input_ids"].size(1)
+    completion = gen[:, P:]  # (B, C)
+    is_eos = completion == tok.eos_token_id
+    first_eos = torch.where(is_eos.any(1), is_eos.int().argmax(1), completion.size(1))
+    mask = (torch.arange(completion.size(1))[None] <= first_eos[:, None]).int()  # (B, C)
+    out = {
+        "prompt_ids": enc["input_ids"],
+        "prompt_mask": enc["attention_mask"],
+        "completion_ids": completion,
+        "completion_mask": mask,
+    }
+    cap = trainer.capture(out)
+    with torch.no_grad():
+        ref = model(
+            input_ids=gen,
+            attention_mask=torch.cat([enc["attention_mask"], mask], 1),
+            output_hidden_states=True,
+        )
+    expected = ref.hidden_states[-1][:, P:]  # (B, C, D) post-norm last layer
+    m = mask.bool()
+    assert cap.hidden.shape == expected.shape
+    torch.testing.assert_close(cap.hidden[m], expected[m], rtol=1e-5, atol=1e-5)
+    # the same forward's log-probs and entropies at the sampling temperature
+    logits = ref.logits[:, P - 1 : -1] / cfg.grpo.temperature  # (B, C, V) predicting token j
+    logp = torch.log_softmax(logits.float(), -1)
+    token_logp = logp.gather(-1, completion[..., None])[..., 0]
+    entropy = -(logp.exp() * logp).sum(-1)
+    torch.testing.assert_close(cap.logps[m], token_logp[m], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(cap.entropies[m], entropy[m], rtol=1e-4, atol=1e-4)
+
+
+def test_resume_continues_the_run_exactly(finished_run_copy, tmp_path):
+    """A run resumed from its last checkpoint (weights, optimizer, RNG, shaping state) records
+    the same next step as a run that never stopped."""
+    from engine.storage import Store
+    from engine.train import train
+
+    cfg = tiny_config("run.max_steps=4", "run.eval_every=0")
+    with Store(finished_run_copy.store_url) as store:
+        resumed = train(cfg, store=store, root=finished_run_copy.root,
+                        run_id=finished_run_copy.run_id, progress=False)  # fmt: skip
+        assert resumed.trainer.shaping_state.n == 4
+        after_resume = store.samples(finished_run_copy.run_id, 4)
+        assert [s["step"] for s in store.steps(finished_run_copy.run_id)] == [1, 2, 3, 4]
+    straight, store2, run2 = run_directly(tmp_path, "run.max_steps=4")
+    try:
+        expected = store2.samples(run2, 4)
+    finally:
+        store2.close()
+    assert [r["completion"] for r in after_resume] == [r["completion"] for r in expected]
+    for a, b in zip(after_resume, expected, strict=True):
+        assert a["bonus"] == pytest.approx(b["bonus"], abs=1e-6)
+        assert a["er"] == pytest.approx(b["er"], rel=1e-6)
