@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.pg",
     "tests.fixtures.server",
+    "tests.fixtures.training",
     "tests.fixtures.browser",
 ]
 
