@@ -10,6 +10,7 @@ optimizer, scheduler, RNG and the shaping state).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,9 +251,18 @@ def config_from_args(args, store=None) -> StudioConfig:
     return StudioConfig.load(recipe_path(args.config), overrides)
 
 
+def quiet_transformers() -> None:
+    """No weight-loading / shard-writing bars or v6 deprecation notes in the run's log."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+
+
 def cli(args) -> int:
     from engine.storage import Store
 
+    quiet_transformers()
     root = resolve(args.data_dir, args.db)
     try:
         with Store(root.db_url) as store:

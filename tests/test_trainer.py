@@ -225,3 +225,23 @@ def test_resume_continues_the_run_exactly(finished_run_copy, tmp_path):
     for a, b in zip(after_resume, expected, strict=True):
         assert a["bonus"] == pytest.approx(b["bonus"], abs=1e-6)
         assert a["er"] == pytest.approx(b["er"], rel=1e-6)
+
+
+# ---- the benchmarks' --quick modes run ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["bench_step.py", "bench_learning.py"])
+def test_benchmark_quick_mode_runs(script):
+    import subprocess
+    import sys
+
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    bench = Path(__file__).resolve().parent.parent / "bench" / script
+    out = subprocess.run(
+        [sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=280
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    if script == "bench_step.py":
+        assert "verl / grpo" in out.stdout and "grpo / plain" in out.stdout
+    else:
+        assert "mean pass@1 gain" in out.stdout
