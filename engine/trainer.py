@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
 
 from engine.config import ShapingConfig
 from engine.effective_rank import rank_dynamics, token_proxies
@@ -156,14 +157,17 @@ class VerlTrainer(GRPOTrainer):
 
         handle = self.backbone().register_forward_hook(keep)
         try:
-            logps, entropies, _ = self._get_per_token_logps_and_entropies(
-                self.model,
-                ids,
-                attention,
-                C,
-                batch_size=self.args.per_device_train_batch_size,
-                compute_entropy=True,
-            )
+            with disable_gradient_checkpointing(
+                self.model, self.args.gradient_checkpointing_kwargs
+            ):
+                logps, entropies, _ = self._get_per_token_logps_and_entropies(
+                    self.model,
+                    ids,
+                    attention,
+                    C,
+                    batch_size=self.args.per_device_train_batch_size,
+                    compute_entropy=True,
+                )
         finally:
             handle.remove()
         return Capture(
