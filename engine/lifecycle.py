@@ -9,7 +9,7 @@
     # normal exit -> completed; any other exception -> failed with the traceback's last lines
 
 A background thread refreshes the heartbeat every `heartbeat_s` seconds and notices a cancel
-requested from any host; SIGTERM (a local worker's cancel) sets the same stop flag, a second
+requested from any host (or that the run was resumed as a newer attempt elsewhere); SIGTERM (a local worker's cancel) sets the same stop flag, a second
 SIGTERM raises RunCancelled at once. The outcome is written only while the run is still this
 attempt's, so a resumed or deleted run is never overwritten by a late writer.
 """

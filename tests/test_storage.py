@@ -259,6 +259,23 @@ def test_claim_is_exclusive_and_finish_is_conditional(store):
     assert not store.finish_run(run_id, RunStatus.FAILED, attempt=2)
 
 
+def test_heartbeat_revives_a_stale_run_and_stops_a_superseded_attempt(store):
+    """A process marked interrupted for a stale heartbeat that beats again is running again;
+    once the run was resumed as a new attempt, the old process is told to stop."""
+    run_id = new_run(store)
+    store.claim_run(run_id, "h")
+    store.mark_running(run_id, host="h", pid=1, environment={})
+    assert store.finish_run(run_id, RunStatus.INTERRUPTED, error="no heartbeat for 31 s")
+    assert store.heartbeat(run_id, attempt=1) is False
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.RUNNING and run.error is None
+    store.finish_run(run_id, RunStatus.INTERRUPTED, error="no heartbeat")
+    store.requeue_for_resume(run_id)
+    assert store.heartbeat(run_id, attempt=1) is True  # attempt 2 owns the run now
+    assert store.get_run(run_id).status is RunStatus.QUEUED
+    assert store.heartbeat(404) is True
+
+
 def test_requeue_for_resume_discards_after_checkpoint(store, tmp_path):
     rng = np.random.default_rng(3)
     run_id = new_run(store)

@@ -503,13 +503,29 @@ class Store:
         return self.get_run(run_id)
 
     def heartbeat(self, run_id: int, attempt: int | None = None) -> bool:
-        """Refresh the heartbeat; returns whether a cancel was requested."""
-        query = update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow())
-        if attempt is not None:
-            query = query.where(Run.attempt == attempt)
+        """Refresh a running run's heartbeat; returns whether its process should stop: a cancel
+        was requested, or the run is no longer this `attempt`'s (resumed, deleted, finished).
+
+        A run marked interrupted for a stale heartbeat whose process turns out to be alive (a
+        suspended laptop woke up) is running again."""
         with self._write() as conn:
-            conn.execute(query)
-            return bool(conn.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar())
+            run = conn.execute(
+                select(Run.status, Run.attempt, Run.cancel_requested).where(Run.id == run_id)
+            ).first()
+            live = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
+            if run is None or (attempt is not None and run.attempt != attempt):
+                return True
+            if run.status not in live:
+                return True
+            values: dict[str, Any] = {"heartbeat_at": utcnow()}
+            if run.status == RunStatus.INTERRUPTED.value:
+                values.update(status=RunStatus.RUNNING.value, finished_at=None, error=None)
+                self._event(
+                    conn, run_id, "heartbeat again after being marked interrupted: running",
+                    EventLevel.WARNING,
+                )  # fmt: skip
+            conn.execute(update(Run).where(Run.id == run_id).values(**values))
+            return bool(run.cancel_requested)
 
     def cancel_requested(self, run_id: int) -> bool:
         with self._read() as conn:
