@@ -318,9 +318,8 @@ class Worker:
             return
         self.store.set_process(run.id, host=self.host, pid=popen.pid, attempt=run.attempt)
         self.jobs[run.id] = _Job(run.id, run.attempt, popen.pid, popen, log_path, log_file)
-        self.store.add_event(
-            run.id, f"started pid {popen.pid}: {' '.join(cmd[1:5])}; log {log_path}"
-        )
+        action = "evaluate" if run.kind == RunKind.EVAL else "train"
+        self.store.add_event(run.id, f"started {action} as pid {popen.pid}; log {log_path}")
         log.info("run %d started as pid %d", run.id, popen.pid)
 
 

@@ -553,7 +553,8 @@ class Store:
         with self._write() as conn:
             done = conn.execute(query).rowcount == 1
             if done:
-                level = EventLevel.INFO if status is RunStatus.COMPLETED else EventLevel.WARNING
+                calm = (RunStatus.COMPLETED, RunStatus.CANCELLED)
+                level = EventLevel.INFO if status in calm else EventLevel.WARNING
                 reason = f": {error.strip().splitlines()[-1]}" if error else ""
                 self._event(conn, run_id, f"{status.value}{reason}", level)
             return done
