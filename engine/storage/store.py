@@ -110,6 +110,11 @@ class RunInfo:
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 
 
+def _dicts(result: Any) -> list[dict]:
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
 def _run_info(row: Any) -> RunInfo:
     values = {name: getattr(row, name) for name in _RUN_FIELDS}
     values["status"] = RunStatus(values["status"])
@@ -611,7 +616,7 @@ class Store:
             .order_by(table.c.step)
         )
         with self._read() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return _dicts(conn.execute(query))
 
     def sample_steps(self, run_id: int) -> list[int]:
         query = select(Sample.step).where(Sample.run_id == run_id).distinct().order_by(Sample.step)
@@ -649,7 +654,7 @@ class Store:
             .order_by(Checkpoint.step)
         )
         with self._read() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return _dicts(conn.execute(query))
 
     def last_checkpoint(self, run_id: int) -> dict | None:
         rows = self.checkpoints(run_id)
@@ -711,7 +716,7 @@ class Store:
             .order_by(table.c.step, table.c.id)
         )
         with self._read() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return _dicts(conn.execute(query))
 
     def add_event(self, run_id: int, message: str, level: str = EventLevel.INFO) -> None:
         with self._write() as conn:
