@@ -47,8 +47,9 @@ EPS = 1e-8
 MAX_DEFAULT_WORKERS = 2
 NOISE_ULPS = 8.0  # eigenvalues below NOISE_ULPS * k * eps64 * lambda_max are rounding noise
 NOISE_IMPACT = 1e-10  # entropy change above which noise-level eigenvalues go to an SVD
-# conversion and contrasts / Gram and covariance / eigvalsh / SVDs of rank-deficient blocks
-PHASES = ("convert", "gram", "eig", "svd")
+# conversion and contrasts / Gram and covariance / eigvalsh / ER from eigenvalues / SVDs of
+# rank-deficient blocks
+PHASES = ("convert", "gram", "eig", "er", "svd")
 WINDOW, FULL = "window", "full"  # which rows a series of prefixes is taken from
 CUDA_BLOCK_BUDGET_BYTES = 1 << 30  # matrices held before one batched eigvalsh flush
 
@@ -132,9 +133,15 @@ def at_noise_level(lam: Tensor) -> Tensor:
 
 def sigma_of_block(lam: Tensor, z: Tensor, t: int) -> Tensor:
     """Singular values of Z[:t] from its Gram block's eigenvalues lam, or by SVD at noise level."""
-    if bool(at_noise_level(lam)):
+    if needs_svd(lam):
         return torch.linalg.svdvals(z[:t])
     return lam.clamp_min(0).sqrt()
+
+
+def needs_svd(lam: Tensor) -> bool:
+    """`at_noise_level` of one ascending (k,) spectrum, with a fast exit for full-rank blocks."""
+    tau = NOISE_ULPS * lam.shape[0] * torch.finfo(torch.float64).eps * max(lam[-1].item(), 0.0)
+    return lam[0].item() <= tau and bool(at_noise_level(lam))
 
 
 def curve_points(length: int, stride: int) -> list[int]:
@@ -167,11 +174,12 @@ def helmert_contrasts(x: Tensor) -> Tensor:
 
     z_k = sqrt(k / (k+1)) (x_k - mean(x_0 .. x_{k-1})), after subtracting the mean of all L rows.
     """
-    xc = x.to(torch.float64)
-    xc = xc - xc.mean(0, keepdim=True)  # (L, D)
+    xc = x.to(torch.float64, copy=True)  # in-place below: few large temporaries
+    xc -= xc.mean(0, keepdim=True)  # (L, D)
     k = torch.arange(1, xc.shape[0], dtype=torch.float64, device=xc.device)  # (L-1,)
-    prev_mean = xc.cumsum(0)[:-1] / k[:, None]  # mean of rows 0..k-1
-    return (xc[1:] - prev_mean) * torch.sqrt(k / (k + 1))[:, None]
+    z = xc.cumsum(0)[:-1].div_(k[:, None])  # mean of rows 0..k-1
+    z = torch.sub(xc[1:], z, out=z)
+    return z.mul_(torch.sqrt(k / (k + 1))[:, None])
 
 
 def blocks(
@@ -283,6 +291,11 @@ def single_threaded():
         torch.set_num_threads(previous)
 
 
+def worker_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of `workers` threads, each at one torch thread (MKL's setting is per thread)."""
+    return ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
+
+
 def _check(hidden: Tensor, mask: Tensor, stride: int, max_len: int | None) -> None:
     if hidden.dim() != 3 or mask.shape != hidden.shape[:2]:
         raise ValueError(
@@ -357,8 +370,11 @@ def run_job(hidden, mask, job: Job, max_len, clock: Clock) -> dict[tuple, float]
     for t, a in blocks(z, job.ts, clock):
         with clock("eig"):
             lam = torch.linalg.eigvalsh(a)  # (k,) ascending
-        with clock("svd"):
-            out[(job.index, job.kind, t)] = float(er_from_sigma(sigma_of_block(lam, z, t)))
+        with clock("er"):
+            exact = needs_svd(lam)
+        with clock("svd" if exact else "er"):
+            sigma = torch.linalg.svdvals(z[:t]) if exact else lam.clamp_min(0).sqrt()
+            out[(job.index, job.kind, t)] = float(er_from_sigma(sigma))
     return out
 
 
@@ -376,8 +392,7 @@ def pooled_values(hidden, mask, stride, max_len, workers, clock: Clock | None = 
         if workers == 1 or len(jobs) <= 1:
             parts = [work(k) for k in range(len(jobs))]
         else:
-            init = torch.set_num_threads  # MKL's setting is per thread: set it in each worker
-            with ThreadPoolExecutor(workers, initializer=init, initargs=(1,)) as pool:
+            with worker_pool(workers) as pool:
                 parts = list(pool.map(work, range(len(jobs))))
     for part in parts:
         values.update(part)
@@ -416,9 +431,11 @@ def flush(pending: dict, values: dict, clock: Clock) -> None:
             stack = torch.stack([a for _, a, _ in group])  # (N, k, k)
         with clock("eig"):
             lam = torch.linalg.eigvalsh(stack)  # (N, k)
-        with clock("svd"):
+        with clock("er"):
             er = er_from_sigma(lam.clamp_min(0).sqrt())  # (N,)
-            for n in at_noise_level(lam).nonzero().flatten().tolist():
+            noisy = at_noise_level(lam).nonzero().flatten().tolist()
+        with clock("svd"):
+            for n in noisy:
                 (_, _, t), _, z = group[n]
                 er[n] = er_from_sigma(torch.linalg.svdvals(z[:t]))
         values.update({key: v for (key, _, _), v in zip(group, er.cpu().tolist(), strict=True)})
