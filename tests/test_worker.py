@@ -207,6 +207,44 @@ def test_worker_adopts_a_live_process_and_cancels_it(store, root):
             proc.wait()
 
 
+def test_worker_kills_a_process_that_ignores_the_cancel(store, root):
+    """SIGTERM is ignored: SIGKILL follows after cancel_grace_s and the run is cancelled."""
+    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", ignore], start_new_session=True)
+    try:
+        run_id = queued(store)
+        worker = Worker(store, root, WorkerSettings(cancel_grace_s=0.3))
+        store.claim_run(run_id, worker.host)
+        store.mark_running(run_id, host=worker.host, pid=proc.pid, environment={})
+        store.request_cancel(run_id)
+        worker.tick()  # adopt
+        worker.tick()  # SIGTERM
+        time.sleep(0.5)  # the grace period, then:
+        worker.tick()  # SIGKILL
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        worker.tick()
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.CANCELLED
+        assert run.error == "stopped by SIGKILL after a cancel request"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_worker_marks_a_process_that_exits_without_an_outcome_failed(store, root):
+    """The real `engine.cli train` refuses an invalid stored config before it takes the run:
+    the worker records failed with the exit code and the log's last lines."""
+    run_id = queued(store, {"run": {"max_steps": 0}})
+    with running_worker(store, root):
+        wait_until(lambda: store.get_run(run_id).status.finished, 120, "the child to exit")
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.FAILED
+    first, *tail = run.error.splitlines()
+    assert first.startswith("training process exited with code 2 without recording an outcome")
+    assert any("max_steps" in line for line in tail)
+
+
 # ---- CLI handlers ---------------------------------------------------------------------------------
 
 
