@@ -46,7 +46,7 @@ import torch
 EPS = 1e-8
 MAX_DEFAULT_WORKERS = 2
 NOISE_ULPS = 8.0  # eigenvalues below NOISE_ULPS * k * eps64 * lambda_max are rounding noise
-NOISE_IMPACT = 1e-10  # entropy change above which noise-level eigenvalues go to an SVD
+NOISE_IMPACT = 1e-7  # entropy change (~ relative ER change) above which blocks go to an SVD
 # conversion and contrasts / Gram and covariance / eigvalsh / ER from eigenvalues / SVDs of
 # rank-deficient blocks
 PHASES = ("convert", "gram", "eig", "er", "svd")
@@ -118,17 +118,20 @@ def er_from_sigma(sigma: Tensor) -> Tensor:
 def at_noise_level(lam: Tensor) -> Tensor:
     """(..., k) ascending eigenvalues of Gram blocks -> (...) bool: rounding noise may move ER.
 
-    A Gram's eigenvalues carry an absolute error of about k * eps64 * lambda_max, so
-    sigma below sqrt(NOISE_ULPS * k * eps64 * lambda_max) is noise. True when such values could
-    change the entropy by more than NOISE_IMPACT: rank-deficient blocks (low rank, duplicate
-    rows), whose sigma must come from an SVD of the rows instead.
+    A Gram's eigenvalues carry an absolute error of up to about k * eps64 * lambda_max, so those
+    below tau = NOISE_ULPS * k * eps64 * lambda_max are noise, and each such sigma may be off by
+    about sqrt(delta), delta = the larger of twice the largest noisy |lambda| and
+    eps64 * lambda_max. True when that could move the entropy (~ the relative ER) by more than
+    NOISE_IMPACT: rank-deficient blocks (low rank, duplicate rows), whose sigma must then come
+    from an SVD of the rows. An exactly dead direction (lambda = 0 exactly) does not count.
     """
-    k = lam.shape[-1]
-    tau = NOISE_ULPS * k * torch.finfo(torch.float64).eps * lam[..., -1].clamp_min(0)  # (...)
-    n_noisy = (lam <= tau[..., None]).sum(-1)
-    p = tau.sqrt() / (lam.clamp_min(0).sqrt().sum(-1) + EPS)  # largest p a noisy sigma can have
+    eps64 = torch.finfo(torch.float64).eps
+    lam_max = lam[..., -1:].clamp_min(0)  # (..., 1)
+    noisy = lam <= NOISE_ULPS * lam.shape[-1] * eps64 * lam_max  # (..., k)
+    delta = torch.maximum(2 * (lam.abs() * noisy).amax(-1), eps64 * lam_max[..., 0])  # (...)
+    p = delta.sqrt() / (lam.clamp_min(0).sqrt().sum(-1) + EPS)  # largest p a noisy sigma has
     p = p.clamp(max=math.exp(-1.0))  # -p log p grows on [0, 1/e]
-    return n_noisy * (-p * torch.log(p + EPS)) > NOISE_IMPACT
+    return noisy.sum(-1) * (-p * torch.log(p + EPS)) > NOISE_IMPACT
 
 
 def sigma_of_block(lam: Tensor, z: Tensor, t: int) -> Tensor:
@@ -243,7 +246,7 @@ def rank_dynamics(
     eigenvalue calls, None = min(2, CPU count). Leaves torch's thread settings as it found them.
     """
     _check(hidden, mask, stride, max_len)
-    hidden, mask = hidden.detach(), mask.detach().to(torch.bool)
+    hidden, mask = hidden.detach(), mask.detach().to(device=hidden.device, dtype=torch.bool)
     if hidden.is_cuda:
         values = batched_values(hidden, mask, stride, max_len)
     else:

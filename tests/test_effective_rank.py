@@ -138,6 +138,23 @@ def test_plan_covers_every_prefix_once():
     assert [j.cost for j in jobs] == sorted((j.cost for j in jobs), reverse=True)
 
 
+@pytest.mark.parametrize(
+    "kind, dead_dims, svd_used",
+    [("gauss", 0, False), ("gauss", 1, False), ("lowrank", 0, True), ("duprows", 0, True)],
+)
+def test_svd_only_where_gram_noise_matters(kind, dead_dims, svd_used):
+    """Full-rank blocks (even with an exactly dead dimension) stay on eigvalsh; rank-deficient
+    ones take an SVD. Regression: a single zero direction used to send every block to the SVD."""
+    rng = np.random.default_rng(11)
+    hidden, mask, rows = batch(rng, [90, 70], 24, kind=kind)
+    hidden[..., :dead_dims] = 0.0
+    rows = [hidden[i][mask[i]].numpy() for i in range(2)]
+    clock = E.Clock()
+    values = E.pooled_values(hidden, mask, 5, None, 2, clock)
+    assert (clock.seconds["svd"] > 0) == svd_used
+    assert_matches(E.assemble(mask, 5, None, values), rows, 5, None, 1e-6)
+
+
 # ---- process hygiene ----------------------------------------------------------------------
 @pytest.mark.parametrize("workers", [None, 1, 2])
 def test_thread_settings_are_restored(workers):
@@ -278,3 +295,19 @@ def test_property_low_precision_is_upcast(shape, dtype):
     n, d, stride, max_len, seed = shape
     h = torch.from_numpy(rows64(n, d, seed) * 3 + 5).to(dtype)
     close(one(h, stride, max_len, dtype), one(h.double(), stride, max_len), 1e-12)
+
+
+@PROPS
+@given(shapes, st.integers(1, 6), st.sampled_from(["lowrank", "duprows", "offset"]))
+def test_property_hard_inputs_match_oracle(shape, r, kind):
+    """Float32 low-rank, duplicate-row and offset rows: the issue's 1e-5 tolerance."""
+    n, d, stride, max_len, seed = shape
+    rng = np.random.default_rng(seed)
+    if kind == "lowrank":
+        x = rng.standard_normal((n, r)) @ rng.standard_normal((r, d))
+    elif kind == "duprows":
+        x = rng.standard_normal((r, d))[rng.integers(0, r, n)]
+    else:
+        x = rng.standard_normal((n, d)) + 1e4 * rng.standard_normal((1, d))
+    x = x.astype(np.float32)
+    assert_matches(one(x, stride, max_len, torch.float32), [x], stride, max_len, 1e-5)
