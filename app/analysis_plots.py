@@ -104,10 +104,10 @@ def scatter_figure(
     shown = f"{len(drawn):,} of {len(x):,} drawn" if len(drawn) < len(x) else f"n = {n:,}"
     fig = go.Figure(
         go.Scatter(
-            x=x[drawn],
-            y=y[drawn],
+            x=x[drawn].tolist(),  # plain lists: plotly would ship numpy as base64 typed arrays
+            y=y[drawn].tolist(),
             mode="markers",
-            marker={"size": 5, "opacity": 0.6, "color": step[drawn], "colorscale": "Viridis",
+            marker={"size": 5, "opacity": 0.6, "color": step[drawn].tolist(), "colorscale": "Viridis",
                     "colorbar": {"title": "step"}},
             name="responses",
         )
@@ -133,15 +133,15 @@ def step_r_figure(
 
 
 def stats_table(pairs, length_r: dict[str, float]) -> pd.DataFrame:
-    """One row per pair: r, R², n, partial r given length and both metrics' r with length."""
+    """One row per pair "x vs y": n, r, R², each metric's r with length, partial r given length."""
     rows = [
         {
             "pair": f"{label(p.x)} vs {label(p.y)}",
             "n": p.n,
             "r": round(p.r, 4),
             "R²": round(p.r2, 4),
-            f"r({label(p.x)}, length)": round(length_r.get(p.x, np.nan), 4),
-            f"r({label(p.y)}, length)": round(length_r.get(p.y, np.nan), 4),
+            "r(x, length)": round(length_r.get(p.x, np.nan), 4),
+            "r(y, length)": round(length_r.get(p.y, np.nan), 4),
             "partial r given length": round(p.partial_r_length, 4),
         }
         for p in pairs

@@ -51,13 +51,22 @@ def summary_markdown(d: Decoupling, n_points: int, n_drawn: int) -> str:
     return "\n".join(lines)
 
 
+def step_bound(text) -> int | None:
+    """'' -> no bound; an integer step otherwise."""
+    text = str(text if text is not None else "").strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise gr.Error(f"a step range bound must be an integer, got {text!r}")
+    return int(text)
+
+
 def analyse(store, run_value, step_lo, step_hi):
     run_id = choice_id(run_value)
     empty = empty_figure("pick a run")
     if run_id is None:
         return "Pick a run.", empty, empty, empty, None, None
-    lo = None if step_lo in (None, "") else int(step_lo)
-    hi = None if step_hi in (None, "") else int(step_hi)
+    lo, hi = step_bound(step_lo), step_bound(step_hi)
     points = load_points(store, run_id, lo, hi)
     d = decoupling(points)
     drawn = subsample(len(points))
@@ -87,8 +96,8 @@ def build(ctx: AppContext) -> None:
     store = ctx.store
     with gr.Row():
         run = gr.Dropdown(label="run", choices=[], elem_id="analysis-run", scale=3)
-        step_lo = gr.Number(label="from step", precision=0, elem_id="analysis-from")
-        step_hi = gr.Number(label="to step", precision=0, elem_id="analysis-to")
+        step_lo = gr.Textbox(label="from step", placeholder="first", elem_id="analysis-from")
+        step_hi = gr.Textbox(label="to step", placeholder="last", elem_id="analysis-to")
         go_btn = gr.Button("Analyse", variant="primary", elem_id="analysis-go")
     summary = gr.Markdown(elem_id="analysis-summary")
     with gr.Row():
@@ -99,15 +108,15 @@ def build(ctx: AppContext) -> None:
         table = gr.Dataframe(elem_id="analysis-table", interactive=False, label="pairs")
         lengths = gr.Dataframe(elem_id="analysis-length", interactive=False, label="length")
 
-    def choices(current):
-        names = run_choices(store, "train")
-        return gr.update(choices=names, value=current if current in names else None)
+    def choices():
+        return gr.update(choices=run_choices(store, "train"))
 
-    on_show(choices, run, run)
+    on_show(choices, None, run)
     gr.on(
         [go_btn.click, run.change],
         lambda r, lo, hi: analyse(store, r, lo, hi),
         [run, step_lo, step_hi],
         [summary, er_erv, ent_lp, step_r, table, lengths],
+        trigger_mode="always_last",
         **READ_ONLY,
     )

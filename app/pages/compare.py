@@ -59,11 +59,15 @@ def build(ctx: AppContext) -> None:
         series = compare_series(store, run_values, metric_name)
         return compare_figure(series, metric_name), compare_table(series, metric_name)
 
-    def choices(current):
-        names = run_choices(store, "train")
-        return gr.update(choices=names, value=[v for v in current or [] if v in names])
+    def choices():  # the picked value stays: a tab opened mid-pick must not clear it
+        return gr.update(choices=run_choices(store, "train"))
 
     gr.on(
-        [refresh.click, metric.change, runs.change], draw, [runs, metric], [plot, table], **PRIVATE
+        [refresh.click, metric.change, runs.change],
+        draw,
+        [runs, metric],
+        [plot, table],
+        trigger_mode="always_last",  # a pick made while a draw runs is drawn after it
+        **PRIVATE,
     )
-    on_show(choices, runs, runs)
+    on_show(choices, None, runs)

@@ -138,11 +138,10 @@ def build(ctx: AppContext) -> None:
     seen = gr.State(())
     timer = gr.Timer(TICK_S)
 
-    def choices(src, picked):
-        trains, evals = run_choices(store, RunKind.TRAIN), run_choices(store, RunKind.EVAL)
+    def choices():
         return (
-            gr.update(choices=trains, value=src if src in trains else None),
-            gr.update(choices=evals, value=[v for v in picked or [] if v in evals]),
+            gr.update(choices=run_choices(store, RunKind.TRAIN)),
+            gr.update(choices=run_choices(store, RunKind.EVAL)),
         )
 
     def redraw(picked, last):
@@ -152,7 +151,7 @@ def build(ctx: AppContext) -> None:
             return gr.skip(), gr.skip(), last
         return status_frame(store, ids), pass_at_k_figure(eval_curves(store, ids)), sig
 
-    on_show(choices, [source, runs], [source, runs])
+    on_show(choices, None, [source, runs])
     source.change(
         lambda v: gr.update(choices=checkpoint_steps(store, v), value=[]),
         source,
@@ -165,4 +164,11 @@ def build(ctx: AppContext) -> None:
         [message, runs],
         **PRIVATE,
     )
-    gr.on([runs.change, timer.tick], redraw, [runs, seen], [status, plot, seen], **READ_ONLY)
+    gr.on(
+        [runs.change, timer.tick],
+        redraw,
+        [runs, seen],
+        [status, plot, seen],
+        trigger_mode="always_last",
+        **READ_ONLY,
+    )

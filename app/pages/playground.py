@@ -118,10 +118,10 @@ def build(ctx: AppContext) -> None:
             token_proxy_figure(a.token_entropy, a.token_logprob),
         )
 
-    def choices(current):
-        return gr.update(choices=list(model_choices(store)), value=current or EMBEDDED_MODEL)
+    def choices():
+        return gr.update(choices=list(model_choices(store)))
 
-    on_show(choices, model, model)
+    on_show(choices, None, model)
     gen_btn.click(
         generate,
         [model, prompt, chat, stride, max_new, temperature, seed, greedy],
