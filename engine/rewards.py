@@ -142,7 +142,16 @@ def _marked(text: str) -> str | None:
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text) if not text.isascii() else text
+    """NFKC, then every Unicode decimal digit (Arabic-Indic, Devanagari, ...) to ASCII."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    digits = {
+        ord(c): str(unicodedata.decimal(c))
+        for c in set(text)
+        if not c.isascii() and unicodedata.decimal(c, None) is not None
+    }
+    return text.translate(digits) if digits else text
 
 
 def extract_answer(text: Any) -> str | None:
