@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -400,7 +399,7 @@ WRITER = textwrap.dedent(
 
 def test_readers_polling_during_writes_see_no_lock_errors(store_url):
     """A training process writes steps while the app polls and a heartbeat thread writes."""
-    n_steps = 60
+    n_steps = 40
     store = Store(store_url)
     run_id = new_run(store)
     store.claim_run(run_id, "h")
@@ -452,11 +451,13 @@ def test_readers_polling_during_writes_see_no_lock_errors(store_url):
 
 CLAIMER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from engine.storage import Store
-    store = Store(sys.argv[1]); start = float(sys.argv[3])
-    time.sleep(max(0.0, start - time.time()))
-    print(store.claim_run(int(sys.argv[2]), sys.argv[4]))
+    store = Store(sys.argv[1])
+    store.get_run(int(sys.argv[2]))  # connected and warm
+    print("ready", flush=True)
+    sys.stdin.readline()  # the starting gun
+    print(store.claim_run(int(sys.argv[2]), sys.argv[3]), flush=True)
     """
 )
 
@@ -465,15 +466,19 @@ def test_claim_race_between_processes(store_url):
     """Workers in separate processes claim one queued run at the same instant: one wins."""
     with Store(store_url) as store:
         run_id = new_run(store)
-    start = time.time() + 4.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, store_url, str(run_id), str(start), f"w{i}"],
+            [sys.executable, "-c", CLAIMER, store_url, str(run_id), f"w{i}"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for i in range(3)
     ]
+    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 3
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     answers = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert sorted(answers) == ["False", "False", "True"], answers
     with Store(store_url) as store:

@@ -209,9 +209,15 @@ def test_worker_adopts_a_live_process_and_cancels_it(store, root):
 
 def test_worker_kills_a_process_that_ignores_the_cancel(store, root):
     """SIGTERM is ignored: SIGKILL follows after cancel_grace_s and the run is cancelled."""
-    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", ignore], start_new_session=True)
+    ignore = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ignore], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
     try:
+        assert proc.stdout.readline().strip() == "ready"  # SIGTERM is ignored from here on
         run_id = queued(store)
         worker = Worker(store, root, WorkerSettings(cancel_grace_s=0.3))
         store.claim_run(run_id, worker.host)
@@ -319,7 +325,7 @@ def integrity(root) -> str:
 
 @pytest.mark.slow
 def test_kill_9_then_resume_records_every_step_once(store, root):
-    n = 10
+    n = 6
     run_id = real_trainer(store, f"run.max_steps={n}", "run.save_total_limit=2")
     with running_worker(store, root):
         wait_until(
