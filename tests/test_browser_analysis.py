@@ -12,13 +12,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.conftest import require
-
 pytestmark = pytest.mark.browser
 WAIT_MS = 120_000
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 def plot_data(page, elem_id: str):
@@ -82,30 +77,11 @@ def served(two_runs):
         yield server, trained, grpo_id
 
 
-@pytest.fixture
-def page(served):
-    from pathlib import Path
-
-    require(Path(CHROMIUM).exists(), "Debian chromium at /usr/bin/chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "playwright (pip)")
-    errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(served[0].url)
-        yield pg
-        browser.close()
-    assert not errors, f"page errors: {errors}"
-
-
 def test_compare_analysis_evaluate_playground(page, served, artifacts_dir):
     from engine.storage import Store
 
     server, trained, grpo_id = served
+    page.goto(server.url)
     drive(page, Store(server.db_url), trained.run_id, grpo_id, artifacts_dir)
 
 
