@@ -275,6 +275,14 @@ def test_heartbeat_revives_a_stale_run_and_stops_a_superseded_attempt(store):
     assert store.heartbeat(404) is True
 
 
+def test_a_directly_trained_run_is_never_claimed(store):
+    run_id = new_run(store, claimed_by="laptop")
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.RUNNING and run.host == "laptop" and run.heartbeat_at
+    assert not store.claim_run(run_id, "worker-host")
+    assert store.mark_running(run_id, host="laptop", pid=7, environment={}).pid == 7
+
+
 def test_requeue_for_resume_discards_after_checkpoint(store, tmp_path):
     rng = np.random.default_rng(3)
     run_id = new_run(store)

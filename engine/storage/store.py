@@ -329,7 +329,10 @@ class Store:
         total_steps: int,
         notes: str = "",
         parent_id: int | None = None,
+        claimed_by: str | None = None,
     ) -> int:
+        """A new run, queued for a worker; with `claimed_by` (a host name) it is created already
+        running there, for a process that trains it directly, so no worker can claim it."""
         values = {
             "name": name,
             "notes": notes,
@@ -344,9 +347,12 @@ class Store:
             "attempt": 1,
             "parent_id": parent_id,
         }
+        if claimed_by is not None:
+            values.update(status=RunStatus.RUNNING.value, host=claimed_by, heartbeat_at=utcnow())
         with self._write() as conn:
             run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
-            self._event(conn, run_id, f"queued ({kind}, {algorithm}, {total_steps} steps)")
+            where = f"started directly on {claimed_by}" if claimed_by else "queued"
+            self._event(conn, run_id, f"{where} ({kind}, {algorithm}, {total_steps} steps)")
         return run_id
 
     def get_run(self, run_id: int) -> RunInfo | None:
