@@ -267,7 +267,7 @@ def make_accuracy_reward(answer_field: str = "answer") -> RewardFn:
     return accuracy
 
 
-def make_format_reward(pattern: str = _FORMAT.pattern) -> RewardFn:
+def make_format_reward(pattern: str = _FORMAT.pattern, name: str = "format") -> RewardFn:
     """1.0 when the completion matches `pattern` (default: ends with `Answer: <number>`).
 
     >>> make_format_reward()(["Step 1: 1+1=2.\\nAnswer: 2", "2"])
@@ -280,6 +280,7 @@ def make_format_reward(pattern: str = _FORMAT.pattern) -> RewardFn:
     def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
         return [float(compiled.search(completion_text(c)) is not None) for c in completions]
 
+    format_reward.__name__ = name  # TRL logs rewards/<__name__>/mean
     return format_reward
 
 
@@ -321,7 +322,7 @@ def make_choice_reward(choice_field: str = "choice_answer") -> RewardFn:
 REGISTRY: dict[str, RewardFn] = {
     "accuracy": make_accuracy_reward(),
     "format": make_format_reward(),
-    "boxed_format": make_format_reward(r"\\boxed\{"),
+    "boxed_format": make_format_reward(r"\\boxed\{", name="boxed_format"),
     "choice": make_choice_reward(),
 }
 

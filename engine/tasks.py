@@ -12,7 +12,8 @@ running total is at least the operand, so no intermediate result is negative. Wi
 Train / held-out split: a problem belongs to the held-out split when a stable hash of its question
 falls in the held-out bucket (1 in `HELDOUT_BUCKETS`). Every generator rejects problems of the
 other split, so the two splits never overlap whatever the seeds and sizes. The held-out rows are
-drawn from `HELDOUT_SEED`; its first 200 are the ones the embedded model's pass@1 is quoted on.
+drawn from `HELDOUT_SEED` (HELDOUT_SIZE rows, more when a larger limit asks); the first 200 are
+the ones the embedded model's pass@1 is quoted on.
 
 Local files (`.jsonl`, `.json`, `.csv`, `.parquet`) and hub dataset ids (`openai/gsm8k:main` =
 id and config name) load into the same shape: `prompt` (text from `data.prompt_template`, or a
@@ -140,9 +141,10 @@ def load_dataset_for(cfg: DataConfig, split: str = TRAIN, *, limit: int | None =
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     source = cfg.eval_task.strip() if split == EVAL and cfg.eval_task.strip() else cfg.task.strip()
-    rows = (
-        _arithmetic_rows(cfg, split) if source == BUILTIN_TASK else _source_rows(cfg, split, source)
-    )
+    if source == BUILTIN_TASK:
+        rows = _arithmetic_rows(cfg, split, max(HELDOUT_SIZE, limit or 0))
+    else:
+        rows = _source_rows(cfg, split, source)
     if limit is not None:
         rows = rows[:limit]
     if not rows:
@@ -152,11 +154,11 @@ def load_dataset_for(cfg: DataConfig, split: str = TRAIN, *, limit: int | None =
     return Dataset.from_list(rows)
 
 
-def _arithmetic_rows(cfg: DataConfig, split: str) -> list[dict[str, Any]]:
+def _arithmetic_rows(cfg: DataConfig, split: str, n_eval: int) -> list[dict[str, Any]]:
     if split == TRAIN:
         problems = make_problems(cfg.seed, cfg.train_size, cfg.n_ops, cfg.digits, TRAIN)
     else:
-        problems = make_problems(HELDOUT_SEED, HELDOUT_SIZE, cfg.n_ops, cfg.digits, EVAL)
+        problems = make_problems(HELDOUT_SEED, n_eval, cfg.n_ops, cfg.digits, EVAL)
     return [
         {
             "prompt": _wrap(cfg, p.prompt),

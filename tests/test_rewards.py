@@ -257,3 +257,8 @@ def test_latex_check_works_off_the_main_thread():
     thread.start()
     thread.join()
     assert results == [True]
+
+
+def test_registered_rewards_are_named_by_their_key():
+    """TRL logs each reward as rewards/<__name__>/mean; two rewards must not share a name."""
+    assert {name: fn.__name__ for name, fn in REGISTRY.items()} == {n: n for n in REGISTRY}

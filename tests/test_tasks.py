@@ -164,3 +164,10 @@ def test_hub_id_offline_names_the_id_and_the_setting(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DatasetLoadError, match=r"HuggingFaceH4/MATH-500.*HF_DATASETS_OFFLINE"):
         load_dataset_for(DataConfig(task="HuggingFaceH4/MATH-500", split="test"), TRAIN)
+
+
+def test_heldout_grows_past_its_default_size_as_a_prefix():
+    cfg = DataConfig()
+    big = load_dataset_for(cfg, EVAL, limit=700)
+    assert len(big) == 700
+    assert big["question"][:200] == [p.question for p in heldout_problems(200)]
