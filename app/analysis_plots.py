@@ -58,7 +58,7 @@ def compare_figure(series: dict[str, tuple[Sequence, Sequence]], metric: str) ->
         return empty_figure("pick runs to compare")
     fig = go.Figure()
     for name, (x, y) in series.items():
-        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=name))
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
     return _layout(fig, label(metric), "step", label(metric), f"compare-{metric}")
 
 

@@ -11,7 +11,11 @@ at each response position: entropy H_t = −Σ p log p and the sampled token's l
 Streaming: each sampled token is fed back through the KV cache, which yields its hidden state;
 at t = s, 2s, … a curve point ER(X[:t+1]) is added (the whole window is recomputed once the
 response is longer than `max_len`). The last update holds the full analysis from
-`rank_dynamics` over all rows, which equals, to float32 round-off, `analyze(prompt, text)`.
+`rank_dynamics` over all rows, which equals, to float32 round-off, the teacher-forced
+`analyze_ids` of the same tokens, and `analyze(prompt, text)` of the finished text whenever the
+text re-tokenizes to the sampled tokens. (Byte-level BPE sampled at T = 1 can emit a
+non-canonical split, e.g. `St`+`ep` for `Step`; pasting such a text analyses its canonical
+tokens, which is what the model would have read.)
 
 All torch work runs with 1 thread (restored afterwards), so the app stays responsive.
 """
