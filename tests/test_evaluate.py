@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from engine.config import StudioConfig
 from engine.evaluate import EvalConfig, pass_at_k, pass_at_k_curve
+from tests.conftest import require
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -119,3 +120,35 @@ def test_eval_job_through_the_cli(finished_run_copy):
             pass_at_k_curve(row["per_problem"], 4, [1, 2, 3, 4])
         )
         assert row["dataset"].startswith("held-out:")
+
+
+def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
+    """No source run: the embedded model on the first GSM8K problems of a local file."""
+    from engine.evaluate import run_eval, submit_eval
+    from engine.storage import RunStatus, Store
+    from tests.fixtures.training import embedded_model_ready
+
+    require(embedded_model_ready(), "the embedded demo model")
+    path = str(shared_dir / "data" / "benchmarks" / "gsm8k.jsonl")
+    store = Store(data_root.db_url)
+    cfg = EvalConfig(dataset=path, num_problems=3, n=2, k_max=2, max_new_tokens=8)
+    eval_id = submit_eval(store, cfg)
+    results = run_eval(store, eval_id)
+    assert store.get_run(eval_id).status is RunStatus.COMPLETED
+    (row,) = store.evals(eval_id)
+    assert row["dataset"] == path and row["step"] == 0 and len(row["per_problem"]) == 3
+    assert row["pass_at_k"] == pytest.approx(results[0].pass_at_k)
+
+
+def test_evaluate_page_refuses_an_invalid_job(data_root):
+    """The page's launch handler queues nothing and names the field when n < K."""
+    from app.pages.evaluate import launch
+    from engine.storage import Store
+
+    store = Store(data_root.db_url)
+    src = store.create_run(StudioConfig().to_dict(), name="src", algorithm="grpo", total_steps=1)
+    message, _ = launch(store, f"#{src} src", [], False, "", 5, 2, 4, 1.0, 0)
+    assert "Not queued" in message and "eval.n" in message
+    assert store.list_runs(kind="eval") == []
+    message, picker = launch(store, f"#{src} src", [], True, "", 5, 4, 4, 1.0, 0)
+    assert "Queued eval run" in message and len(store.list_runs(kind="eval")) == 1
