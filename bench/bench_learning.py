@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="1 seed, 4 steps, 16 problems")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--problems", type=int, default=200, help="held-out problems")
+    p.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=list(ALGORITHMS))
     p.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -98,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(load_dataset_for(cfg.data, "eval", limit=problems))
     print(f"demo recipe: {cfg.run.max_steps} steps, batch {cfg.grpo.per_device_train_batch_size}, "
           f"{seeds} seed(s), {problems} held-out problems x {N_SAMPLES} samples")  # fmt: skip
-    gains: dict[str, list[float]] = {a: [] for a in ALGORITHMS}
+    gains: dict[str, list[float]] = {a: [] for a in args.algorithms}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             before = pass_at("embedded", cfg, rows, seed)
-            for algorithm in ALGORITHMS:
+            for algorithm in args.algorithms:
                 run = one_run(cfg, algorithm, seed, Path(tmp))
                 after = pass_at(run["last"], cfg, rows, seed)
                 gains[algorithm].append(100 * (after[0] - before[0]))
@@ -115,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {run['seconds']:.0f} s",
                     flush=True,
                 )
-    for algorithm in ALGORITHMS:
-        g = gains[algorithm]
+    for algorithm, g in gains.items():
         print(
             f"{algorithm}: mean pass@1 gain {statistics.mean(g):+.1f} points over {len(g)} seed(s)"
         )
