@@ -386,7 +386,7 @@ def test_warns_when_sqlite_refuses_wal(tmp_path, caplog):
     """A VFS without shared memory (as on some network file systems) cannot use WAL."""
     path = tmp_path / "nfs.db"
     url = f"sqlite:///file:{path}?vfs=unix-none&uri=true"
-    with caplog.at_level(logging.WARNING, "engine.storage.store"), Store(url) as store:
+    with caplog.at_level(logging.WARNING, "engine.storage.connect"), Store(url) as store:
         store.log_step(new_run(store), step_dict(1))
     assert any(str(path) in r.getMessage() and "WAL" in r.getMessage() for r in caplog.records)
 

@@ -19,40 +19,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
+from engine.storage.codec import (
+    SQLITE_SAMPLE_INSERT,
+    finite,
+    sample_dict,
+    sample_row,
+    sample_values,
+    step_row,
+)
+from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, make_engine
 from engine.storage.migrations import StoreError, ensure_schema
 from engine.storage.schema import (
     RESUMABLE,
-    SAMPLE_ARRAYS,
-    SAMPLE_COLUMNS,
-    SAMPLE_FLOATS,
     STEP_COLUMNS,
-    STEP_INT_COLUMNS,
-    STEP_METRICS,
     Checkpoint,
     Eval,
     Event,
@@ -66,10 +54,6 @@ from engine.storage.schema import (
 )
 
 log = logging.getLogger(__name__)
-
-_IMMEDIATE = "verl_studio_immediate"  # execution option: start the SQLite transaction IMMEDIATE
-BUSY_TIMEOUT_S = 30.0
-DECODED_FLOAT = np.float32  # float16 blobs are widened on read so arithmetic on them is sane
 
 
 class DuplicateStep(StoreError):
@@ -124,158 +108,6 @@ def _run_info(row: Any) -> RunInfo:
     return RunInfo(**values)
 
 
-# ---- value conversion ---------------------------------------------------------------------------
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy scalars/arrays unwrapped, non-finite floats -> None."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _dumps(obj: Any) -> str:
-    try:  # plain JSON values: the fast, common case
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(_jsonable(obj), allow_nan=False)
-
-
-def _as_array(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor, without importing torch here
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
-def pack(values: Any, dtype: str) -> bytes | None:
-    """An array as a little-endian blob of `dtype`; None stays None."""
-    if values is None:
-        return None
-    return _as_array(values).astype(dtype, copy=False).reshape(-1).tobytes()
-
-
-def unpack(blob: bytes | None, dtype: str) -> np.ndarray | None:
-    if blob is None:
-        return None
-    array = np.frombuffer(blob, dtype=dtype)
-    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
-        return array.astype(DECODED_FLOAT)
-    return array.astype(array.dtype.newbyteorder("="), copy=True)
-
-
-def _step_row(run_id: int, step: dict) -> dict:
-    if step.get("step") is None:
-        raise ValueError("a step needs its 'step' number")
-    payload = dict(step.get("payload") or {})
-    payload.update({k: v for k, v in step.items() if k not in STEP_COLUMNS})
-    row = {"run_id": run_id, "step": int(step["step"]), "payload": payload or None}
-    for name in STEP_METRICS:
-        value = _finite(step.get(name))
-        row[name] = None if value is None else int(value) if name in STEP_INT_COLUMNS else value
-    return row
-
-
-_SAMPLE_INTS = ("length", "curve_stride", "curve_offset")
-_SAMPLE_INSERT_COLUMNS = ("run_id", "step", *SAMPLE_COLUMNS)
-_SQLITE_SAMPLE_INSERT = (
-    f"INSERT INTO {Sample.__tablename__} ({', '.join(_SAMPLE_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_SAMPLE_INSERT_COLUMNS))})"
-)
-
-
-def _sample_row(run_id: int, step: int, sample: dict) -> dict:
-    """Column values of one response: arrays packed, floats finite or None, rewards a dict."""
-    row = {"run_id": run_id, "step": step}
-    get = sample.get
-    for name, dtype in SAMPLE_ARRAYS.items():
-        row[name] = pack(get(name), dtype)
-    for name in SAMPLE_FLOATS:
-        row[name] = _finite(get(name))
-    for name in _SAMPLE_INTS:
-        value = get(name)
-        row[name] = None if value is None else int(value)
-    correct, rewards = get("correct"), get("rewards")
-    row["correct"] = None if correct is None else bool(correct)
-    row["rewards"] = None if rewards is None else {str(k): _finite(v) for k, v in rewards.items()}
-    row["group_idx"], row["sample_idx"] = int(get("group_idx") or 0), int(get("sample_idx") or 0)
-    row["prompt"], row["completion"] = get("prompt"), get("completion")
-    return row
-
-
-def _sample_dict(row: Any) -> dict:
-    out = {"step": row.step}
-    for name in SAMPLE_COLUMNS:
-        value = getattr(row, name)
-        out[name] = unpack(value, SAMPLE_ARRAYS[name]) if name in SAMPLE_ARRAYS else value
-    if out["correct"] is not None:
-        out["correct"] = bool(out["correct"])
-    return out
-
-
-# ---- engine set-up --------------------------------------------------------------------------------
-
-
-def _sqlite_engine(url: Any, busy_timeout_s: float) -> Engine:
-    memory = url.database in (None, "", ":memory:")
-    where = "(memory)" if memory else str(Path(url.database).resolve())
-    if not memory:
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
-        json_serializer=_dumps,
-        **({"poolclass": StaticPool} if memory else {}),
-    )
-    warned: list[str] = []  # per engine, so the warning is logged once
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # SQLAlchemy's begin event below issues BEGIN itself
-        cursor = dbapi_conn.cursor()
-        mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower()
-        if mode != "wal" and not memory and not warned:
-            warned.append(mode)
-            log.warning(
-                "SQLite refused WAL for %s (journal_mode=%s); readers may block writers. "
-                "Is it on a network file system?",
-                where,
-                mode,
-            )
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def make_engine(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, busy_timeout_s)
-    return create_engine(parsed, pool_pre_ping=True, json_serializer=_dumps)
-
-
 # ---- the store -------------------------------------------------------------------------------------
 
 
@@ -308,7 +140,7 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            conn.execution_options(**{_IMMEDIATE: True})
+            conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
                 yield conn
 
@@ -574,8 +406,11 @@ class Store:
 
     def log_step(self, run_id: int, step: dict, samples: Sequence[dict] = ()) -> None:
         """One transaction: the step row, its sample rows (bulk) and the run's progress."""
-        row = _step_row(run_id, step)
-        sample_rows = [_sample_row(run_id, row["step"], s) for s in samples]
+        row = step_row(run_id, step)
+        if self.is_sqlite:
+            sample_rows = [sample_values(run_id, row["step"], s, True) for s in samples]
+        else:
+            sample_rows = [sample_row(run_id, row["step"], s) for s in samples]
         with self._write() as conn:
             try:
                 conn.execute(insert(Step), [row])
@@ -589,19 +424,14 @@ class Store:
                 self._insert_samples(conn, sample_rows)
             conn.execute(update(Run).where(Run.id == run_id).values(step=row["step"]))
 
-    def _insert_samples(self, conn: Connection, rows: list[dict]) -> None:
-        """Bulk insert. On SQLite the rows go straight to the driver's executemany: the values
-        are already what SQLAlchemy would bind (blobs, numbers, text; JSON dumped here), and
-        skipping its per-row processing doubles the ingestion rate (bench/bench_store.py)."""
-        if not self.is_sqlite:
+    def _insert_samples(self, conn: Connection, rows: list) -> None:
+        """Bulk insert. On SQLite the value tuples go straight to the driver's executemany: they
+        are already what SQLAlchemy would bind (blobs, numbers, text, JSON text), and skipping
+        its per-row processing doubles the ingestion rate (bench/bench_store.py)."""
+        if self.is_sqlite:
+            conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, rows)
+        else:
             conn.execute(insert(Sample), rows)
-            return
-        params = []
-        for row in rows:
-            rewards = row["rewards"]
-            row["rewards"] = None if rewards is None else _dumps(rewards)
-            params.append(tuple(row[c] for c in _SAMPLE_INSERT_COLUMNS))
-        conn.exec_driver_sql(_SQLITE_SAMPLE_INSERT, params)
 
     def latest_step(self, run_id: int) -> int:
         """The last recorded step (0 when none). One indexed lookup: cheap enough for timers."""
@@ -637,7 +467,7 @@ class Store:
             query = query.where(table.c.group_idx == group_idx)
         query = query.order_by(table.c.group_idx, table.c.sample_idx)
         with self._read() as conn:
-            return [_sample_dict(row) for row in conn.execute(query)]
+            return [sample_dict(row) for row in conn.execute(query)]
 
     # ---- checkpoints ------------------------------------------------------------------------------
 
@@ -707,7 +537,7 @@ class Store:
             "dataset": dataset,
             "n": int(n),
             "ks": [int(k) for k in ks],
-            "pass_at_k": [_finite(p) for p in pass_at_k],
+            "pass_at_k": [finite(p) for p in pass_at_k],
             "per_problem": [int(c) for c in per_problem],
             "created_at": utcnow(),
         }
