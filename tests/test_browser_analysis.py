@@ -82,10 +82,10 @@ def test_compare_analysis_evaluate_playground(page, served, artifacts_dir):
 
     server, trained, grpo_id = served
     page.goto(server.url)
-    drive(page, Store(server.db_url), trained.run_id, grpo_id, artifacts_dir)
+    drive(page, Store(server.db_url), trained.run_id, grpo_id, artifacts_dir, server.url)
 
 
-def drive(page, store, verl_id: int, grpo_id: int, artifacts_dir) -> None:
+def drive(page, store, verl_id: int, grpo_id: int, artifacts_dir, url: str) -> None:
     """Every page of part 2, in the order a user would visit them."""
     from playwright.sync_api import expect
 
@@ -163,10 +163,35 @@ def drive(page, store, verl_id: int, grpo_id: int, artifacts_dir) -> None:
     page.locator("#pg-max-new input").fill("64")
     page.locator("#pg-generate").click()
     expect(page.locator("#pg-stats")).to_contain_text("ERV", timeout=WAIT_MS)
-    sizes = page.evaluate("() => window.__sizes")
     final = plot_data(page, "pg-curve")[0]
-    assert len(final["x"]) >= 2 and sizes[-1] == len(final["x"])
+    assert len(final["x"]) >= 2
+    page.wait_for_function(
+        "n => window.__sizes[window.__sizes.length - 1] === n", arg=len(final["x"])
+    )
+    sizes = page.evaluate("() => window.__sizes")
     assert len([s for s in sizes if 0 < s < sizes[-1]]) >= 1, f"the curve never grew: {sizes}"
     assert sizes == sorted(sizes)
     assert page.locator("#pg-response textarea").input_value().strip()
     shot(page, artifacts_dir, "playground")
+
+    # ---- a greedy answer pasted into "Analyse a trace": the same numbers, teacher-forced
+    # (a fresh page, so the stats box starts empty and its first ERV is this answer's)
+    errors = []
+    page = page.context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    open_tab(page, "Playground")
+    page.locator("#pg-greedy input").check()
+    page.locator("#pg-generate").click()
+    expect(page.locator("#pg-stats")).to_contain_text("ERV", timeout=WAIT_MS)
+    streamed = page.locator("#pg-stats").inner_text()
+    answer = page.locator("#pg-response textarea").input_value()
+    prompt = page.locator("#pg-prompt textarea").input_value()
+    page.get_by_role("tab", name="Analyse a trace").click()
+    page.locator("#pg-a-prompt textarea").fill(prompt)
+    page.locator("#pg-a-response textarea").fill(answer)
+    page.locator("#pg-analyse").click()
+    expect(page.locator("#pg-a-stats")).to_contain_text("ERV", timeout=WAIT_MS)
+    assert page.locator("#pg-a-stats").inner_text() == streamed
+    shot(page, artifacts_dir, "playground-trace")
+    assert not errors, f"page errors: {errors}"

@@ -18,7 +18,12 @@ from engine.playground import Analysis, GenerationSettings, Playground, RankSett
 from engine.storage import RunKind
 from engine.tasks import heldout_problems
 
-GENERATE: dict = {"api_visibility": "private", "concurrency_limit": 1}
+# generate and analyse share one queue of one: a single kept-loaded model serves both
+GENERATE: dict = {
+    "api_visibility": "private",
+    "concurrency_limit": 1,
+    "concurrency_id": "playground",
+}
 
 
 def model_choices(store) -> dict[str, str]:
