@@ -11,8 +11,18 @@ seed (`DemoRecipe`), single-threaded:
 * model: Qwen2, hidden 128, intermediate 256, 4 layers, 4 heads / 2 KV heads, tied embeddings.
 * warm start: supervised next-token loss on completion tokens of the arithmetic task (3 operands,
   2 digits), AdamW lr 1e-3 with 100 warm-up steps then constant, batch 32, fresh problems each
-  step. The step count is the difficulty knob: the shipped checkpoint's held-out pass@1 (200
-  problems, 4 samples each at T=1.0) lies in `PASS_BAND`, so GRPO has room and signal to learn.
+  step, 1000 steps (about 3 minutes on one idle core, 0.16-0.2 s a step). The step count is the
+  difficulty knob: the shipped checkpoint's held-out pass@1 (200 problems, 4 samples each at
+  T=1.0) lies in `PASS_BAND`, so GRPO has room and signal to learn. Measured on the 2-core box
+  (init seed 1): pass@1 3% at step 700, 16% at 800, 23.5% at 900, 25% at 1000. The loss sits on a
+  plateau near 0.19 (the model copies and formats but cannot add yet) until the carry is learnt;
+  when that happens depends on the init seed (seed 0 was still on the plateau at step 1300), so
+  a rebuild on another CPU may land elsewhere: CI loads the shipped checkpoint, never rebuilds it.
+
+The demo recipe (recipes/demo-cpu.yaml) this checkpoint is made for: plain-text prompts, reward
+`accuracy`, GRPO group size 8 x 8 prompts (per-device batch 64), max completion length 48
+(completions are 33-39 tokens with eos), lr 3e-5 constant, beta 0, temperature 1.0, 150 steps,
+rank-curve stride 4 (8-9 curve points per response).
 
 Prompts are tokenised apart from completions (ids = prompt ids + completion ids + eos), exactly
 as TRL does when it generates, so no BPE merge straddles the prompt/completion boundary.
@@ -101,14 +111,14 @@ class DemoRecipe:
     max_position_embeddings: int = 256
     tokenizer_vocab: int = 320
     tokenizer_problems: int = 2500
-    sft_steps: int = 900
+    sft_steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
     warmup_steps: int = 100
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    init_seed: int = 0
+    init_seed: int = 1
     data_seed: int = 1
 
 
@@ -196,6 +206,8 @@ def locate(name_or_path: str) -> tuple[str, str | Path]:
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{path} is a file; a model is a folder with config and weights")
+        if (path / MANIFEST).is_file():
+            verify_manifest(path)
         return "local", path
     if HUB_ID.match(name) and not name.startswith("."):
         return "hub", name
@@ -262,7 +274,12 @@ def load_policy(
         if (Path(source) / ADAPTER_CONFIG).is_file() and not any(
             (Path(source) / w).is_file() for w in WEIGHT_FILES
         ):
-            return _load_adapter(Path(source), dtype=dtype, device=device)
+            return _load_adapter(
+                Path(source),
+                dtype=dtype,
+                device=device,
+                require_chat_template=require_chat_template,
+            )
     device = resolve_device(device)
     tok = load_tokenizer(source, require_chat_template=require_chat_template)
     from transformers import AutoModelForCausalLM
@@ -293,14 +310,16 @@ def apply_lora(model, spec: LoraSpec):
     return get_peft_model(model, config)
 
 
-def _load_adapter(folder: Path, *, dtype: str, device: str):
+def _load_adapter(folder: Path, *, dtype: str, device: str, require_chat_template: bool):
     """A saved PEFT adapter: its base model (from adapter_config.json) plus the adapter."""
     base_name = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if not base_name:
         raise ModelLoadError(f"{folder}/{ADAPTER_CONFIG} names no base_model_name_or_path")
-    base, tok = load_policy(base_name, dtype=dtype, device=device)
+    base, tok = load_policy(
+        base_name, dtype=dtype, device=device, require_chat_template=require_chat_template
+    )
     if any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")):
-        tok = load_tokenizer(folder)
+        tok = load_tokenizer(folder, require_chat_template=require_chat_template)
     from peft import PeftModel
 
     return PeftModel.from_pretrained(base, str(folder), is_trainable=True), tok
