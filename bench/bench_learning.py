@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 seed, 4 steps, 16 problems")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--problems", type=int, default=200, help="held-out problems")
     p.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=list(ALGORITHMS))
     p.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override")
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{seeds} seed(s), {problems} held-out problems x {N_SAMPLES} samples")  # fmt: skip
     gains: dict[str, list[float]] = {a: [] for a in args.algorithms}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(seeds):
+        for seed in range(args.first_seed, args.first_seed + seeds):
             before = pass_at("embedded", cfg, rows, seed)
             for algorithm in args.algorithms:
                 run = one_run(cfg, algorithm, seed, Path(tmp))
