@@ -127,7 +127,18 @@ def command_for(run: RunInfo, store_url: str, root: DataRoot, python: str) -> li
     ]
     processes = int((run.config.get("run") or {}).get("num_processes", 1) or 1)
     if processes > 1 and action == "train":
-        launch = ["-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+        launch = [
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",  # the trainer picks its dtype from the run config
+            "--dynamo_backend",
+            "no",
+        ]
         return [python, *launch, *entry]
     return [python, *entry]
 
