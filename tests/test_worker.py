@@ -157,7 +157,7 @@ def test_command_lines(store, root):
     multi = store.get_run(queued(store, {"run": {"num_processes": 2}}))
     cmd = command_for(multi, store.url, root, "py")
     assert cmd[:5] == ["py", "-m", "accelerate.commands.launch", "--num_processes", "2"]
-    assert cmd[-10:-6] == ["-m", "engine.cli", "train", "--run-id"]
+    assert cmd[-9:-5] == ["-m", "engine.cli", "train", "--run-id"]
 
 
 def test_worker_marks_dead_and_stale_runs_interrupted(store, root):
