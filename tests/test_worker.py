@@ -238,17 +238,41 @@ def test_worker_kills_a_process_that_ignores_the_cancel(store, root):
             proc.wait()
 
 
-def test_worker_marks_a_process_that_exits_without_an_outcome_failed(store, root):
-    """The real `engine.cli train` refuses an invalid stored config before it takes the run:
-    the worker records failed with the exit code and the log's last lines."""
-    run_id = queued(store, {"run": {"max_steps": 0}})
-    with running_worker(store, root):
-        wait_until(lambda: store.get_run(run_id).status.finished, 120, "the child to exit")
-    run = store.get_run(run_id)
-    assert run.status is RunStatus.FAILED
-    first, *tail = run.error.splitlines()
-    assert first.startswith("training process exited with code 2 without recording an outcome")
-    assert any("max_steps" in line for line in tail)
+def test_worker_command_claims_and_stops_on_sigterm(root):
+    """`verl-studio worker` as its own process claims a queued run; the real `engine.cli train`
+    refuses its invalid config before taking the run, so the worker records failed with the
+    exit code and the log's last lines; the worker exits cleanly on SIGTERM."""
+    with Store.open(root) as store:
+        run_id = queued(store, {"run": {"max_steps": 0}})
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "worker",
+            "--poll-s",
+            "0.2",
+            "--data-dir",
+            str(root.root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Store.open(root) as store:
+            wait_until(lambda: store.get_run(run_id).status.finished, 120, "the claimed run")
+            run = store.get_run(run_id)
+        assert run.status is RunStatus.FAILED
+        first, *tail = run.error.splitlines()
+        assert first.startswith("training process exited with code 2 without recording an outcome")
+        assert any("max_steps" in line for line in tail)  # the log's last lines say why
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
 
 
 # ---- CLI handlers ---------------------------------------------------------------------------------
@@ -381,6 +405,7 @@ def test_cancel_after_worker_restart_stops_with_a_checkpoint(store, root):
     with running_worker(store, root) as second:  # the restarted worker adopts, does not restart
         wait_until(lambda: run_id in second.jobs, 30, "adoption")
         assert second.jobs[run_id].pid == child.pid and child.poll() is None
+        assert os.getsid(child.pid) == child.pid  # its own session: a worker's signals miss it
         assert store.request_cancel(run_id) is RunStatus.RUNNING
         wait_until(lambda: store.get_run(run_id).status.finished, 120, "the cancel")
     child.wait(timeout=30)
