@@ -33,7 +33,7 @@ class DemoSettings:
     """What the demo samples and how it measures."""
 
     model: str = EMBEDDED_MODEL
-    samples: int = 4  # responses to the one problem
+    samples: int = 8  # responses to the one problem
     temperature: float = 1.0
     max_new_tokens: int = 48
     seed: int = 0
@@ -139,11 +139,12 @@ def table(result: DemoResult) -> str:
     head += f" {'entropy':>8} {'mean logp':>9}  response"
     lines = [f"problem: {result.prompt!r}   gold answer: {result.answer}", head]
     for i, text in enumerate(result.completions):
+        one_line = " | ".join(part.strip() for part in text.strip().splitlines())
         lines.append(
             f"{i:>2} {'yes' if result.correct[i] else 'no':>7} {int(result.mask[i].sum()):>6}"
             f" {result.rd.er[i].item():>8.3f} {result.rd.erv[i].item():>8.3f}"
             f" {result.rd.era[i].item():>8.3f} {result.tp.entropy[i].item():>8.3f}"
-            f" {result.tp.mean_logprob[i].item():>9.3f}  {' | '.join(text.split())[:60]}"
+            f" {result.tp.mean_logprob[i].item():>9.3f}  {one_line[:70]}"
         )
     return "\n".join(lines)
 
