@@ -238,7 +238,11 @@ def sample_completions(
     import torch
 
     torch.manual_seed(generator_seed)
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # all prompts end at P
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
     enc = {k: v.to(model.device) for k, v in enc.items()}
     P = enc["input_ids"].shape[1]
     with torch.no_grad():
@@ -276,7 +280,6 @@ def evaluate_model(
     *,
     max_new_tokens: int,
     should_stop: Callable[[], bool] = lambda: False,
-    progress: Callable[[int], None] = lambda done: None,
 ) -> EvalResult:
     """Per-problem correct counts c_p from n samples each, and the mean pass@k curve."""
     counts: list[int] = []
@@ -299,7 +302,6 @@ def evaluate_model(
             generator_seed=cfg.seed * 1_000_003 + start,
         )
         counts += [sum(score(reward_fn, r, s)) for r, s in zip(batch, samples, strict=True)]
-        progress(len(counts))
     return EvalResult(cfg.ks, pass_at_k_curve(counts, cfg.n, cfg.ks), counts)
 
 
