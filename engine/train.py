@@ -10,6 +10,7 @@ optimizer, scheduler, RNG and the shaping state).
 from __future__ import annotations
 
 import logging
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,12 +208,14 @@ def default_name(cfg: StudioConfig) -> str:
     return cfg.run.name or f"{cfg.run.algorithm}-{model}-seed{cfg.run.seed}"
 
 
-def create_run(store, cfg: StudioConfig) -> int:
+def create_run(store, cfg: StudioConfig, claimed_by: str | None = None) -> int:
+    """Queue a run; with `claimed_by` (this host) it is created running, so no worker takes it."""
     return store.create_run(
         cfg.to_dict(),
         name=default_name(cfg),
         algorithm=cfg.run.algorithm,
         total_steps=cfg.run.max_steps,
+        claimed_by=claimed_by,
     )
 
 
@@ -223,8 +226,8 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
 
     store = Store(root.db_url)
     try:
-        if run_id is None:
-            run_id = create_run(store, cfg)
+        if run_id is None:  # trained here, not through the queue: no worker may claim it
+            run_id = create_run(store, cfg, claimed_by=socket.gethostname())
         log.info("run %s: %s", run_id, default_name(cfg))
         with RunLifecycle(store, run_id) as life:
             result = train(
