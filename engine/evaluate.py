@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, DataConfig, StudioConfig
+from engine.config import BUILTIN_TASK, DEVICES, EMBEDDED_MODEL, DataConfig, StudioConfig
 from engine.storage import RunKind
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class EvalConfig:
     batch_problems: int = _f(8, "Problems per generate call (each expands to n sequences).")
     seed: int = _f(0, "Sampling seed.")
     torch_threads: int = _f(1, "Torch CPU threads of the eval process.")
+    device: str = _f("auto", "auto (CUDA when present), cpu or cuda.")
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -124,6 +125,8 @@ class EvalConfig:
             errs.append(("batch_problems", "must be >= 1"))
         if self.torch_threads < 1:
             errs.append(("torch_threads", "must be >= 1"))
+        if self.device not in DEVICES:
+            errs.append(("device", f"must be one of {', '.join(DEVICES)}"))
         if any(s < 0 for s in self.checkpoint_steps):
             errs.append(("checkpoint_steps", "steps are >= 0"))
         return errs
@@ -362,7 +365,9 @@ def run_eval(store, run_id: int) -> list[EvalResult]:
                 run_id, f"evaluating {len(targets)} model(s) on {len(problems)} problems of {label}"
             )
             for target in targets:
-                model, tok = load_policy(target.path)
+                model, tok = load_policy(
+                    target.path, device=cfg.device, require_chat_template=data.chat_template
+                )
                 model.eval()
                 res = evaluate_model(
                     model, tok, problems, reward_fn, cfg, max_new_tokens=max_new,

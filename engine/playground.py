@@ -93,7 +93,7 @@ def single_thread():
 def _default_loader(name: str):
     from engine.models import load_policy
 
-    return load_policy(name)
+    return load_policy(name, require_chat_template=False)  # plain prompts need none
 
 
 @dataclass

@@ -49,6 +49,26 @@ def analysis_markdown(a: Analysis) -> str:
     )
 
 
+def stream_outputs(pg: Playground, text: str, chat: bool, gen, rank):
+    """(response, stats, curve figure, proxies figure) per streamed token; a figure is sent only
+    when it changed (`gr.skip()` otherwise), the last update carries the full analysis."""
+    shown = -1
+    for up in pg.stream(text, chat=chat, gen=gen, rank=rank):
+        grew, shown = len(up.curve) != shown, len(up.curve)
+        if up.done:
+            a = up.analysis
+            yield (
+                up.text,
+                analysis_markdown(a),
+                rank_curve_figure(a.positions, a.curve, "ER of each prefix"),
+                token_proxy_figure(a.token_entropy, a.token_logprob),
+            )
+        else:
+            stats = f"generating… tokens {len(up.token_ids)} · curve points {len(up.curve)}"
+            fig = rank_curve_figure(up.positions, up.curve, "ER of each prefix (streaming)")
+            yield up.text, stats, fig if grew else gr.skip(), gr.skip()
+
+
 def build(ctx: AppContext) -> None:
     store = ctx.store
     pg = Playground()  # this app's one kept-loaded model
@@ -94,22 +114,10 @@ def build(ctx: AppContext) -> None:
     def generate(value, text, use_chat, s, n_new, temp, sd, use_greedy):
         load(value)
         gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
-        shown = -1
-        for up in pg.stream(text, chat=use_chat, gen=gen, rank=RankSettings(stride=int(s))):
-            grew = len(up.curve) != shown
-            shown = len(up.curve)
-            if up.done:
-                a = up.analysis
-                yield (
-                    up.text,
-                    analysis_markdown(a),
-                    rank_curve_figure(a.positions, a.curve, "ER of each prefix"),
-                    token_proxy_figure(a.token_entropy, a.token_logprob),
-                )
-            else:
-                stats = f"generating… tokens {len(up.token_ids)} · curve points {len(up.curve)}"
-                fig = rank_curve_figure(up.positions, up.curve, "ER of each prefix (streaming)")
-                yield up.text, stats, fig if grew else gr.skip(), gr.skip()
+        try:
+            yield from stream_outputs(pg, text, bool(use_chat), gen, RankSettings(stride=int(s)))
+        except ValueError as exc:  # an empty prompt, a tokenizer without chat template
+            raise gr.Error(str(exc)) from exc
 
     def analyse(value, text, resp, use_chat, s):
         load(value)
