@@ -45,8 +45,8 @@ def summary_markdown(d: Decoupling, n_points: int, n_drawn: int) -> str:
         lines += [
             "",
             f"⚠️ **Length confound:** ER and ERV both track response length here "
-            f"(r = {r_er:+.2f} and {r_erv:+.2f}). Their raw r mostly measures length; "
-            f"read the partial r ({er_erv.partial_r_length:+.3f}) instead.",
+            f"(r = {r_er:+.2f} and {r_erv:+.2f}), so part of r(ER, ERV) = {er_erv.r:+.3f} is "
+            f"length. Controlling for length, the partial r is {er_erv.partial_r_length:+.3f}.",
         ]
     return "\n".join(lines)
 
