@@ -14,7 +14,9 @@ PURE = {
     "engine/effective_rank.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/shaping.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/rewards.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/analysis.py": {"gradio", "app", "trl"},
     "app/plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
+    "app/analysis_plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
 }
 
 
