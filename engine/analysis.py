@@ -15,7 +15,6 @@ Statistics are computed on all points; only the chart is subsampled (`subsample`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,25 +121,10 @@ def subsample(n: int, max_points: int = MAX_DRAWN, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
 
 
-def points_from_samples(rows: Iterable[dict], step: int) -> list[tuple]:
-    return [(step, *(_num(r.get(m)) for m in METRICS)) for r in rows]
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
-
-
 def load_points(
     store, run_id: int, step_lo: int | None = None, step_hi: int | None = None
 ) -> Points:
-    """Per-response metrics of a run's recorded samples with step_lo <= step <= step_hi."""
-    steps = [
-        s
-        for s in store.sample_steps(run_id)
-        if (step_lo is None or s >= step_lo) and (step_hi is None or s <= step_hi)
-    ]
-    rows = [p for s in steps for p in points_from_samples(store.samples(run_id, s), s)]
-    if not rows:
-        return Points(np.zeros(0, dtype=np.int64), {m: np.zeros(0) for m in METRICS})
-    arr = np.asarray(rows, dtype=np.float64)  # (N, 1 + len(METRICS))
-    return Points(arr[:, 0].astype(np.int64), {m: arr[:, i + 1] for i, m in enumerate(METRICS)})
+    """Per-response metrics of a run's recorded samples with step_lo <= step <= step_hi: one
+    columns-only query (Store.sample_values), no prompt, text or array is read."""
+    columns = store.sample_values(run_id, METRICS, step_min=step_lo, step_max=step_hi)
+    return Points(columns["step"], {m: columns[m] for m in METRICS})

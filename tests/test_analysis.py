@@ -151,5 +151,11 @@ def test_points_and_page_numbers_come_from_the_store(data_root):
     summary, fig, *_, table, lengths = analyse(store, f"#{run_id} seeded", None, None)
     assert f"r(ER, ERV) = {r:+.3f}" in summary and "Length confound" in summary
     assert table.iloc[0]["r"] == pytest.approx(r, abs=1e-4)
+    for lo, hi in ((None, None), (2, 3), (5, None)):  # the columns query = the full decode
+        part = load_points(store, run_id, lo, hi)
+        want = [r for r in rows if (lo or 1) <= r["step"] <= (hi or 6)]
+        assert part.step.tolist() == [r["step"] for r in want]
+        for m in METRICS:
+            np.testing.assert_array_equal(part.values[m], [float(r[m]) for r in want])
     assert len(load_points(store, run_id, 2, 3)) == 2 * 16
     assert "r = " in fig.layout.title.text

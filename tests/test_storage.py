@@ -152,6 +152,56 @@ def test_samples_round_trip(store):
     assert store.sample_steps(run_id) == [1, 2]
 
 
+def test_sample_values_are_the_samples_columns(store):
+    """One SELECT of scalars equals the same values read through `samples` (the full decode),
+    in (step, group, sample) order; empty values are NaN; steps outside the range and other
+    runs' rows are left out."""
+    rng = np.random.default_rng(2)
+    run_id, other = new_run(store), new_run(store)
+    for step in (3, 1, 2):
+        rows = [sample_dict(rng, g, i) for g in (1, 0) for i in (2, 0, 1)]
+        rows[0].update(er=None, length=None, correct=None, advantage=float("nan"))
+        rows[1]["correct"] = False
+        store.log_step(run_id, step_dict(step), rows)
+    store.log_step(other, step_dict(2), [sample_dict(rng, 0, 0)])
+    columns = ["er", "length", "correct", "advantage", "reward", "group_idx", "sample_idx"]
+
+    def slow(lo: int, hi: int) -> dict[str, list]:
+        steps = [s for s in store.sample_steps(run_id) if lo <= s <= hi]
+        decoded = [r for s in steps for r in store.samples(run_id, s)]
+        return {c: [r[c] for r in decoded] for c in ["step", *columns]}
+
+    for lo, hi in ((None, None), (2, None), (None, 2), (2, 2), (4, 9)):
+        got = store.sample_values(run_id, columns, step_min=lo, step_max=hi)
+        want = slow(1 if lo is None else lo, 3 if hi is None else hi)
+        assert list(got) == ["step", *columns]
+        for name in ("step", "group_idx", "sample_idx"):
+            assert got[name].dtype == np.int64 and got[name].tolist() == want[name]
+        for name in ("er", "length", "correct", "advantage", "reward"):
+            expected = np.array([np.nan if v is None else float(v) for v in want[name]])
+            assert got[name].dtype == np.float64
+            np.testing.assert_array_equal(got[name], expected)
+    every = store.sample_values(run_id, columns)
+    assert len(every["step"]) == 18 and np.isnan(every["correct"]).sum() == 3
+    assert set(np.unique(every["correct"][~np.isnan(every["correct"])])) == {0.0, 1.0}
+    empty = store.sample_values(404, ["er", "step"])
+    assert list(empty) == ["step", "er"] and empty["step"].shape == (0,)
+    assert empty["step"].dtype == np.int64
+    with pytest.raises(ValueError, match="not sample scalar columns"):
+        store.sample_values(run_id, ["curve"])
+
+
+def test_set_progress_moves_the_run_without_a_step_row(store):
+    run_id = new_run(store, kind="eval", total_steps=3)
+    store.set_progress(run_id, 1)
+    run = store.get_run(run_id)
+    assert (run.step, run.total_steps, run.progress) == (1, 3, pytest.approx(1 / 3))
+    store.set_progress(run_id, 2, total_steps=2)
+    run = store.get_run(run_id)
+    assert (run.step, run.total_steps, run.progress) == (2, 2, 1.0)
+    assert store.steps(run_id) == [] and store.latest_step(run_id) == 0
+
+
 def test_checkpoints_evals_events_round_trip(store, tmp_path):
     run_id = new_run(store)
     store.add_checkpoint(run_id, 5, tmp_path / "checkpoint-5")

@@ -17,6 +17,7 @@ from engine.storage.schema import (
     SAMPLE_ARRAYS,
     SAMPLE_COLUMNS,
     SAMPLE_FLOATS,
+    SAMPLE_INT_KEYS,
     STEP_COLUMNS,
     STEP_INT_COLUMNS,
     STEP_METRICS,
@@ -104,7 +105,7 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def sample_values(run_id: int, step: int, sample: dict, json_text: bool) -> tuple:
+def sample_tuple(run_id: int, step: int, sample: dict, json_text: bool) -> tuple:
     """One response's column values in SAMPLE_INSERT_COLUMNS order: arrays packed, floats
     finite or None; rewards a dict, or its JSON text when `json_text` (the raw driver path)."""
     get = sample.get
@@ -145,7 +146,7 @@ def sample_values(run_id: int, step: int, sample: dict, json_text: bool) -> tupl
 
 def sample_row(run_id: int, step: int, sample: dict) -> dict:
     """Column name -> value of one response (SQLAlchemy's path)."""
-    return dict(zip(SAMPLE_INSERT_COLUMNS, sample_values(run_id, step, sample, False), strict=True))
+    return dict(zip(SAMPLE_INSERT_COLUMNS, sample_tuple(run_id, step, sample, False), strict=True))
 
 
 def sample_dict(row: Any) -> dict:
@@ -156,3 +157,13 @@ def sample_dict(row: Any) -> dict:
     if out["correct"] is not None:
         out["correct"] = bool(out["correct"])
     return out
+
+
+def scalar_arrays(rows: list[tuple], names: list[str]) -> dict[str, np.ndarray]:
+    """Rows of sample scalars (in `names` order) as one array per column: SAMPLE_INT_KEYS as
+    int64, the rest float64 with NaN for empty and booleans as 1.0 / 0.0."""
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (N, C)
+    return {
+        name: table[:, j].astype(np.int64) if name in SAMPLE_INT_KEYS else table[:, j].copy()
+        for j, name in enumerate(names)
+    }

@@ -161,6 +161,11 @@ SAMPLE_COLUMNS = (
     "curve_offset",
 )
 
+# Per-response scalars that Store.sample_values reads as columns (no blob decoding): the
+# integer keys come back int64, the rest float64 with NaN for empty (correct as 1.0 / 0.0).
+SAMPLE_INT_KEYS = ("step", "group_idx", "sample_idx")
+SAMPLE_SCALARS = (*SAMPLE_INT_KEYS, *SAMPLE_FLOATS, "length", "correct")
+
 
 class UTCDateTime(TypeDecorator):
     """Naive UTC in the database (SQLite has no time zones), aware UTC in Python."""

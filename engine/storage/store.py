@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -33,13 +34,15 @@ from engine.storage.codec import (
     finite,
     sample_dict,
     sample_row,
-    sample_values,
+    sample_tuple,
+    scalar_arrays,
     step_row,
 )
 from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, make_engine
 from engine.storage.migrations import StoreError, ensure_schema
 from engine.storage.schema import (
     RESUMABLE,
+    SAMPLE_SCALARS,
     STEP_COLUMNS,
     Checkpoint,
     Eval,
@@ -408,7 +411,7 @@ class Store:
         """One transaction: the step row, its sample rows (bulk) and the run's progress."""
         row = step_row(run_id, step)
         if self.is_sqlite:
-            sample_rows = [sample_values(run_id, row["step"], s, True) for s in samples]
+            sample_rows = [sample_tuple(run_id, row["step"], s, True) for s in samples]
         else:
             sample_rows = [sample_row(run_id, row["step"], s) for s in samples]
         with self._write() as conn:
@@ -423,6 +426,15 @@ class Store:
             if sample_rows:
                 self._insert_samples(conn, sample_rows)
             conn.execute(update(Run).where(Run.id == run_id).values(step=row["step"]))
+
+    def set_progress(self, run_id: int, step: int, *, total_steps: int | None = None) -> None:
+        """Move a run's progress (step / total) without a step row: an eval run counts the
+        models it has evaluated. `total_steps` corrects the total once the job knows it."""
+        values: dict[str, Any] = {"step": int(step)}
+        if total_steps is not None:
+            values["total_steps"] = int(total_steps)
+        with self._write() as conn:
+            conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
     def _insert_samples(self, conn: Connection, rows: list) -> None:
         """Bulk insert. On SQLite the value tuples go straight to the driver's executemany: they
@@ -468,6 +480,36 @@ class Store:
         query = query.order_by(table.c.group_idx, table.c.sample_idx)
         with self._read() as conn:
             return [sample_dict(row) for row in conn.execute(query)]
+
+    def sample_values(
+        self,
+        run_id: int,
+        columns: Sequence[str],
+        step_min: int | None = None,
+        step_max: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-response scalars of a run's samples with step_min <= step <= step_max, one numpy
+        array (N,) per column ('step' always included), ordered by (step, group, sample).
+
+        One SELECT of typed columns and no blob decoding: what the analysis page reads for
+        thousands of responses. Columns: schema.SAMPLE_SCALARS; 'step', 'group_idx' and
+        'sample_idx' are int64, the rest float64 with NaN for empty (correct as 1.0 / 0.0)."""
+        names = list(dict.fromkeys(["step", *columns]))
+        unknown = [c for c in names if c not in SAMPLE_SCALARS]
+        if unknown:
+            raise ValueError(
+                f"not sample scalar columns: {unknown}; known: {', '.join(SAMPLE_SCALARS)}"
+            )
+        table = Sample.__table__
+        query = select(*[table.c[n] for n in names]).where(table.c.run_id == run_id)
+        if step_min is not None:
+            query = query.where(table.c.step >= step_min)
+        if step_max is not None:
+            query = query.where(table.c.step <= step_max)
+        query = query.order_by(table.c.step, table.c.group_idx, table.c.sample_idx)
+        with self._read() as conn:
+            rows = [tuple(row) for row in conn.execute(query)]  # Row objects trip numpy
+        return scalar_arrays(rows, names)
 
     # ---- checkpoints ------------------------------------------------------------------------------
 
