@@ -228,7 +228,7 @@ class VerlTrainer(GRPOTrainer):
                 {
                     "group_idx": g // G,
                     "sample_idx": g % G,
-                    "prompt": prompt if isinstance(prompt, str) else str(prompt),
+                    "prompt": prompt_text(prompt),
                     "completion": local["texts"][i],
                     "token_ids": ids[i][valid].numpy().astype("int32"),
                     "token_entropy": ent[i][valid].numpy(),
@@ -255,6 +255,13 @@ class VerlTrainer(GRPOTrainer):
                 }
             )
         return rows
+
+
+def prompt_text(prompt: Any) -> str:
+    """A plain-text prompt as is; chat messages as 'role: content' lines."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in prompt)
 
 
 def _finite(v: float | None) -> float | None:
