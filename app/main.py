@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from app import queries
 from app.pages.common import AppContext, PageId, TokenizerCache
 from app.pages.inspector import CSS as INSPECTOR_CSS
-from engine.config import ConfigError, StudioConfig
+from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot, resolve
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ def data_location(root: DataRoot) -> str:
 def build_app(store: Any, root: DataRoot) -> gr.Blocks:
     """The whole dashboard over one store; nothing outlives the returned Blocks but the store."""
     ctx = AppContext(store=store, root=root, tokenizers=TokenizerCache())
+    # the inspector's first open would otherwise wait seconds for transformers + the tokenizer
+    threading.Thread(
+        target=ctx.tokenizers.get, args=(EMBEDDED_MODEL,), name="tokenizer-warmup", daemon=True
+    ).start()
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE} · velocity-exploiting rank learning")
         ctx.focus_run = gr.State(None)

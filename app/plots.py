@@ -240,8 +240,8 @@ def _layout(title: str, x_label: str, y_label: str, uirevision: str, height: int
         yaxis=dict(title=dict(text=y_label), gridcolor="#eee"),
         uirevision=uirevision,
         height=height,
-        margin=dict(l=50, r=10, t=40, b=40),
-        legend=dict(orientation="h", y=-0.25),
+        margin=dict(l=50, r=10, t=40, b=50),
+        legend=dict(orientation="h", y=-0.3),
         plot_bgcolor="white",
         template=dict(layout=dict()),  # no default template: ~10 kB less per figure
     )

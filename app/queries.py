@@ -33,6 +33,7 @@ RUNS_TABLE_COLUMNS = (
     "started",
 )
 ACTIVE = ("queued", "running")
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def run_label(run: Any) -> str:
@@ -120,8 +121,7 @@ def steps_frame(store: Any, run_id: int) -> pd.DataFrame:
     """One row per step with the x columns and every column a monitor panel draws."""
     columns = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
     rows = store.steps(run_id, columns=columns)
-    frame = pd.DataFrame(rows, columns=columns)
-    return frame.apply(pd.to_numeric, errors="coerce") if len(frame) else frame
+    return pd.DataFrame.from_records(rows, columns=columns).astype(np.float64)
 
 
 def steps_frames(store: Any, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:
@@ -158,8 +158,8 @@ def run_details(store: Any, run_id: int) -> tuple[str, str]:
     env.setdefault("pid", run.pid)
     env.setdefault("attempt", getattr(run, "attempt", 1))
     return (
-        yaml.safe_dump(run.config, sort_keys=False),
-        yaml.safe_dump(env, sort_keys=False, default_flow_style=False),
+        yaml.dump(run.config, Dumper=YAML_DUMPER, sort_keys=False),
+        yaml.dump(env, Dumper=YAML_DUMPER, sort_keys=False, default_flow_style=False),
     )
 
 
@@ -280,7 +280,7 @@ def stats_table(responses: Sequence[Response]) -> pd.DataFrame:
     keys = ("reward", "correct", "advantage", "advantage_shaped", "bonus", "er", "erv", "era")
     keys += ("entropy", "mean_logprob", "length")
     rows = [[r.sample_idx] + [r.stats.get(k) for k in keys] for r in responses]
-    return pd.DataFrame(rows, columns=["sample", *keys])
+    return pd.DataFrame(rows, columns=["sample", *keys]).round(4)
 
 
 def token_pieces(tokenizer: Any, token_ids: np.ndarray, completion: str) -> list[str]:

@@ -82,6 +82,10 @@ class AppContext:
     tabs: gr.Tabs | None = None
     focus_run: gr.State | None = None  # run id the monitor should show (set by launch)
     inspect_run: gr.State | None = None  # run id the inspector should open (set by monitor)
+    # Events that set focus_run / inspect_run and switch tabs. The receiving page, built later,
+    # chains `.success(...)` on each, so its update follows the tab switch.
+    monitor_openers: list = field(default_factory=list)
+    inspector_openers: list = field(default_factory=list)
 
 
 def elem_id(path: str) -> str:

@@ -33,7 +33,13 @@ def build(ctx: AppContext) -> None:
         "(blue: ER rose, the response opened new directions; orange: it fell)."
     )
     with gr.Row():
-        run = gr.Dropdown(choices=[], label="Run", elem_id="insp-run", scale=3)
+        run = gr.Dropdown(
+            choices=queries.run_choices(ctx.store),
+            value=None,
+            label="Run",
+            elem_id="insp-run",
+            scale=3,
+        )
         step = gr.Dropdown(choices=[], label="Step", elem_id="insp-step", scale=1)
         group = gr.Dropdown(choices=[], label="Prompt group", elem_id="insp-group", scale=1)
         response = gr.Dropdown(choices=[], label="Response", elem_id="insp-response", scale=2)
@@ -133,12 +139,10 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
     run, step, group, response = pickers
     store = ctx.store
 
-    def runs(current):
-        choices = queries.run_choices(store, kind="train")
-        value = current if current in choices else (choices[0] if choices else None)
-        return gr.Dropdown(choices=choices, value=value)
+    def runs():
+        return gr.Dropdown(choices=queries.run_choices(store, kind="train"))
 
-    run.focus(runs, inputs=[run], outputs=[run], **READ_ONLY)
+    pass
 
     def on_run(choice):
         return pick(ctx, queries.choice_id(choice))
@@ -160,8 +164,9 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
 
     def open_run(run_id):
         run_info = store.get_run(run_id) if run_id else None
-        choices = queries.run_choices(store, kind="train")
         label = queries.run_label(run_info) if run_info else None
+        choices = queries.run_choices(store, kind="train")
         return [gr.Dropdown(choices=choices, value=label), *pick(ctx, run_id)]
 
-    ctx.inspect_run.change(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)
+    for opener in ctx.inspector_openers:
+        opener.success(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)

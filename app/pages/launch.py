@@ -200,7 +200,7 @@ def _wire(
         run_id = queries.submit_config(store, cfg, parent_id=values[-1])
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued run #{run_id}.", None
 
-    launch_btn.click(
+    launched = launch_btn.click(
         launch,
         inputs=[*fields, parent],
         outputs=[ctx.focus_run, ctx.tabs, status, parent],
@@ -216,7 +216,8 @@ def _wire(
         run_id = queries.submit_config(store, cfg)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
-    demo_btn.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
+    demo = demo_btn.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
+    ctx.monitor_openers += [launched, demo]
 
     def load_recipe(name):
         if not name:

@@ -163,18 +163,15 @@ def status_text(store: Any, run_ids: list[int]) -> str:
 
 
 def redraw(store: Any, values: list[str] | None, x_axis: str, smoothing: float) -> list:
-    """Figures, status, log tail, config and environment of the selected runs."""
+    """Figures, status and log tail of the selected runs (what moves while a run trains)."""
     ids = selected_ids(values)
     frames = queries.steps_frames(store, ids)
     uirev = ",".join(map(str, ids)) + f":{x_axis}"
     figs = plots.monitor_figures(frames, x_axis=x_axis, smoothing=smoothing, uirevision=uirev)
     if not ids:
         figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
-    tail, cfg, env = ("", "", "")
-    if ids:
-        tail = queries.log_tail(store, ids[0])
-        cfg, env = queries.run_details(store, ids[0])
-    return [*figs, status_text(store, ids), tail, cfg, env]
+    tail = queries.log_tail(store, ids[0]) if ids else ""
+    return [*figs, status_text(store, ids), tail]
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -189,7 +186,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         outputs=[v["chart_sig"], v["table_sig"]],
         **READ_ONLY,
     )
-    drawn = [*v["figures"], v["status"], v["log_tail"], v["config"], v["env"]]
+    drawn = [*v["figures"], v["status"], v["log_tail"]]
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
     def draw(values, x_axis, smoothing):
@@ -215,18 +212,25 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     )
 
     def on_select(values):
+        """A new selection: its signature (which redraws), name and notes."""
         ids = selected_ids(values)
         run = store.get_run(ids[0]) if ids else None
         sig = queries.monitor_signature(store, ids)
-        if run is None:
-            return sig, "", ""
-        return sig, run.name, run.notes
+        return (sig, run.name, run.notes) if run else (sig, "", "")
 
     v["selected"].change(
         on_select,
         inputs=[v["selected"]],
         outputs=[v["chart_sig"], v["name"], v["notes"]],
         **READ_ONLY,
+    )
+
+    def details(values):
+        ids = selected_ids(values)
+        return queries.run_details(store, ids[0]) if ids else ("", "")
+
+    v["chart_sig"].change(
+        details, inputs=[v["selected"]], outputs=[v["config"], v["env"]], **READ_ONLY
     )
 
     def pick_row(evt: gr.SelectData):
@@ -241,7 +245,8 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         labels = [queries.run_label(run)] if run else []
         return gr.Dropdown(choices=queries.run_choices(store), value=labels)
 
-    ctx.focus_run.change(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
+    for opener in ctx.monitor_openers:
+        opener.success(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
 
 
 def _current(store: Any, values: list[str] | None) -> Any:
@@ -284,12 +289,25 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
         )
         return new_id, f"Queued run #{new_id}, a copy of #{run.id}."
 
-    v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE)
+    v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE).success(
+        lambda run_id: gr.Dropdown(
+            choices=queries.run_choices(store),
+            value=[queries.run_label(store.get_run(run_id))],
+        ),
+        inputs=[ctx.focus_run],
+        outputs=[sel],
+        **READ_ONLY,
+    )
 
     def inspect(values):
-        return _current(store, values).id, gr.Tabs(selected=PageId.INSPECTOR)
+        run_id = _current(store, values).id
+        return run_id, gr.Tabs(selected=PageId.INSPECTOR), ""
 
-    v["inspect"].click(inspect, inputs=[sel], outputs=[ctx.inspect_run, ctx.tabs], **PRIVATE)
+    ctx.inspector_openers.append(
+        v["inspect"].click(
+            inspect, inputs=[sel], outputs=[ctx.inspect_run, ctx.tabs, msg], **PRIVATE
+        )
+    )
 
     def save(values, name, notes):
         run = _current(store, values)

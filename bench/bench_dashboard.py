@@ -1,0 +1,146 @@
+"""Dashboard costs, as ratios measured in one run (targets from issue 6), plus the milliseconds.
+
+Seeds a fresh SQLite store with a 200-step and a 2,000-step run, each step with R responses
+(64; 16 with --quick) carrying token ids, per-token entropy/log-prob and a rank curve. Then:
+
+  tick vs redraw      a timer tick with no new step vs a monitor redraw      target >= 20x cheaper
+  refresh 2000 / 200  monitor redraw (figures built and serialised)          target <= 2x
+  inspector 1999 / 1  trace inspector open (query, decode, shade, figures)   target <= 1.5x
+  budgets             refresh <= 100 ms, inspector <= 200 ms on this machine
+
+    python bench/bench_dashboard.py [--quick] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from app import plots, queries
+from app.pages import inspector, monitor
+from app.pages.common import AppContext, TokenizerCache
+from engine.config import StudioConfig
+from engine.paths import resolve
+from engine.storage import Store
+
+log = logging.getLogger("bench_dashboard")
+
+TOKENS = 40  # response length (the demo's ~37 tokens)
+STRIDE = 4
+GROUP = 8  # responses per prompt group
+
+
+def sample(rng: np.random.Generator, group: int, idx: int) -> dict:
+    positions = np.arange(STRIDE, TOKENS, STRIDE)
+    return {
+        "group_idx": group,
+        "sample_idx": idx,
+        "prompt": "Q: 23+48-17=?\nA:",
+        "completion": "\nStep 1: 23+48=71.\nStep 2: 71-17=54.\nAnswer: 54",
+        "token_ids": rng.integers(0, 270, TOKENS).astype(np.int32),
+        "token_entropy": rng.random(TOKENS),
+        "token_logprob": -rng.random(TOKENS),
+        "reward": float(idx % 2),
+        "rewards": {"accuracy": float(idx % 2)},
+        "correct": bool(idx % 2),
+        "advantage": 0.5,
+        "advantage_shaped": 0.55,
+        "bonus": 0.05,
+        "er": 3.0,
+        "erv": 0.1,
+        "era": 0.05,
+        "entropy": 0.3,
+        "mean_logprob": -0.4,
+        "length": TOKENS,
+        "curve": np.cumsum(rng.random(len(positions))) + 1,
+        "curve_stride": STRIDE,
+        "curve_positions": positions,
+        "curve_offset": 0,
+    }
+
+
+def step_row(rng: np.random.Generator, k: int) -> dict:
+    row = {c: float(rng.random()) for c in plots.panel_columns()}
+    row.update(step=k, wall_time=1.7e9 + k, tokens=k * 2560)
+    return row
+
+
+def seed_run(store: Store, n_steps: int, responses: int, rng: np.random.Generator) -> int:
+    run_id = store.create_run(
+        StudioConfig().to_dict(), name=f"{n_steps} steps", algorithm="verl", total_steps=n_steps
+    )
+    for k in tqdm(range(1, n_steps + 1), desc=f"seeding {n_steps} steps", leave=False):
+        rows = [sample(rng, i // GROUP, i % GROUP) for i in range(responses)]
+        store.log_step(run_id, step_row(rng, k), rows)
+    return run_id
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm caches (imports, tokenizer, SQLite pages)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def redraw_serialised(store: Store, label: str) -> None:
+    out = monitor.redraw(store, [label], "step", 0.0)  # the default view: smoothing off
+    for fig in out[: len(plots.PANELS)]:
+        fig.to_json()  # what gr.Plot's postprocess does
+
+
+def inspect(ctx: AppContext, run_id: int, step: int) -> None:
+    out = inspector.pick(ctx, run_id, step, 0)
+    out[5].to_json()
+    out[6].to_json()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="16 responses per step, fewer repeats")
+    p.add_argument("--repeats", type=int, help="timed repeats per measurement (median)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    responses = 16 if args.quick else 64
+    repeats = args.repeats or (5 if args.quick else 15)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = resolve(tmp)
+        with Store(root.db_url) as store:
+            small = seed_run(store, 200, responses, rng)
+            big = seed_run(store, 2000, responses, rng)
+            ctx = AppContext(store=store, root=root, tokenizers=TokenizerCache())
+            label_small = queries.run_label(store.get_run(small))
+            label_big = queries.run_label(store.get_run(big))
+            tick = median_ms(lambda: monitor.tick(store, [label_big]), repeats * 4)
+            redraw_big = median_ms(lambda: redraw_serialised(store, label_big), repeats)
+            redraw_small = median_ms(lambda: redraw_serialised(store, label_small), repeats)
+            insp_last = median_ms(lambda: inspect(ctx, big, 1999), repeats)
+            insp_first = median_ms(lambda: inspect(ctx, big, 1), repeats)
+    rows = [
+        ("tick (no new step)", f"{tick:.2f} ms", ""),
+        ("redraw 2000 steps", f"{redraw_big:.1f} ms", "budget <= 100 ms"),
+        ("redraw 200 steps", f"{redraw_small:.1f} ms", ""),
+        ("inspector step 1999", f"{insp_last:.1f} ms", "budget <= 200 ms"),
+        ("inspector step 1", f"{insp_first:.1f} ms", ""),
+        ("redraw / tick", f"{redraw_big / tick:.1f}x", "target >= 20x"),
+        ("redraw 2000 / 200", f"{redraw_big / redraw_small:.2f}x", "target <= 2x"),
+        ("inspector 1999 / 1", f"{insp_last / insp_first:.2f}x", "target <= 1.5x"),
+    ]
+    print(f"bench_dashboard ({responses} responses/step, median of {repeats})")
+    for name, value, target in rows:
+        print(f"  {name:<22} {value:>10}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
