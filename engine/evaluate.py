@@ -14,6 +14,7 @@ An evaluation is an `eval` run in the store: `submit_eval(store, EvalConfig(...)
 worker starts `verl-studio evaluate --run-id ID`, and `run_eval` loads each chosen checkpoint of
 the source run (or a model by name), samples, scores with the source run's accuracy reward, and
 writes one `evals` row per checkpoint under the eval run's id (`dataset` names what was used).
+The eval run's progress (step / total) counts the models evaluated.
 """
 
 from __future__ import annotations
@@ -364,7 +365,8 @@ def run_eval(store, run_id: int) -> list[EvalResult]:
             store.add_event(
                 run_id, f"evaluating {len(targets)} model(s) on {len(problems)} problems of {label}"
             )
-            for target in targets:
+            store.set_progress(run_id, 0, total_steps=len(targets))  # progress: models done
+            for done, target in enumerate(targets, start=1):
                 model, tok = load_policy(
                     target.path, device=cfg.device, require_chat_template=data.chat_template
                 )
@@ -382,6 +384,7 @@ def run_eval(store, run_id: int) -> list[EvalResult]:
                     pass_at_k=res.pass_at_k,
                     per_problem=res.per_problem,
                 )
+                store.set_progress(run_id, done)
                 store.add_event(
                     run_id,
                     f"step {target.step}: pass@1 {res.pass_at_k[0]:.3f}, "

@@ -113,6 +113,7 @@ def test_eval_job_through_the_cli(finished_run_copy):
         rows = store.evals(eval_id)
     assert run.status is RunStatus.COMPLETED and run.kind == "eval"
     assert [r["step"] for r in rows] == steps
+    assert run.step == run.total_steps == len(steps)  # progress: models evaluated / total
     for row in rows:
         assert row["n"] == 4 and row["ks"] == [1, 2, 3, 4]
         assert len(row["per_problem"]) == 6 and all(0 <= c <= 4 for c in row["per_problem"])
@@ -134,7 +135,9 @@ def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
     cfg = EvalConfig(dataset=path, num_problems=3, n=2, k_max=2, max_new_tokens=8)
     eval_id = submit_eval(store, cfg)
     results = run_eval(store, eval_id)
-    assert store.get_run(eval_id).status is RunStatus.COMPLETED
+    run = store.get_run(eval_id)
+    assert run.status is RunStatus.COMPLETED
+    assert (run.step, run.total_steps) == (1, 1)  # progress: models evaluated / total
     (row,) = store.evals(eval_id)
     assert row["dataset"] == path and row["step"] == 0 and len(row["per_problem"]) == 3
     assert row["pass_at_k"] == pytest.approx(results[0].pass_at_k)
