@@ -5,6 +5,9 @@ A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll
     reap      a child that exited without writing an outcome is marked: killed by a signal it
               did not send -> interrupted (naming the signal); an exit code -> failed
     cancel    a run with cancel_requested gets SIGTERM, then SIGKILL after cancel_grace_s
+    hung      a watched process that is alive but whose heartbeat is older than stale_after_s
+              (while this worker itself was awake) -> interrupted with the reason, and its
+              process group gets SIGTERM, then SIGKILL after cancel_grace_s
     lost      a running run not watched here whose pid on this host is gone, or whose heartbeat
               is older than stale_after_s, -> interrupted with the reason
     adopt     a running run on this host whose process is alive (a worker restart) is watched,
@@ -17,6 +20,10 @@ A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll
 
 The training process owns its status (engine.lifecycle); the worker only writes an outcome for a
 process that could not. Children outlive the worker, and a restarted worker adopts them.
+
+A suspended machine stops heartbeats and the worker alike. So that a laptop waking up does not
+kill its own runs, a watched process counts as hung only once this worker has been awake (ticking
+without a gap longer than poll_s + stale_after_s) for stale_after_s without seeing a heartbeat.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from engine.storage import RunInfo, RunKind, RunStatus, Store
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
+_LIVE = (RunStatus.RUNNING, RunStatus.INTERRUPTED)  # a watched run another worker marked lost
 
 
 @dataclass
@@ -50,7 +58,7 @@ class WorkerSettings:
     concurrency: int = 1  # runs at once; 1 keeps a 2-core machine usable
     poll_s: float = 2.0  # seconds between queue polls
     stale_after_s: float = 30.0  # a running run with an older heartbeat is interrupted
-    cancel_grace_s: float = 60.0  # SIGKILL this long after the cancel's SIGTERM
+    cancel_grace_s: float = 60.0  # SIGKILL this long after a SIGTERM (cancel or hung process)
 
 
 @dataclass
@@ -64,8 +72,9 @@ class _Job:
     log_path: Path | None = None
     log_file: IO[bytes] | None = None
     spawned_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    term_sent_at: float | None = None  # time.monotonic() of the cancel's SIGTERM
+    term_sent_at: float | None = None  # time.monotonic() of the SIGTERM (cancel or hung)
     killed: bool = False
+    hung: str | None = None  # why it was interrupted, when the SIGTERM was for a stale heartbeat
 
     def exit_code(self) -> int | None:
         """The child's return code once it exited; for an adopted process, 0 once it is gone."""
@@ -102,6 +111,10 @@ def signal_process(pid: int, signum: int) -> None:
             os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def signal_name(signum: int) -> str:
@@ -171,6 +184,8 @@ class Worker:
         self.python = python
         self.host = socket.gethostname()
         self.jobs: dict[int, _Job] = {}
+        self._awake_since = utcnow()  # since when this worker has ticked without a long gap
+        self._last_tick: dt.datetime | None = None
 
     def run(self) -> None:
         """Poll until `stop` is set. Children keep running; a later worker adopts them."""
@@ -188,10 +203,12 @@ class Worker:
         log.info("worker stopped; %d run(s) keep running", len(self.jobs))
 
     def tick(self) -> None:
-        """One pass: reap, cancel, mark lost runs, adopt, start queued runs."""
+        """One pass: reap, cancel, stop hung processes, mark lost runs, adopt, start queued."""
+        self._note_awake()
         for phase in (
             self.reap,
             self.signal_cancels,
+            self.stop_hung,
             self.mark_lost,
             self.adopt,
             self.start_queued,
@@ -200,6 +217,15 @@ class Worker:
                 phase()
             except Exception:  # a busy or unreachable database: try again next poll
                 log.exception("worker %s failed; retrying next poll", phase.__name__)
+
+    def _note_awake(self) -> None:
+        """Restart the awake window after a gap between ticks (a suspended machine or worker)."""
+        now = utcnow()
+        gap = self.settings.poll_s + self.settings.stale_after_s
+        if self._last_tick is not None and (now - self._last_tick).total_seconds() > gap:
+            log.info("worker was not ticking for a while: heartbeats get a fresh window")
+            self._awake_since = now
+        self._last_tick = now
 
     # ---- phases -------------------------------------------------------------------------------------
 
@@ -224,6 +250,9 @@ class Worker:
 
     def _death(self, job: _Job, code: int) -> tuple[RunStatus, str]:
         """Status and reason of a process that exited without recording an outcome."""
+        if job.hung is not None:
+            how = "SIGKILL" if job.killed else "SIGTERM"
+            return RunStatus.INTERRUPTED, f"{job.hung}; stopped by {how}"
         if job.term_sent_at is not None:
             how = "SIGKILL" if job.killed else "SIGTERM"
             return RunStatus.CANCELLED, f"stopped by {how} after a cancel request"
@@ -245,25 +274,56 @@ class Worker:
         )
 
     def signal_cancels(self) -> None:
+        """SIGTERM on a cancel request; SIGKILL cancel_grace_s after any SIGTERM of ours."""
         now = time.monotonic()
         for run_id, job in self.jobs.items():
             if job.term_sent_at is None:
                 if self.store.cancel_requested(run_id):
-                    signal_process(job.pid, signal.SIGTERM)
-                    job.term_sent_at = now
-                    self.store.add_event(run_id, f"cancel: sent SIGTERM to pid {job.pid}")
+                    self._terminate(job, "cancel")
             elif not job.killed and now - job.term_sent_at > self.settings.cancel_grace_s:
                 signal_process(job.pid, signal.SIGKILL)
                 job.killed = True
                 self.store.add_event(
                     run_id,
-                    f"cancel: sent SIGKILL to pid {job.pid} after "
+                    f"{'hung' if job.hung else 'cancel'}: sent SIGKILL to pid {job.pid} after "
                     f"{self.settings.cancel_grace_s:.0f} s",
                     "warning",
                 )
 
+    def _terminate(self, job: _Job, why: str) -> None:
+        """SIGTERM to the job's process group; signal_cancels escalates to SIGKILL."""
+        signal_process(job.pid, signal.SIGTERM)
+        job.term_sent_at = time.monotonic()
+        self.store.add_event(job.run_id, f"{why}: sent SIGTERM to pid {job.pid}")
+
+    def stop_hung(self) -> None:
+        """A watched process alive but without a heartbeat for stale_after_s is hung: its run is
+        interrupted with the reason and its process group terminated (then killed)."""
+        now = utcnow()
+        if (now - self._awake_since).total_seconds() <= self.settings.stale_after_s:
+            return  # not watching long enough to call anyone silent
+        for run_id, job in self.jobs.items():
+            if job.term_sent_at is not None:
+                continue  # already being stopped
+            run = self.store.get_run(run_id)
+            if run is None or run.attempt != job.attempt or run.status not in _LIVE:
+                continue
+            reason = self._stale_reason(run, now)
+            if reason is None:
+                continue
+            reason += f"; process {job.pid} on {self.host} is alive but hung: stopping it"
+            if run.status is RunStatus.INTERRUPTED:  # marked lost by another worker
+                reason = run.error or reason
+            elif not self.store.finish_run(
+                run_id, RunStatus.INTERRUPTED, error=reason, attempt=job.attempt
+            ):
+                continue  # it just recorded an outcome itself: reap sees it exit
+            job.hung = reason
+            log.warning("run %d interrupted: %s", run_id, job.hung)
+            self._terminate(job, "hung")
+
     def mark_lost(self) -> None:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         for run in self.store.list_runs(status=RunStatus.RUNNING):
             if run.id in self.jobs:
                 continue
@@ -276,13 +336,14 @@ class Worker:
     def _lost_reason(self, run: RunInfo, now: dt.datetime) -> str | None:
         if run.host == self.host and run.pid is not None and not pid_alive(run.pid):
             return f"process {run.pid} on {run.host} is gone"
+        stale = self._stale_reason(run, now)
+        return f"{stale}: its host {run.host} or process {run.pid} stopped" if stale else None
+
+    def _stale_reason(self, run: RunInfo, now: dt.datetime) -> str | None:
         age = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else None
         if age is None or age > self.settings.stale_after_s:
             seen = f"for {age:.0f} s" if age is not None else "ever"
-            return (
-                f"no heartbeat {seen} (stale after {self.settings.stale_after_s:.0f} s): "
-                f"its host {run.host} or process {run.pid} stopped"
-            )
+            return f"no heartbeat {seen} (stale after {self.settings.stale_after_s:.0f} s)"
         return None
 
     def adopt(self) -> None:

@@ -238,6 +238,101 @@ def test_worker_kills_a_process_that_ignores_the_cancel(store, root):
             proc.wait()
 
 
+HANGING_CHILD = """
+import subprocess, sys, threading, time
+from engine.lifecycle import RunLifecycle
+from engine.storage import Store
+
+store, hung = Store(sys.argv[1]), threading.Event()
+beat = store.heartbeat
+store.heartbeat = lambda *a: threading.Event().wait() if hung.is_set() else beat(*a)
+with RunLifecycle(store, int(sys.argv[2]), heartbeat_s=0.1):
+    grandchild = subprocess.Popen(["sleep", "60"])  # in the child's process group
+    print(grandchild.pid, flush=True)
+    sys.stdin.readline()
+    hung.set()  # the heartbeat thread blocks for good; the main thread never looks up again
+    time.sleep(60)
+"""
+
+
+def test_worker_stops_a_watched_process_that_hangs(store, root):
+    """A watched child that is alive but no longer heart-beats (hung) is marked interrupted
+    with the reason; its process group gets SIGTERM, then SIGKILL after the grace. While its
+    heartbeat is fresh it is left alone, however long the worker has watched it."""
+    run_id = queued(store)
+    settings = WorkerSettings(stale_after_s=1.0, cancel_grace_s=0.3, poll_s=0.2, concurrency=0)
+    worker = Worker(store, root, settings)
+    store.claim_run(run_id, worker.host)
+    child = subprocess.Popen(
+        [sys.executable, "-c", HANGING_CHILD, store.url, str(run_id)],
+        start_new_session=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    grandchild = None
+
+    def interrupted() -> bool:
+        worker.tick()
+        return store.get_run(run_id).status is RunStatus.INTERRUPTED
+
+    try:
+        grandchild = int(child.stdout.readline())
+        worker.tick()  # adopt
+        assert run_id in worker.jobs
+        deadline = time.monotonic() + 1.5  # longer than stale_after_s, heart-beating all along
+        while time.monotonic() < deadline:
+            assert not interrupted()
+            time.sleep(0.2)
+        assert worker.jobs[run_id].term_sent_at is None
+
+        child.stdin.write("hang\n")
+        child.stdin.flush()
+        wait_until(interrupted, 10, "the stale heartbeat", every=0.2)  # + SIGTERM to the group
+        run = store.get_run(run_id)
+        assert run.error.startswith("no heartbeat for") and "alive but hung" in run.error
+        wait_until(lambda: not pid_alive(grandchild), 10, "SIGTERM to reach the group")
+        assert child.poll() is None  # the flag its SIGTERM set is never read: still there
+        time.sleep(0.4)  # the grace period, then:
+        worker.tick()  # SIGKILL
+        assert child.wait(timeout=10) == -signal.SIGKILL
+        worker.tick()  # reaped; the recorded reason stays
+        assert run_id not in worker.jobs
+        assert store.get_run(run_id).status is RunStatus.INTERRUPTED
+        assert store.get_run(run_id).error == run.error
+        log = messages(store, run_id)
+        assert f"hung: sent SIGTERM to pid {child.pid}" in log
+        assert f"hung: sent SIGKILL to pid {child.pid} after 0 s" in log
+    finally:
+        for pid in (child.pid, grandchild):
+            if pid is not None and pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        child.wait()
+
+
+def test_worker_gives_heartbeats_a_fresh_window_after_a_suspend(store, root):
+    """A gap between ticks (the machine slept) restarts the window: a stale heartbeat found
+    right after waking does not get a live process killed before it had time to beat."""
+    run_id = queued(store)
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        worker = Worker(store, root, WorkerSettings(stale_after_s=0.3, poll_s=0.1, concurrency=0))
+        store.claim_run(run_id, worker.host)
+        store.mark_running(run_id, host=worker.host, pid=proc.pid, environment={})
+        worker.tick()  # adopt
+        time.sleep(0.6)  # a gap > poll_s + stale_after_s: "suspended"; the heartbeat ages too
+        worker.tick()
+        assert store.get_run(run_id).status is RunStatus.RUNNING and proc.poll() is None
+        time.sleep(0.35)  # awake for stale_after_s (ticks closer than the gap), still silent
+        worker.tick()
+        assert store.get_run(run_id).status is RunStatus.INTERRUPTED
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_worker_command_claims_and_stops_on_sigterm(root):
     """`verl-studio worker` as its own process claims a queued run; the real `engine.cli train`
     refuses its invalid config before taking the run, so the worker records failed with the
