@@ -14,7 +14,8 @@ An evaluation is an `eval` run in the store: `submit_eval(store, EvalConfig(...)
 worker starts `verl-studio evaluate --run-id ID`, and `run_eval` loads each chosen checkpoint of
 the source run (or a model by name), samples, scores with the source run's accuracy reward, and
 writes one `evals` row per checkpoint under the eval run's id (`dataset` names what was used).
-The eval run's progress (step / total) counts the models evaluated.
+The eval run's progress (step / total) counts the models evaluated; a resumed eval run keeps the
+rows it recorded (a resume keeps step 0, the base model) and evaluates only the other models.
 """
 
 from __future__ import annotations
@@ -365,8 +366,13 @@ def run_eval(store, run_id: int) -> list[EvalResult]:
             store.add_event(
                 run_id, f"evaluating {len(targets)} model(s) on {len(problems)} problems of {label}"
             )
-            store.set_progress(run_id, 0, total_steps=len(targets))  # progress: models done
-            for done, target in enumerate(targets, start=1):
+            recorded = {int(r["step"]) for r in store.evals(run_id)}  # kept by a resume
+            todo = [t for t in targets if t.step not in recorded]
+            already = len(targets) - len(todo)
+            if already:
+                store.add_event(run_id, f"resuming: {already} model(s) already evaluated")
+            store.set_progress(run_id, already, total_steps=len(targets))  # models done / total
+            for done, target in enumerate(todo, start=already + 1):
                 model, tok = load_policy(
                     target.path, device=cfg.device, require_chat_template=data.chat_template
                 )

@@ -143,6 +143,43 @@ def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
     assert row["pass_at_k"] == pytest.approx(results[0].pass_at_k)
 
 
+def test_a_resumed_eval_run_records_each_model_once(data_root):
+    """Regression: a resume keeps the base model's step-0 row (an eval run has no checkpoint),
+    and the re-run wrote it a second time. Cancelled after the base model, then resumed: one row
+    per model, and the progress counts models evaluated."""
+    from engine.evaluate import run_eval, submit_eval
+    from engine.models import embedded_model_dir
+    from engine.storage import RunStatus, Store
+    from tests.fixtures.training import embedded_model_ready
+
+    require(embedded_model_ready(), "the embedded demo model")
+
+    class CancelAfterFirstModel(Store):
+        def add_eval(self, run_id, **kw):
+            super().add_eval(run_id, **kw)
+            self.request_cancel(run_id)  # seen at the next model's first batch
+
+    store = CancelAfterFirstModel(data_root.db_url)
+    src = store.create_run(StudioConfig().to_dict(), name="src", algorithm="verl", total_steps=2)
+    store.add_checkpoint(src, 2, embedded_model_dir())  # a real model folder as its checkpoint
+    cfg = EvalConfig(
+        source_run_id=src, include_base=True, num_problems=2, n=2, k_max=2, max_new_tokens=4
+    )
+    eval_id = submit_eval(store, cfg)
+    run_eval(store, eval_id)
+    run = store.get_run(eval_id)
+    assert run.status is RunStatus.CANCELLED and (run.step, run.total_steps) == (1, 2)
+    assert [r["step"] for r in store.evals(eval_id)] == [0]
+    assert store.requeue_for_resume(eval_id) == 0
+    store.close()
+    with Store(data_root.db_url) as store:
+        run_eval(store, eval_id)
+        run = store.get_run(eval_id)
+        assert run.status is RunStatus.COMPLETED and run.attempt == 2
+        assert [r["step"] for r in store.evals(eval_id)] == [0, 2]
+        assert (run.step, run.total_steps) == (2, 2)
+
+
 def test_evaluate_page_refuses_an_invalid_job(data_root):
     """The page's launch handler queues nothing and names the field when n < K."""
     from app.pages.evaluate import launch
