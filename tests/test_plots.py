@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -195,3 +196,28 @@ def test_token_series_figure(entropy):
     go.Figure(fig.to_dict())
     assert len(fig.data) == (2 if entropy is not None else 1)
     assert plots.token_series_figure(None, None).data == ()
+
+
+def decode(value) -> np.ndarray:
+    """A plotly typed-array spec ({dtype, bdata}) or a list, as a float array."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), np.dtype(value["dtype"])).astype(
+            float
+        )
+    return np.asarray(value, dtype=float)
+
+
+def test_fast_json_matches_plotlys_own_serialisation():
+    frame = steps_frame(50)
+    frame.loc[3, "loss"] = np.nan
+    for fig in plots.monitor_figures({"r": frame}, smoothing=0.3):
+        fast = json.loads(fig.to_json())
+        slow = json.loads(go.Figure.to_json(fig))  # plotly's own: typed arrays as base64
+        go.Figure(fast)
+        assert fast["layout"]["uirevision"] == slow["layout"]["uirevision"]
+        assert len(fast["data"]) == len(slow["data"])
+        for a, b in zip(fast["data"], slow["data"], strict=True):
+            assert a["name"] == b["name"]
+            for axis in ("x", "y"):
+                got = np.array([np.nan if v is None else v for v in a[axis]], dtype=float)
+                assert np.allclose(got, decode(b[axis]), equal_nan=True)
