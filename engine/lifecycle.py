@@ -9,9 +9,12 @@
     # normal exit -> completed; any other exception -> failed with the traceback's last lines
 
 A background thread refreshes the heartbeat every `heartbeat_s` seconds and notices a cancel
-requested from any host (or that the run was resumed as a newer attempt elsewhere); SIGTERM (a local worker's cancel) sets the same stop flag, a second
-SIGTERM raises RunCancelled at once. The outcome is written only while the run is still this
-attempt's, so a resumed or deleted run is never overwritten by a late writer.
+requested from any host (or that the run was resumed as a newer attempt elsewhere); SIGTERM (a
+local worker's cancel) sets the same stop flag, a second SIGTERM raises RunCancelled at once. A
+stop on SIGTERM with no cancel requested in the store (the worker found the process hung, or the
+system is shutting down) is recorded as interrupted, not cancelled: nobody asked for it. The
+outcome is written only while the run is still this attempt's, so a resumed or deleted run is
+never overwritten by a late writer.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from engine.storage import RunStatus, Store
 log = logging.getLogger(__name__)
 
 TRACEBACK_TAIL_LINES = 30
+SIGTERM_NOT_CANCEL = (
+    "stopped on SIGTERM without a cancel request (the worker found it hung, or the system is "
+    "shutting down)"
+)
 PACKAGES = ("verl-studio", "torch", "transformers", "trl", "accelerate", "peft", "datasets")
 
 
@@ -207,6 +214,13 @@ class RunLifecycle:
             log.exception("could not record the outcome %s of run %d", status, self.run_id)
         return swallow
 
+    def _cancel_was_requested(self) -> bool:
+        try:
+            return self.store.cancel_requested(self.run_id)
+        except Exception:  # the database is unreachable: call it the cancel it most likely was
+            log.exception("could not read the cancel flag of run %d", self.run_id)
+            return True
+
     def _outcome(
         self,
         exc_type: type[BaseException] | None,
@@ -217,6 +231,8 @@ class RunLifecycle:
         if exc_type is None:
             return RunStatus.COMPLETED, None, False
         if issubclass(exc_type, RunCancelled):
+            if self._sigterms and not self._cancel_was_requested():
+                return RunStatus.INTERRUPTED, SIGTERM_NOT_CANCEL, True
             return RunStatus.CANCELLED, None, True
         if issubclass(exc_type, KeyboardInterrupt) and self._stop.is_set():
             return RunStatus.CANCELLED, None, False

@@ -103,11 +103,24 @@ def test_lifecycle_cancel_from_another_store_and_sigterm(store, root):
     run_id = queued(store)
     before = signal.getsignal(signal.SIGTERM)
     with RunLifecycle(store, run_id, heartbeat_s=1) as life:
+        store.request_cancel(run_id)  # a worker's cancel: the flag, then SIGTERM
         os.kill(os.getpid(), signal.SIGTERM)
         wait_until(life.should_stop, 5, "the SIGTERM flag")
         raise RunCancelled()
     assert store.get_run(run_id).status is RunStatus.CANCELLED
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_lifecycle_sigterm_without_a_cancel_is_interrupted(store):
+    """Nobody asked for this stop (a hung-process kill, a shutdown): interrupted, with why."""
+    run_id = queued(store)
+    with RunLifecycle(store, run_id, heartbeat_s=1) as life:
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_until(life.should_stop, 5, "the SIGTERM flag")
+        raise RunCancelled()
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.INTERRUPTED and life.outcome is RunStatus.INTERRUPTED
+    assert run.error.startswith("stopped on SIGTERM without a cancel request")
 
 
 def test_lifecycle_refuses_a_finished_run(store):
