@@ -137,3 +137,42 @@ def test_log_tail_config_and_status(store):
     assert "attempt: 1" in env
     status = queries.run_status(store, run_id)
     assert status["status"] == "queued" and status["step"] == 1 and status["total_steps"] == 10
+
+
+# ----------------------------------------------------------------------------- page handlers
+
+
+def test_monitor_tick_is_stable_until_a_step_lands_then_redraw_shows_it(store):
+    from app.pages import monitor
+
+    run_id = new_run(store, "live", steps=3)
+    label = f"#{run_id} live"
+    first = monitor.tick(store, [label])
+    assert monitor.tick(store, [label]) == first
+    store.log_step(run_id, step_row(4))
+    assert monitor.tick(store, [label]) != first
+    out = monitor.redraw(store, [label], "step", 0.0)
+    figs, status = out[: len(plots.PANELS)], out[len(plots.PANELS)]
+    (reward,) = [f for f, p in zip(figs, plots.PANELS, strict=True) if p.key == "reward"]
+    assert list(reward.data[0].x) == [1, 2, 3, 4]
+    assert "step 4 / 10" in status and "queued" in status
+    assert all(f.layout.uirevision.startswith(f"{run_id}:step") for f in figs if f.data)
+    empty = monitor.redraw(store, [], "step", 0.0)
+    assert "Select a run" in empty[len(plots.PANELS)]
+
+
+def test_inspector_pick_fills_latest_step_first_group_and_renders(data_root, store):
+    from app.pages import inspector
+    from app.pages.common import AppContext, TokenizerCache
+
+    ctx = AppContext(store=store, root=data_root, tokenizers=TokenizerCache())
+    run_id = new_run(store, steps=3, groups=2, per=3)
+    out = inspector.pick(ctx, run_id)
+    step, group, response, stats, text, curve, tokens, table = out
+    assert step.value == 3 and group.value == 0 and response.value == 0
+    assert "advantage_shaped" in stats
+    assert "&lt;b&gt;1+2" in text and "<b>" not in text  # the prompt, escaped
+    assert len(curve.data) == 3 and len(table) == 3
+    assert inspector.pick(ctx, run_id, 1, 1)[1].value == 1
+    nothing = inspector.pick(ctx, new_run(store, "empty"))
+    assert nothing[0].value is None and "No responses" in nothing[3]
