@@ -144,9 +144,6 @@ class GRPOSettings:
     per_device_train_batch_size: int = _f(8, "Completions per device per optimizer step.")
     gradient_accumulation_steps: int = _f(1, "Gradient accumulation steps.")
     num_generations: int = _f(8, "Rollouts per prompt (the GRPO group size).")
-    max_prompt_length: int = _f(
-        512, "Longest prompt in tokens (longer prompts are truncated on the left)."
-    )
     max_completion_length: int = _f(1536, "Longest response in tokens.")
     temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
     top_p: float = _f(1.0, "Nucleus sampling threshold.")
@@ -183,8 +180,6 @@ class GRPOSettings:
                     "per_device_train_batch_size x gradient_accumulation_steps must be a multiple of num_generations",
                 )
             )
-        if self.max_prompt_length < 1:
-            errs.append(("max_prompt_length", "must be >= 1"))
         if self.max_completion_length < 1:
             errs.append(("max_completion_length", "must be >= 1"))
         if not self.temperature > 0:
