@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.threads import single_threaded
+
 EPS = 1e-8
 MAX_DEFAULT_WORKERS = 2
 NOISE_ULPS = 8.0  # eigenvalues below NOISE_ULPS * k * eps64 * lambda_max are rounding noise
@@ -286,17 +288,6 @@ def default_workers(workers: int | None) -> int:
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     return workers
-
-
-@contextmanager
-def single_threaded():
-    """torch (OpenMP / MKL) at one thread inside, the caller's setting restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def worker_pool(workers: int) -> ThreadPoolExecutor:

@@ -38,7 +38,6 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ import torch
 from engine.config import EMBEDDED_MODEL, ModelConfig
 from engine.rewards import is_correct
 from engine.tasks import TRAIN, ArithmeticTask, Problem, heldout_problems, hub_offline, split_of
+from engine.threads import single_threaded
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -350,17 +350,6 @@ def load_policy_from_config(cfg: ModelConfig, *, device: str = "cpu", **kwargs: 
 # ---------------------------------------------------------------- building
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """torch.set_num_threads(1) inside, the previous setting restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train_stream(seed: int, n_ops: int, digits: int) -> Iterator[Problem]:
     """Endless train-split problems from `seed` (held-out questions are skipped)."""
     task, rng = ArithmeticTask(n_ops, digits), random.Random(seed)
@@ -553,7 +542,7 @@ def build_demo_model(
 ) -> dict[str, Any]:
     """Build the embedded model into `out`; returns the manifest info (recipe, loss, pass@1)."""
     steps = recipe.sft_steps if max_steps is None else max_steps
-    with single_thread():
+    with single_threaded():
         model, tok = new_demo_model(recipe)
         losses = sft(model, tok, recipe, steps, on_step=progress)
         pass1 = heldout_pass_at_1(model, tok, n_ops=recipe.n_ops, digits=recipe.digits)

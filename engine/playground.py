@@ -22,12 +22,13 @@ All torch work runs with 1 thread (restored afterwards), so the app stays respon
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from engine.threads import single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +79,6 @@ class StreamUpdate:
     analysis: Analysis | None = None  # on the last update
 
 
-@contextlib.contextmanager
-def single_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _default_loader(name: str):
     from engine.models import load_policy
 
@@ -108,7 +97,7 @@ class Playground:
     def load(self, name_or_path: str) -> str:
         if name_or_path != self.name or self.model is None:
             self.model, self.tokenizer = None, None  # free the old one first
-            with single_thread():
+            with single_threaded():
                 model, tok = self.loader(name_or_path)
             model.eval()
             self.model, self.tokenizer, self.name = model, tok, name_or_path
@@ -158,7 +147,7 @@ class Playground:
             raise ValueError("the response is empty")
         P, C = len(p_ids), len(r_ids)
         ids = torch.tensor([p_ids + r_ids], device=self.model.device)  # (1, P + C)
-        with single_thread(), torch.no_grad():
+        with single_threaded(), torch.no_grad():
             out = self.model(input_ids=ids, output_hidden_states=True, use_cache=False)
             H = out.hidden_states[-1][0, P : P + C]  # (C, D) states at the response tokens
             logits = out.logits[0, P - 1 : P + C - 1].float()  # (C, V) predicting each token
@@ -173,7 +162,7 @@ class Playground:
         from engine.effective_rank import rank_dynamics, token_proxies
 
         mask = torch.ones(1, H.shape[0], dtype=torch.bool)
-        with single_thread():
+        with single_threaded():
             rd = rank_dynamics(
                 H[None].cpu(), mask, stride=rank.stride, max_len=rank.max_len, workers=1
             )
@@ -212,7 +201,7 @@ class Playground:
         eos = self.tokenizer.eos_token_id
         rng = torch.Generator().manual_seed(gen.seed)
         ids = torch.tensor([p_ids], device=self.model.device)  # (1, P)
-        with single_thread(), torch.no_grad():
+        with single_threaded(), torch.no_grad():
             out = self.model(input_ids=ids, use_cache=True)
         cache, logits = out.cache, out.logits[0, -1].float()  # (V,)
         r_ids: list[int] = []
@@ -224,7 +213,7 @@ class Playground:
             logps.append(logp_all[token])
             ents.append(-(logp_all.exp() * logp_all).sum())
             r_ids.append(token)
-            with single_thread(), torch.no_grad():
+            with single_threaded(), torch.no_grad():
                 out = self.model(
                     input_ids=torch.tensor([[token]], device=self.model.device),
                     cache=cache,
@@ -277,7 +266,7 @@ class _GrowingCurve:
         t = n - 1  # index of the newest row
         if t < s or t % s:
             return
-        with single_thread():
+        with single_threaded():
             if max_len is None or n <= max_len:
                 self.values.append(float(effective_rank(torch.stack(rows).double())))
                 self.positions.append(t)
