@@ -77,9 +77,9 @@ def eta(run: Any, now: dt.datetime | None = None) -> str:
 
 
 def best_heldout(store: Any, run_id: int) -> float | None:
-    rows = store.steps(run_id, columns=["heldout_accuracy"])
-    values = [r["heldout_accuracy"] for r in rows if r.get("heldout_accuracy") is not None]
-    return max(values) if values else None
+    values = store.step_columns(run_id, ["heldout_accuracy"])["heldout_accuracy"]
+    values = values[~np.isnan(values)]
+    return float(values.max()) if values.size else None
 
 
 def runs_table(store: Any, kind: str | None = "train") -> pd.DataFrame:
@@ -120,8 +120,7 @@ def monitor_signature(store: Any, run_ids: Sequence[int]) -> tuple:
 def steps_frame(store: Any, run_id: int) -> pd.DataFrame:
     """One row per step with the x columns and every column a monitor panel draws."""
     columns = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
-    rows = store.steps(run_id, columns=columns)
-    return pd.DataFrame.from_records(rows, columns=columns).astype(np.float64)
+    return pd.DataFrame(store.step_columns(run_id, columns), columns=columns)
 
 
 def steps_frames(store: Any, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:

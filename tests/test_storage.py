@@ -114,6 +114,29 @@ def test_steps_round_trip(store):
         store.steps(run_id, ["no_such_metric"])
 
 
+def test_step_columns_match_step_dicts(store):
+    """The monitor's columnar read equals steps() row by row: None -> NaN, ordered by step."""
+    run_id = new_run(store)
+    columns = ["tokens", "reward_mean", "heldout_accuracy", "er_p10"]
+    assert {k: v.shape for k, v in store.step_columns(run_id, columns).items()} == {
+        k: (0,) for k in ["step", *columns]
+    }
+    for step in (3, 1, 2):
+        row = step_dict(step)
+        if step == 2:
+            row["heldout_accuracy"] = None
+        store.log_step(run_id, row)
+    got = store.step_columns(run_id, columns)
+    assert list(got) == ["step", *columns]
+    for name in ["step", *columns]:
+        want = [np.nan if r[name] is None else r[name] for r in store.steps(run_id, columns)]
+        assert got[name].dtype == np.float64
+        np.testing.assert_array_equal(got[name], np.array(want, dtype=np.float64))
+    assert np.isnan(got["heldout_accuracy"][1]) and got["step"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="not typed step columns"):
+        store.step_columns(run_id, ["payload"])
+
+
 def test_step_values_none_nan_and_extra_keys(store):
     run_id = new_run(store)
     store.log_step(

@@ -44,6 +44,7 @@ from engine.storage.schema import (
     RESUMABLE,
     SAMPLE_SCALARS,
     STEP_COLUMNS,
+    STEP_METRICS,
     Checkpoint,
     Eval,
     Event,
@@ -465,6 +466,25 @@ class Store:
         )
         with self._read() as conn:
             return _dicts(conn.execute(query))
+
+    def step_columns(self, run_id: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Typed step columns as one numpy array (S,) each, ordered by step ('step' always
+        included): one SELECT, no dict per row. All float64 with NaN for empty, what the monitor's
+        charts read (step and tokens are exact in float64 below 2**53)."""
+        names = list(dict.fromkeys(["step", *columns]))
+        unknown = [c for c in names if c not in STEP_COLUMNS or c == "payload"]
+        if unknown:
+            raise ValueError(f"not typed step columns: {unknown}; known: {', '.join(STEP_METRICS)}")
+        table = Step.__table__
+        query = (
+            select(*[table.c[n] for n in names])
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step)
+        )
+        with self._read() as conn:
+            rows = [tuple(row) for row in conn.execute(query)]  # Row objects trip numpy
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (S, C)
+        return {name: values[:, j].copy() for j, name in enumerate(names)}
 
     def sample_steps(self, run_id: int) -> list[int]:
         query = select(Sample.step).where(Sample.run_id == run_id).distinct().order_by(Sample.step)
