@@ -482,7 +482,9 @@ class Store:
             .order_by(table.c.step)
         )
         with self._read() as conn:
-            rows = [tuple(row) for row in conn.execute(query)]  # Row objects trip numpy
+            rows = [
+                tuple(row) for row in conn.execute(query).all()
+            ]  # one fetchall; Row trips numpy
         values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (S, C)
         return {name: values[:, j].copy() for j, name in enumerate(names)}
 
