@@ -1,0 +1,58 @@
+"""Monitor and launch actions called as the app wires them (real Store in tmp, no server)."""
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from app import queries
+from app.main import build_app
+from engine.paths import resolve
+from engine.storage import Store
+
+
+@pytest.fixture
+def app(tmp_path):
+    root = resolve(data_dir=tmp_path)
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root)
+        fns = {f.name: f.fn for f in blocks.fns.values()}
+        yield store, root, fns
+
+
+def _run(store, name="r"):
+    run_id = store.create_run({"run": {"seed": 1}}, name=name, algorithm="verl", total_steps=5)
+    store.log_step(run_id, {"step": 1, "reward_mean": 0.5})
+    return run_id, [queries.run_label(store.get_run(run_id))]
+
+
+def test_save_duplicate_resume(app):
+    store, _, fns = app
+    run_id, sel = _run(store)
+    fns["save"](sel, " new ", "my notes")
+    assert (store.get_run(run_id).name, store.get_run(run_id).notes) == ("new", "my notes")
+    new_id, _ = fns["duplicate"](sel)
+    copy = store.get_run(new_id)
+    assert copy.parent_id == run_id and copy.config == store.get_run(run_id).config
+    with pytest.raises(gr.Error, match="only failed, cancelled"):
+        fns["resume"](sel)  # a queued run does not resume
+    store.request_cancel(run_id)
+    assert "re-queued" in fns["resume"](sel)
+
+
+def test_export_and_delete(app):
+    store, root, fns = app
+    run_id, sel = _run(store)
+    frame = pd.read_csv(fns["export_steps"](sel))
+    assert frame["step"].tolist() == [1] and frame["reward_mean"].tolist() == [0.5]
+    with pytest.raises(gr.Error, match="cancel it before deleting"):
+        fns["ask"](sel)  # the confirmation is refused while the run is queued
+    store.request_cancel(run_id)
+    fns["ask"](sel)
+    fns["really"](sel)
+    assert store.get_run(run_id) is None
+
+
+def test_run_demo_queues_the_recipe(app):
+    store, _, fns = app
+    run_id = fns["run_demo"]()[0]
+    assert store.get_run(run_id).status == "queued"
