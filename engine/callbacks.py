@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
 
 from engine.heldout import HeldOut
@@ -94,6 +95,13 @@ class RecordingCallback(TrainerCallback):
     def is_main(self) -> bool:
         return self.trainer.accelerator.is_main_process
 
+    def stop_agreed(self) -> bool:
+        """The main process's cancel decision, on every process (they must stop together)."""
+        stop = [self.should_stop() if self.is_main else False]
+        if self.trainer.accelerator.num_processes > 1:
+            broadcast_object_list(stop, from_process=0)
+        return bool(stop[0])
+
     def _evaluate(self, step: int) -> float | None:
         if self.heldout is None:
             return None
@@ -128,7 +136,7 @@ class RecordingCallback(TrainerCallback):
         self._heldout_now = self._evaluate(step) if every and step % every == 0 else None
         if step % self.run_cfg.checkpoint_every == 0 or step >= state.max_steps:
             control.should_save = True
-        if self.should_stop():
+        if self.stop_agreed():
             self.cancelled = True
             control.should_save = True
             control.should_training_stop = True

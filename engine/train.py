@@ -10,6 +10,7 @@ optimizer, scheduler, RNG and the shaping state).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import warnings
 from dataclasses import dataclass
@@ -219,6 +220,11 @@ def create_run(store, cfg: StudioConfig, claimed_by: str | None = None) -> int:
     )
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an `accelerate launch` (or the only process); known before accelerate starts."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progress=True) -> int:
     """Train one run under its lifecycle (creates the run when `run_id` is None); exit code."""
     from engine.lifecycle import RunCancelled, RunLifecycle
@@ -226,9 +232,21 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
 
     store = Store(root.db_url)
     try:
+        if run_id is None and not is_main_process():
+            raise ConfigError(
+                [
+                    (
+                        "run_id",
+                        "several processes need a queued run: verl-studio submit, then a worker",
+                    )
+                ]
+            )
         if run_id is None:  # trained here, not through the queue: no worker may claim it
             run_id = create_run(store, cfg, claimed_by=socket.gethostname())
         log.info("run %s: %s", run_id, default_name(cfg))
+        if not is_main_process():  # under accelerate launch the main process owns the status
+            train(cfg, store=store, root=root, run_id=run_id, progress=False)
+            return 0
         with RunLifecycle(store, run_id) as life:
             result = train(
                 cfg, store=store, root=root, run_id=run_id, should_stop=life.should_stop,
