@@ -24,8 +24,9 @@ How it is computed, with no departure from the definition (everything in float64
    duplicated rows, and float32 rounding of them): such blocks (`at_noise_level`) take sigma
    from an SVD of Z[:t] instead. Full-rank hidden states never need it.
 
-On the CPU every LAPACK call runs single-threaded (`torch.set_num_threads(1)`, restored after)
-and the calls are spread over a small thread pool: on 2-core machines a multi-threaded
+On the CPU every LAPACK call runs single-threaded (torch and NumPy's BLAS at one thread, restored
+after), large blocks go through NumPy's `eigvalsh` (faster than torch's here, same algorithm), and
+the calls are spread over a small thread pool: on 2-core machines a multi-threaded
 `eigvalsh` stalls for seconds. On CUDA, and on the CPU when no block exceeds SMALL_BLOCK rows,
 blocks of equal size go through one batched `torch.linalg.eigvalsh`. Nothing here touches CUDA unless the input lives there.
 """
@@ -41,7 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from engine.threads import single_threaded
 
@@ -368,13 +371,29 @@ def run_job(hidden, mask, job: Job, max_len, clock: Clock) -> dict[tuple, float]
     out = {}
     for t, a in blocks(z, job.ts, clock):
         with clock("eig"):
-            lam = torch.linalg.eigvalsh(a)  # (k,) ascending
+            lam = eigvalsh_cpu(a)  # (k,) ascending
         with clock("er"):
             exact = needs_svd(lam)
         with clock("svd" if exact else "er"):
             sigma = torch.linalg.svdvals(z[:t]) if exact else lam.clamp_min(0).sqrt()
             out[(job.index, job.kind, t)] = float(er_from_sigma(sigma))
     return out
+
+
+def eigvalsh_cpu(a: Tensor) -> Tensor:
+    """Ascending eigenvalues of a symmetric float64 CPU matrix, through NumPy's LAPACK.
+
+    Same algorithm (syevd, values only) and accuracy as torch's, but NumPy's bundled OpenBLAS
+    solved a 1000 x 1000 block in 0.09 s against torch's 0.15 s here, both on one thread.
+    """
+    return torch.from_numpy(np.linalg.eigvalsh(a.numpy()))
+
+
+@contextmanager
+def lapack_single_threaded() -> Iterator[None]:
+    """torch and NumPy's BLAS/LAPACK at one thread inside, both restored after."""
+    with single_threaded(), threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def pooled_values(hidden, mask, stride, max_len, workers, clock: Clock | None = None) -> dict:
@@ -387,7 +406,7 @@ def pooled_values(hidden, mask, stride, max_len, workers, clock: Clock | None = 
         return run_job(hidden, mask, jobs[k], max_len, clocks[k])
 
     values: dict = {}
-    with single_threaded():
+    with lapack_single_threaded():
         if workers == 1 or len(jobs) <= 1:
             parts = [work(k) for k in range(len(jobs))]
         else:
