@@ -296,18 +296,24 @@ def load_policy(
     return model, tok
 
 
-def apply_lora(model, spec: LoraSpec):
-    """Wrap `model` in fresh trainable LoRA adapters (PEFT)."""
-    from peft import LoraConfig, get_peft_model
+def peft_lora_config(spec: LoraSpec):
+    """PEFT's LoraConfig for a causal LM from our spec."""
+    from peft import LoraConfig
 
-    config = LoraConfig(
+    return LoraConfig(
         r=spec.r,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
         target_modules=list(spec.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+
+
+def apply_lora(model, spec: LoraSpec):
+    """Wrap `model` in fresh trainable LoRA adapters (PEFT)."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_lora_config(spec))
 
 
 def _load_adapter(folder: Path, *, dtype: str, device: str, require_chat_template: bool):

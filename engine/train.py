@@ -84,17 +84,11 @@ def grpo_args(cfg: StudioConfig, output_dir: Path):
 
 
 def lora_config(model: ModelConfig):
-    if not model.lora:
-        return None
-    from peft import LoraConfig
+    """PEFT config for the trainer, or None when model.lora is off."""
+    from engine.models import lora_spec_from_config, peft_lora_config
 
-    return LoraConfig(
-        r=model.lora_r,
-        lora_alpha=model.lora_alpha,
-        lora_dropout=model.lora_dropout,
-        target_modules=list(model.lora_target_modules),
-        task_type="CAUSAL_LM",
-    )
+    spec = lora_spec_from_config(model)
+    return peft_lora_config(spec) if spec else None
 
 
 def build_trainer(cfg: StudioConfig, output_dir: Path):
