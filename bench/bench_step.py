@@ -4,6 +4,7 @@ Three arms, same seed, same data, interleaved round by round so machine load hit
 
     plain  unmodified trl.GRPOTrainer
     grpo   VerlTrainer, algorithm grpo: capture + rank dynamics + recording into a real store
+           (the demo recipe captures inside TRL's loss forward: no extra forward)
     verl   VerlTrainer, algorithm verl: the same plus the shaping
 
 A step's time is the interval between consecutive step starts (so it includes the store write
@@ -103,6 +104,7 @@ def run_arm(arm: str, cfg, workdir: Path) -> dict:
             shaping=trainer.timings["shaping"],
             store=recorder.store_seconds,
             shares=[s["bonus_share"] for s in store.steps(run_id, ["bonus_share"])],
+            capture_in_loss=trainer.capture_in_loss,
         )
         store.close()
     return result
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verl / grpo  = {med['verl'] / med['grpo']:.3f}   (target <= 1.05)")
     print(f"grpo / plain = {med['grpo'] / med['plain']:.3f}   (target <= 1.15)")
     g, v = results["grpo"], results["verl"]
+    where = "TRL's loss forward" if g[0]["capture_in_loss"] else "an extra no-grad forward"
+    print(f"  capture runs in {where}")
     total = sum(x["total"] for x in g)
     extra = 0.0
     for part in ("capture", "rank", "store"):

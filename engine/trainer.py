@@ -1,14 +1,14 @@
 """`VerlTrainer`: TRL's GRPOTrainer (pinned 1.16) with hidden-state capture and VERL shaping.
 
-The smallest override: `_generate_and_score_completions` calls `super()`, then for a training
-generation
+The smallest override: `_generate_and_score_completions` calls `super()`; then for a training
+generation the trainer
 
-1. captures, in one no-grad call of TRL's own `_get_per_token_logps_and_entropies(...,
-   compute_entropy=True)` on the wrapped model (so FSDP / ZeRO-3 gather parameters), the
-   backbone's post-norm last hidden state through a forward hook: for completion token j the
-   state at prompt length + j, the state that has read token j (as the reference's decode-time
-   capture). The same forward gives per-token log-probs and entropies at the sampling
-   temperature, without (B, T, V) logits and without `output_hidden_states=True` (every layer);
+1. captures the backbone's post-norm last hidden state through a forward hook during a call of
+   TRL's own `_get_per_token_logps_and_entropies(..., compute_entropy=True)` on the wrapped model
+   (so FSDP / ZeRO-3 gather parameters): for completion token j the state at prompt length + j,
+   the state that has read token j (as the reference's decode-time capture). The same forward
+   gives per-token log-probs and entropies at the sampling temperature, without (B, T, V) logits
+   and without `output_hidden_states=True` (every layer);
 2. measures ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) on the response tokens
    (TRL's `completion_mask`) and the token-level proxies (`token_proxies`);
 3. shapes the advantages (`engine.shaping.shape_generation`; plain `grpo` runs the same code with
@@ -16,6 +16,19 @@ generation
    TRL's logged advantages;
 4. adds the scalars to TRL's metrics and queues one `GenerationRecord` (every response of every
    process, gathered on the main process) for the recording callback.
+
+Which forward carries the hook:
+- the loss forward (`capture_in_loss`), when one optimizer micro-step consumes the whole
+  generation with its weights unchanged (num_iterations = 1, steps_per_generation = 1, the demo's
+  setting). TRL runs that forward anyway, so capture costs no extra forward: `_compute_loss`
+  marks its inputs, and the first `_get_per_token_logps_and_entropies` call of that loss keeps the
+  hidden states, measures and shapes, and puts the shaped advantages into the inputs before TRL
+  reads them. TRL shuffles the generation's rows before the loss; a row-index column
+  (`ROW_KEY`) maps them back. The loss forward runs in training mode, as TRL's own scoring of a
+  training generation does, so a model with active dropout sees the same dropout in both paths;
+- otherwise one extra no-grad forward right after generation (`capture`): with several
+  micro-steps per generation the first loss forward sees only a slice, and the bonus needs every
+  response's indicators before any of them is used.
 
 Evaluation generations (`self.model.training` False) are returned untouched.
 """
@@ -25,6 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +55,7 @@ log = logging.getLogger(__name__)
 
 TRAIN = "train"
 METRIC_PREFIX = "verl/"
-TIMERS = ("capture", "rank_dynamics", "shaping")
+ROW_KEY = "verl_row"  # generation row index carried through TRL's shuffle to the loss
 
 
 @dataclass
@@ -63,6 +77,15 @@ class Capture:
     mask: torch.Tensor  # bool, TRL's completion_mask
 
 
+@dataclass
+class PendingGeneration:
+    """A training generation between `_generate_and_score_completions` and its capture."""
+
+    inputs: list[dict[str, Any]]  # TRL's prompt rows, generation order
+    out: dict[str, Any]  # what TRL's `_generate_and_score_completions` returned
+    local: dict[str, Any]  # `_local_view`: rewards, correctness, group ties
+
+
 class VerlTrainer(GRPOTrainer):
     """GRPOTrainer + capture, rank dynamics and VERL advantage shaping (see module docstring)."""
 
@@ -79,13 +102,74 @@ class VerlTrainer(GRPOTrainer):
         self.shaping_state = ShapingState()
         self.generations: deque[GenerationRecord] = deque()
         self.timings: dict[str, float] = defaultdict(float)
+        self.capture_in_loss = (
+            self.args.num_iterations == 1
+            and self.args.steps_per_generation == 1
+            and not self.args.use_liger_kernel  # its loss never calls TRL's scorer
+        )
+        self._pending: PendingGeneration | None = None  # generation awaiting its loss forward
+        self._loss_inputs: dict[str, Any] | None = None  # that loss's inputs, while it runs
 
-    # ---- the override ---------------------------------------------------------------------
+    # ---- the overrides --------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
         if not self.model.training:
             return out
+        if self._pending is not None:
+            raise RuntimeError("a training generation was never consumed by its loss forward")
+        pending = PendingGeneration(
+            inputs, out, self._timed("shaping", self._local_view, inputs, out)
+        )
+        if self.capture_in_loss:
+            out[ROW_KEY] = torch.arange(len(inputs), device=out["advantages"].device)
+            self._pending = pending
+            return out
         cap = self._timed("capture", self.capture, out)
+        out["advantages"] = self._measure_and_shape(pending, cap)
+        return out
+
+    def _compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        if self._pending is not None and ROW_KEY in inputs:
+            self._loss_inputs = inputs
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._loss_inputs = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                           *args: Any, **kwargs: Any):  # fmt: skip
+        inputs, self._loss_inputs = self._loss_inputs, None
+        scorer = super()._get_per_token_logps_and_entropies
+        if inputs is None:
+            return scorer(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+        pending, self._pending = self._pending, None
+        chunks: list[torch.Tensor] = []
+        with self._last_hidden_kept(chunks, logits_to_keep):
+            logps, entropies, aux_loss = scorer(
+                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+            )
+        if entropies is None:
+            raise RuntimeError(
+                "TRL's loss forward no longer computes entropies; capture needs them"
+            )
+        t0 = time.perf_counter()
+        order = inputs.pop(ROW_KEY)  # (B,) generation row of each loss row (TRL shuffled them)
+        back = torch.argsort(order)  # loss row of each generation row
+        cap = Capture(
+            hidden=torch.cat(chunks, dim=0)[back],
+            logps=logps.detach()[back],
+            entropies=entropies.detach()[back],
+            mask=pending.out["completion_mask"].bool(),
+        )
+        self.timings["capture"] += time.perf_counter() - t0
+        inputs["advantages"] = self._measure_and_shape(pending, cap)[order]
+        return logps, entropies, aux_loss
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def _measure_and_shape(self, pending: PendingGeneration, cap: Capture) -> torch.Tensor:
+        """Rank dynamics, shaping, metrics and the record of one generation; returns A' (B,) or
+        (B, C) for `last_token`, in generation order."""
+        inputs, out, local = pending.inputs, pending.out, pending.local
         rd = self._timed(
             "rank_dynamics",
             rank_dynamics,
@@ -95,22 +179,21 @@ class VerlTrainer(GRPOTrainer):
             max_len=self.shaping_cfg.max_len,
             workers=torch.get_num_threads(),  # the run's torch_threads: keep the app live
         )
-        tp = token_proxies(cap.logps, cap.entropies, cap.mask)
         t0 = time.perf_counter()
-        local = self._local_view(inputs, out)
+        tp = token_proxies(cap.logps, cap.entropies, cap.mask)
         x = torch.stack([rd.era, rd.erv, rd.er], dim=1)  # (B, 3) over [ERA, ERV, ER]
+        advantages = out["advantages"]
         sh = shape_generation(
             self.shaping_state,
             x,
-            out["advantages"],
+            advantages,
             local["std_zero"],
             local["correct"].to(torch.float64) * 2 - 1,
             self.shaping_cfg,
             enabled=self.shaping_enabled,
             device=self.accelerator.device,
         )
-        advantages = out["advantages"]
-        out["advantages"] = apply_bonus(
+        shaped_advantages = apply_bonus(
             advantages, sh.bonus, out["completion_mask"], self.shaping_cfg.bonus_on
         )
         shaped = advantages.detach().cpu().double() + sh.bonus  # (B,) per-response A'
@@ -125,9 +208,8 @@ class VerlTrainer(GRPOTrainer):
                 self._metrics[TRAIN][METRIC_PREFIX + name].append(value)
         if self.accelerator.is_main_process:
             self.generations.append(record)
-        return out
+        return shaped_advantages
 
-    # ---- pieces ---------------------------------------------------------------------------
     def _timed(self, name: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
         try:
@@ -142,6 +224,21 @@ class VerlTrainer(GRPOTrainer):
             model = model.get_base_model()
         return model.base_model
 
+    @contextmanager
+    def _last_hidden_kept(self, chunks: list[torch.Tensor], completion_length: int):
+        """While open, every backbone forward appends its last `completion_length` hidden states
+        (b, C, D), detached: positions P .. P + C - 1."""
+
+        def keep(_module, _args, output):
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            chunks.append(hidden[:, -completion_length:].detach())
+
+        handle = self.backbone().register_forward_hook(keep)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     @torch.no_grad()
     def capture(self, out: dict[str, Any]) -> Capture:
         """One no-grad forward through TRL's scorer with a hook keeping the last hidden state."""
@@ -150,26 +247,18 @@ class VerlTrainer(GRPOTrainer):
         ids = torch.cat([out["prompt_ids"], completion_ids], dim=1)  # (B, P + C)
         attention = torch.cat([out["prompt_mask"], completion_mask], dim=1)  # (B, P + C)
         chunks: list[torch.Tensor] = []
-
-        def keep(_module, _args, output):
-            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-            chunks.append(hidden[:, -C:].detach())  # (b, C, D): positions P .. P + C - 1
-
-        handle = self.backbone().register_forward_hook(keep)
-        try:
-            with disable_gradient_checkpointing(
-                self.model, self.args.gradient_checkpointing_kwargs
-            ):
-                logps, entropies, _ = self._get_per_token_logps_and_entropies(
-                    self.model,
-                    ids,
-                    attention,
-                    C,
-                    batch_size=self.args.per_device_train_batch_size,
-                    compute_entropy=True,
-                )
-        finally:
-            handle.remove()
+        with (
+            self._last_hidden_kept(chunks, C),
+            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+        ):
+            logps, entropies, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                ids,
+                attention,
+                C,
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )
         return Capture(
             hidden=torch.cat(chunks, dim=0),
             logps=logps.detach(),

@@ -204,6 +204,77 @@ def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp
     torch.testing.assert_close(cap.entropies[m], entropy[m], rtol=1e-4, atol=1e-4)
 
 
+def test_capture_in_the_loss_forward_equals_a_separate_capture_and_feeds_the_loss(tmp_path):
+    """The demo setting captures inside TRL's loss forward: the same hidden states, log-probs and
+    entropies as the separate no-grad capture, mapped back through TRL's shuffle, and the loss
+    reads the shaped advantages."""
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    from trl.trainer.grpo_trainer import GRPOTrainer
+    from trl.trainer.utils import shuffle_sequence_dict
+
+    from engine.tasks import load_dataset_for
+    from engine.train import build_trainer
+    from engine.trainer import ROW_KEY
+
+    cfg = tiny_config()
+    trainer = build_trainer(cfg, tmp_path / "out")
+    assert trainer.capture_in_loss
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which is not run here
+    G = cfg.grpo.num_generations
+    prompts = list(load_dataset_for(cfg.data, "train", limit=2))  # one TRL batch
+    rows = [row for row in prompts for _ in range(G)]  # TRL's sampler repeats each prompt G times
+    spied = []
+    measure = trainer._measure_and_shape
+    trainer._measure_and_shape = lambda pending, cap: spied.append(cap) or measure(pending, cap)
+    torch.manual_seed(0)
+    for generation in range(1, 9):  # until one past warm-up has a shaped response
+        out = trainer._generate_and_score_completions(rows)
+        assert trainer._pending is not None and not spied[generation - 1 :]
+        separate = trainer.capture(out)
+        inputs = shuffle_sequence_dict(out)  # what TRL hands the loss
+        order = inputs[ROW_KEY].clone()
+        assert not torch.equal(order, torch.arange(len(rows)))
+        loss = trainer._compute_loss(trainer.model, inputs)
+        assert trainer._pending is None and ROW_KEY not in inputs
+        cap = spied[generation - 1]
+        m = separate.mask
+        assert torch.equal(cap.mask, m)
+        torch.testing.assert_close(cap.hidden[m], separate.hidden[m], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(cap.logps[m], separate.logps[m], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(cap.entropies[m], separate.entropies[m], rtol=1e-5, atol=1e-5)
+        record = trainer.generations[-1]
+        shaped = torch.tensor([r["advantage_shaped"] for r in record.samples], dtype=torch.float64)
+        torch.testing.assert_close(inputs["advantages"].double(), shaped[order], atol=1e-6, rtol=0)
+        if any(r["bonus"] > 0 for r in record.samples):
+            break
+    assert generation > 1 and any(r["bonus"] > 0 for r in record.samples)
+    # the loss used those shaped advantages: TRL's own loss on the shaped inputs is the same
+    again = GRPOTrainer._compute_loss(trainer, trainer.model, inputs)
+    assert loss.requires_grad and torch.isfinite(loss)
+    torch.testing.assert_close(loss, again, rtol=1e-5, atol=1e-7)
+    inputs["advantages"] = out["advantages"][order]  # TRL's unshaped A gives another loss
+    assert not torch.allclose(GRPOTrainer._compute_loss(trainer, trainer.model, inputs), loss)
+
+
+def test_a_generation_spread_over_micro_steps_is_captured_after_generation(tmp_path):
+    """With gradient accumulation the loss forward sees a slice only, so capture runs its own
+    forward; the run still records and shapes every response of the generation."""
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    result, store, run_id = run_directly(
+        tmp_path, "grpo.gradient_accumulation_steps=2", "run.max_steps=2", "run.eval_every=0"
+    )
+    try:
+        assert not result.trainer.capture_in_loss
+        rows = store.samples(run_id, 2)
+        assert len(rows) == 32 and any(r["bonus"] > 0 for r in rows)
+        assert all(math.isfinite(r[k]) for r in rows for k in ("er", "erv", "era"))
+        logged = list(result.trainer._logs["advantages"])[-32:]
+        assert logged == pytest.approx([r["advantage_shaped"] for r in rows], abs=1e-9)
+    finally:
+        store.close()
+
+
 def test_resume_continues_the_run_exactly(finished_run_copy, tmp_path):
     """A run resumed from its last checkpoint (weights, optimizer, RNG, shaping state) records
     the same next step as a run that never stopped."""
