@@ -143,6 +143,9 @@ def command_for(run: RunInfo, store_url: str, root: DataRoot, python: str) -> li
         launch = [
             "-m",
             "accelerate.commands.launch",
+            # the multi-process launcher (torch.distributed.run) on CPUs too, where it runs gloo:
+            # without the flag, accelerate starts a single process on a machine with < 2 GPUs
+            "--multi_gpu",
             "--num_processes",
             str(processes),
             "--num_machines",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import signal
 import sqlite3
@@ -169,7 +170,14 @@ def test_command_lines(store, root):
     assert command_for(ev, store.url, root, "py")[3] == "evaluate"
     multi = store.get_run(queued(store, {"run": {"num_processes": 2}}))
     cmd = command_for(multi, store.url, root, "py")
-    assert cmd[:5] == ["py", "-m", "accelerate.commands.launch", "--num_processes", "2"]
+    assert cmd[:6] == [
+        "py",
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+    ]
     assert cmd[-9:-5] == ["-m", "engine.cli", "train", "--run-id"]
 
 
@@ -524,3 +532,28 @@ def test_cancel_after_worker_restart_stops_with_a_checkpoint(store, root):
     assert Path(last["path"]).is_dir()
     assert [s["step"] for s in store.steps(run_id)] == list(range(1, last["step"] + 1))
     assert integrity(root) == "ok"
+
+
+@pytest.mark.slow
+def test_a_two_process_run_records_every_process_rows_once(store, root):
+    """run.num_processes = 2 on the CPU: two gloo processes under accelerate launch; rank 0
+    records both processes' responses in each step, the baselines come from all of them."""
+    run_id = real_trainer(store, "run.num_processes=2", "run.max_steps=2")
+    with running_worker(store, root):
+        wait_until(lambda: store.get_run(run_id).status.finished, 240, "the two-process run")
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert [s["step"] for s in store.steps(run_id)] == [1, 2]
+    B, G = 16, 8  # tiny_config's per-process batch and group size
+    for step in (1, 2):
+        rows = store.samples(run_id, step)
+        assert len(rows) == 2 * B
+        assert sorted((r["group_idx"], r["sample_idx"]) for r in rows) == [
+            (g, i) for g in range(2 * B // G) for i in range(G)
+        ]
+        assert len({r["prompt"] for r in rows}) == 2 * B // G  # each process its own prompts
+        assert all(math.isfinite(r[k]) for r in rows for k in ("er", "erv", "era"))
+    first = store.samples(run_id, 1)
+    (m_er,) = [s["m_er"] for s in store.steps(run_id, ["step", "m_er"]) if s["step"] == 1]
+    assert m_er == pytest.approx(sum(r["er"] for r in first) / len(first), rel=1e-9)
+    assert store.last_checkpoint(run_id)["step"] == 2
