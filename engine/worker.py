@@ -14,9 +14,10 @@ A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll
               not restarted
     start     claim queued runs (a conditional UPDATE checked by row count: two workers never
               take the same run) up to `concurrency`, each started as
-              `python -m engine.cli train|evaluate --run-id ID --db URL --data-dir ROOT`
-              in its own process session, under `accelerate launch` when it asks for several
-              processes
+              `python -m engine.cli train|evaluate --run-id ID --data-dir ROOT` with the
+              store's URL in VERL_STUDIO_DB (off the command line, which every user of the host
+              can read), in its own process session, under `accelerate launch` when it asks for
+              several processes
 
 The training process owns its status (engine.lifecycle); the worker only writes an outcome for a
 process that could not. Children outlive the worker, and a restarted worker adopts them.
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from engine.paths import DataRoot, resolve
+from engine.paths import DB_ENV, DataRoot, resolve
 from engine.storage import RunInfo, RunKind, RunStatus, Store
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,8 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def command_for(run: RunInfo, store_url: str, root: DataRoot, python: str) -> list[str]:
-    """The command line that executes a claimed run."""
+def command_for(run: RunInfo, root: DataRoot, python: str) -> list[str]:
+    """The command line that executes a claimed run (the store's URL goes in the environment)."""
     action = "evaluate" if run.kind == RunKind.EVAL else "train"
     entry = [
         "-m",
@@ -133,8 +134,6 @@ def command_for(run: RunInfo, store_url: str, root: DataRoot, python: str) -> li
         action,
         "--run-id",
         str(run.id),
-        "--db",
-        store_url,
         "--data-dir",
         str(root.root),
     ]
@@ -371,11 +370,12 @@ class Worker:
                 free -= 1
 
     def _spawn(self, run: RunInfo) -> None:
-        cmd = command_for(run, self.store.url, self.root, self.python)
+        cmd = command_for(run, self.root, self.python)
         log_path = self.root.root / "logs" / f"run-{run.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the URL (and any password in it) in the environment: a command line is public on the host
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", DB_ENV: self.store.url}
         try:
             popen = subprocess.Popen(
                 cmd,

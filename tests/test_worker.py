@@ -152,24 +152,22 @@ def test_save_total_limit_deletes_folder_and_row_together(store, root):
 
 def test_command_lines(store, root):
     train = store.get_run(queued(store))
-    assert command_for(train, store.url, root, "py") == [
+    assert command_for(train, root, "py") == [
         "py",
         "-m",
         "engine.cli",
         "train",
         "--run-id",
         str(train.id),
-        "--db",
-        store.url,
         "--data-dir",
         str(root.root),
     ]
     ev = store.get_run(
         store.create_run({}, name="e", algorithm="verl", kind=RunKind.EVAL, total_steps=1)
     )
-    assert command_for(ev, store.url, root, "py")[3] == "evaluate"
+    assert command_for(ev, root, "py")[3] == "evaluate"
     multi = store.get_run(queued(store, {"run": {"num_processes": 2}}))
-    cmd = command_for(multi, store.url, root, "py")
+    cmd = command_for(multi, root, "py")
     assert cmd[:6] == [
         "py",
         "-m",
@@ -178,7 +176,7 @@ def test_command_lines(store, root):
         "--num_processes",
         "2",
     ]
-    assert cmd[-9:-5] == ["-m", "engine.cli", "train", "--run-id"]
+    assert cmd[-7:-3] == ["-m", "engine.cli", "train", "--run-id"]
 
 
 def test_worker_marks_dead_and_stale_runs_interrupted(store, root):
@@ -429,6 +427,22 @@ def test_cli_delete_refuses_running_and_removes_checkpoints(root, capsys):
     folder.mkdir(parents=True)
     assert cli_main(["delete", str(run_id), *data]) == 0
     assert not root.run_checkpoints(run_id).exists()
+
+
+def test_the_child_finds_its_store_through_the_environment_not_argv(root, tmp_path):
+    """A store away from the data root's default: the child reads VERL_STUDIO_DB, and the URL
+    (with any password in it) never shows on the command line."""
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    with Store(url) as store:
+        run_id = queued(store, {"run": {"max_steps": 0}})  # invalid: the child must say why
+        with running_worker(store, root) as worker:
+            wait_until(lambda: store.get_run(run_id).status.finished, 120, "the child")
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.FAILED
+        assert "max_steps" in run.error, run.error  # the child read its config from this store
+        started = [e for e in messages(store, run_id) if e.startswith("started")]
+        assert started and url not in " ".join(started)
+    assert url not in command_for(run, root, worker.python)
 
 
 # ---- faults with the real trainer -------------------------------------------------------------------
