@@ -136,8 +136,9 @@ class VerlTrainer(GRPOTrainer):
         finally:
             self._loss_inputs = None
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
-                                           *args: Any, **kwargs: Any):  # fmt: skip
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, *args: Any, **kwargs: Any
+    ):
         inputs, self._loss_inputs = self._loss_inputs, None
         scorer = super()._get_per_token_logps_and_entropies
         if inputs is None:
