@@ -23,6 +23,10 @@ generation n = 1, 2, ... (evaluation generations never shape and never update an
     m     = mu                                  on the first update with baseline_init "first_batch"
             (1 - alpha) * m + alpha * mu        otherwise (m starts at 0 with baseline_init "zero")
 
+A bonus reads only the baselines from before its generation, so a generation may be shaped
+slice by slice (`generation_bonus`, as the trainer does when micro-steps consume it) and the
+baselines advanced once at its end (`advance_baselines`); `shape_generation` is both at once.
+
 Defaults (the paper's): stride s = 40 over the last 512 response tokens, kappa = 2, alpha = 0.3,
 gain = 2, w_explore = [0, 0, 1] (ER), w_exploit = [0, 1, 0] (ERV), aux_weight = 1.
 
@@ -204,6 +208,37 @@ def update_baselines(state: ShapingState, mu: torch.Tensor, cfg: ShapingConfig) 
     state.ema_score = (1 - cfg.alpha) * state.ema_score + cfg.alpha * float(mu[3])
 
 
+def generation_bonus(
+    state: ShapingState,
+    x: torch.Tensor,
+    advantages: torch.Tensor,
+    std_zero: torch.Tensor,
+    cfg: ShapingConfig,
+    *,
+    enabled: bool = True,
+) -> Shaping:
+    """The bonus of some responses of the next training generation, from the current baselines
+    (zero during warm-up and for plain GRPO); the state is not advanced."""
+    state.initial(cfg)
+    active = enabled and state.n + 1 > cfg.warmup_steps
+    return compute_bonus(x, advantages, std_zero, state, cfg, active=active)
+
+
+def advance_baselines(
+    state: ShapingState,
+    x: torch.Tensor,
+    scores: torch.Tensor,
+    cfg: ShapingConfig,
+    device: torch.device | str = "cpu",
+) -> None:
+    """End one training generation: m and ema_score take in the mean of every process's x and
+    task scores. x: (B, 3) [ERA, ERV, ER]; scores: (B,) in [-1, 1]."""
+    mu = global_means(
+        torch.cat([x.to(torch.float64), scores.to(torch.float64)[:, None]], 1), device
+    )
+    update_baselines(state, mu, cfg)
+
+
 def shape_generation(
     state: ShapingState,
     x: torch.Tensor,
@@ -215,16 +250,12 @@ def shape_generation(
     enabled: bool = True,
     device: torch.device | str = "cpu",
 ) -> Shaping:
-    """One training generation in the documented order: bonus from the current m, then update m.
+    """One whole training generation in the documented order: bonus from the current m, then
+    update m.
 
     x: (B, 3) [ERA, ERV, ER]; advantages: (B,); std_zero: (B,) bool; scores: (B,) task scores in
     [-1, 1]. `enabled=False` is plain GRPO: the same measurements and baselines, a zero bonus.
     """
-    state.initial(cfg)
-    active = enabled and state.n + 1 > cfg.warmup_steps
-    out = compute_bonus(x, advantages, std_zero, state, cfg, active=active)
-    mu = global_means(
-        torch.cat([x.to(torch.float64), scores.to(torch.float64)[:, None]], 1), device
-    )
-    update_baselines(state, mu, cfg)
+    out = generation_bonus(state, x, advantages, std_zero, cfg, enabled=enabled)
+    advance_baselines(state, x, scores, cfg, device)
     return out

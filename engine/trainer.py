@@ -11,24 +11,28 @@ generation the trainer
    and without `output_hidden_states=True` (every layer);
 2. measures ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) on the response tokens
    (TRL's `completion_mask`) and the token-level proxies (`token_proxies`);
-3. shapes the advantages (`engine.shaping.shape_generation`; plain `grpo` runs the same code with
-   a zero bonus, so the two algorithms are comparable) and writes the shaped values back into
-   TRL's logged advantages;
-4. adds the scalars to TRL's metrics and queues one `GenerationRecord` (every response of every
-   process, gathered on the main process) for the recording callback.
+3. shapes the advantages (`engine.shaping.generation_bonus`, from the baselines before this
+   generation; plain `grpo` runs the same code with a zero bonus, so the two algorithms are
+   comparable);
+4. once every response of the generation is measured: advances the baselines
+   (`engine.shaping.advance_baselines`, means over every process), writes the shaped values back
+   into TRL's logged advantages, adds the scalars to TRL's metrics and queues one
+   `GenerationRecord` (every response of every process, gathered on the main process) for the
+   recording callback.
 
 Which forward carries the hook:
-- the loss forward (`capture_in_loss`), when one optimizer micro-step consumes the whole
-  generation with its weights unchanged (num_iterations = 1, steps_per_generation = 1, the demo's
-  setting). TRL runs that forward anyway, so capture costs no extra forward: `_compute_loss`
-  marks its inputs, and the first `_get_per_token_logps_and_entropies` call of that loss keeps the
-  hidden states, measures and shapes, and puts the shaped advantages into the inputs before TRL
-  reads them. TRL shuffles the generation's rows before the loss; a row-index column
-  (`ROW_KEY`) maps them back. The loss forward runs in training mode, as TRL's own scoring of a
-  training generation does, so a model with active dropout sees the same dropout in both paths;
-- otherwise one extra no-grad forward right after generation (`capture`): with several
-  micro-steps per generation the first loss forward sees only a slice, and the bonus needs every
-  response's indicators before any of them is used.
+- the loss forward (`capture_in_loss`), when every micro-step that consumes the generation runs
+  on the weights that generated it: num_iterations = 1 and the optimizer steps only between
+  generations (gradient_accumulation_steps a multiple of steps_per_generation; the demo and the
+  GPU recipes). TRL runs that forward anyway, so capture costs no extra forward: `_compute_loss`
+  marks its inputs, and its `_get_per_token_logps_and_entropies` call keeps the hidden states of
+  its slice of the generation, measures them and puts the shaped advantages into the inputs
+  before TRL reads them. A slice's bonus needs only the baselines from before the generation;
+  the last slice advances them. TRL shuffles the rows; a row-index column (`ROW_KEY`) says which
+  response each row is. The loss forward runs in training mode, as the separate capture below
+  does, so a model with active dropout sees dropout in both;
+- otherwise (num_iterations > 1: later passes run on updated weights) one extra no-grad forward
+  over the whole generation right after it is generated (`capture`).
 
 Evaluation generations (`self.model.training` False) are returned untouched.
 """
@@ -48,8 +52,14 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from engine.config import ShapingConfig
-from engine.effective_rank import rank_dynamics, token_proxies
-from engine.shaping import ShapingState, apply_bonus, shape_generation
+from engine.effective_rank import RankDynamics, TokenProxies, rank_dynamics, token_proxies
+from engine.shaping import (
+    Shaping,
+    ShapingState,
+    advance_baselines,
+    apply_bonus,
+    generation_bonus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +88,29 @@ class Capture:
 
 
 @dataclass
+class MeasuredSlice:
+    """Some responses of a generation, measured and shaped; tensors in the slice's row order."""
+
+    index: list[int]  # the generation row of each slice row
+    cap: Capture
+    rd: RankDynamics
+    tp: TokenProxies
+    sh: Shaping
+    x: torch.Tensor  # (b, 3) float64 [ERA, ERV, ER]
+
+
+@dataclass
 class PendingGeneration:
-    """A training generation between `_generate_and_score_completions` and its capture."""
+    """A training generation from `_generate_and_score_completions` until all of it is measured."""
 
     inputs: list[dict[str, Any]]  # TRL's prompt rows, generation order
     out: dict[str, Any]  # what TRL's `_generate_and_score_completions` returned
     local: dict[str, Any]  # `_local_view`: rewards, correctness, group ties
+    slices: list[MeasuredSlice] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return sum(len(s.index) for s in self.slices) == len(self.inputs)
 
 
 class VerlTrainer(GRPOTrainer):
@@ -104,7 +131,7 @@ class VerlTrainer(GRPOTrainer):
         self.timings: dict[str, float] = defaultdict(float)
         self.capture_in_loss = (
             self.args.num_iterations == 1
-            and self.args.steps_per_generation == 1
+            and self.args.gradient_accumulation_steps % self.args.steps_per_generation == 0
             and not self.args.use_liger_kernel  # its loss never calls TRL's scorer
         )
         self._pending: PendingGeneration | None = None  # generation awaiting its loss forward
@@ -125,7 +152,7 @@ class VerlTrainer(GRPOTrainer):
             self._pending = pending
             return out
         cap = self._timed("capture", self.capture, out)
-        out["advantages"] = self._measure_and_shape(pending, cap)
+        out["advantages"] = self._measure_slice(pending, list(range(len(inputs))), cap)
         return out
 
     def _compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
@@ -143,7 +170,6 @@ class VerlTrainer(GRPOTrainer):
         scorer = super()._get_per_token_logps_and_entropies
         if inputs is None:
             return scorer(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
-        pending, self._pending = self._pending, None
         chunks: list[torch.Tensor] = []
         with self._last_hidden_kept(chunks, logits_to_keep):
             logps, entropies, aux_loss = scorer(
@@ -154,23 +180,24 @@ class VerlTrainer(GRPOTrainer):
                 "TRL's loss forward no longer computes entropies; capture needs them"
             )
         t0 = time.perf_counter()
-        order = inputs.pop(ROW_KEY)  # (B,) generation row of each loss row (TRL shuffled them)
-        back = torch.argsort(order)  # loss row of each generation row
         cap = Capture(
-            hidden=torch.cat(chunks, dim=0)[back],
-            logps=logps.detach()[back],
-            entropies=entropies.detach()[back],
-            mask=pending.out["completion_mask"].bool(),
+            hidden=torch.cat(chunks, dim=0),
+            logps=logps.detach(),
+            entropies=entropies.detach(),
+            mask=inputs["completion_mask"].bool(),
         )
         self.timings["capture"] += time.perf_counter() - t0
-        inputs["advantages"] = self._measure_and_shape(pending, cap)[order]
+        pending = self._pending
+        index = inputs.pop(ROW_KEY).tolist()  # TRL shuffled and sliced the generation's rows
+        inputs["advantages"] = self._measure_slice(pending, index, cap)
+        if pending.complete:
+            self._pending = None
         return logps, entropies, aux_loss
 
     # ---- pieces ---------------------------------------------------------------------------
-    def _measure_and_shape(self, pending: PendingGeneration, cap: Capture) -> torch.Tensor:
-        """Rank dynamics, shaping, metrics and the record of one generation; returns A' (B,) or
-        (B, C) for `last_token`, in generation order."""
-        inputs, out, local = pending.inputs, pending.out, pending.local
+    def _measure_slice(self, pending: PendingGeneration, index: list[int], cap: Capture):
+        """Rank dynamics and bonus of the generation rows `index` (captured in `cap`); returns
+        their A' ((b,), or (b, C) for `last_token`). The last slice completes the generation."""
         rd = self._timed(
             "rank_dynamics",
             rank_dynamics,
@@ -182,25 +209,38 @@ class VerlTrainer(GRPOTrainer):
         )
         t0 = time.perf_counter()
         tp = token_proxies(cap.logps, cap.entropies, cap.mask)
-        x = torch.stack([rd.era, rd.erv, rd.er], dim=1)  # (B, 3) over [ERA, ERV, ER]
-        advantages = out["advantages"]
-        sh = shape_generation(
+        x = torch.stack([rd.era, rd.erv, rd.er], dim=1).to(torch.float64)  # (b, 3)
+        advantages = pending.out["advantages"][index]
+        sh = generation_bonus(
             self.shaping_state,
             x,
             advantages,
-            local["std_zero"],
-            local["correct"].to(torch.float64) * 2 - 1,
+            pending.local["std_zero"][index],
             self.shaping_cfg,
             enabled=self.shaping_enabled,
-            device=self.accelerator.device,
         )
-        shaped_advantages = apply_bonus(
-            advantages, sh.bonus, out["completion_mask"], self.shaping_cfg.bonus_on
+        pending.slices.append(MeasuredSlice(index, cap, rd, tp, sh, x))
+        shaped = apply_bonus(advantages, sh.bonus, cap.mask, self.shaping_cfg.bonus_on)
+        self.timings["shaping"] += time.perf_counter() - t0
+        if pending.complete:
+            self._finish_generation(pending)
+        return shaped
+
+    def _finish_generation(self, pending: PendingGeneration) -> None:
+        """Advance the baselines, patch TRL's logged advantages, queue the record."""
+        t0 = time.perf_counter()
+        # generation order, so that the means do not depend on how TRL shuffled and sliced it
+        rows_in = torch.argsort(torch.tensor([i for s in pending.slices for i in s.index]))
+        x = torch.cat([s.x for s in pending.slices])[rows_in]  # (B, 3)
+        scores = pending.local["correct"].to(torch.float64) * 2 - 1  # task score in [-1, 1]
+        advance_baselines(self.shaping_state, x, scores, self.shaping_cfg, self.accelerator.device)
+        rows = sorted(
+            (row for s in pending.slices for row in self._rows(pending, s)),
+            key=lambda r: (r["group_idx"], r["sample_idx"]),
         )
-        shaped = advantages.detach().cpu().double() + sh.bonus  # (B,) per-response A'
+        shaped = torch.tensor([r["advantage_shaped"] for r in rows], dtype=torch.float64)
         self._patch_logged_advantages(shaped)
         self.timings["shaping"] += time.perf_counter() - t0
-        rows = self._rows(inputs, out, cap, rd, tp, sh, local, advantages, shaped)
         all_rows = gather_object(rows)
         record = GenerationRecord(self.shaping_state.n, {}, all_rows)
         record.stats = generation_stats(all_rows, self.shaping_state)
@@ -209,7 +249,6 @@ class VerlTrainer(GRPOTrainer):
                 self._metrics[TRAIN][METRIC_PREFIX + name].append(value)
         if self.accelerator.is_main_process:
             self.generations.append(record)
-        return shaped_advantages
 
     def _timed(self, name: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
@@ -300,47 +339,47 @@ class VerlTrainer(GRPOTrainer):
         for i, value in enumerate(gathered):
             logged[len(logged) - n + i] = value
 
-    def _rows(self, inputs, out, cap, rd, tp, sh, local, advantages, shaped) -> list[dict]:
-        """One store row per response of this process."""
+    def _rows(self, pending: PendingGeneration, part: MeasuredSlice) -> list[dict]:
+        """One store row per response of a measured slice."""
         G = self.num_generations
-        a = advantages.detach().cpu().double()
-        ids = out["completion_ids"].cpu()
+        local, cap, rd, tp, sh = pending.local, part.cap, part.rd, part.tp, part.sh
+        a = pending.out["advantages"].detach().cpu().double()
+        ids = pending.out["completion_ids"].cpu()
         mask = cap.mask.cpu()
         logps, ent = cap.logps.float().cpu(), cap.entropies.float().cpu()
         max_len = self.shaping_cfg.max_len
         rows = []
-        for i, x in enumerate(inputs):
-            valid = mask[i]
+        for j, i in enumerate(part.index):  # j: row in the slice, i: row in the generation
+            valid = mask[j]
             length = int(valid.sum())
             g = local["index0"] + i
-            prompt = x["prompt"]
             rows.append(
                 {
                     "group_idx": g // G,
                     "sample_idx": g % G,
-                    "prompt": prompt_text(prompt),
+                    "prompt": prompt_text(pending.inputs[i]["prompt"]),
                     "completion": local["texts"][i],
                     "token_ids": ids[i][valid].numpy().astype("int32"),
-                    "token_entropy": ent[i][valid].numpy(),
-                    "token_logprob": logps[i][valid].numpy(),
+                    "token_entropy": ent[j][valid].numpy(),
+                    "token_logprob": logps[j][valid].numpy(),
                     "reward": float(local["rewards"][i]),
                     "rewards": {n: _finite(v[i]) for n, v in local["per_func"].items()},
                     "correct": bool(local["correct"][i]),
                     "advantage": float(a[i]),
-                    "advantage_shaped": float(shaped[i]),
-                    "bonus": float(sh.bonus[i]),
-                    "explore_weight": float(sh.explore_weight[i]),
-                    "aux": float(sh.aux[i]),
+                    "advantage_shaped": float(a[i] + sh.bonus[j]),
+                    "bonus": float(sh.bonus[j]),
+                    "explore_weight": float(sh.explore_weight[j]),
+                    "aux": float(sh.aux[j]),
                     "std_zero": bool(local["std_zero"][i]),
-                    "er": float(rd.er[i]),
-                    "erv": float(rd.erv[i]),
-                    "era": float(rd.era[i]),
-                    "entropy": float(tp.entropy[i]),
-                    "mean_logprob": float(tp.mean_logprob[i]),
+                    "er": float(rd.er[j]),
+                    "erv": float(rd.erv[j]),
+                    "era": float(rd.era[j]),
+                    "entropy": float(tp.entropy[j]),
+                    "mean_logprob": float(tp.mean_logprob[j]),
                     "length": length,
-                    "curve": rd.curves[i].numpy(),
+                    "curve": rd.curves[j].numpy(),
                     "curve_stride": self.shaping_cfg.stride,
-                    "curve_positions": rd.positions[i].numpy(),
+                    "curve_positions": rd.positions[j].numpy(),
                     "curve_offset": max(0, length - max_len) if max_len else 0,
                 }
             )

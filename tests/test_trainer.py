@@ -205,12 +205,12 @@ def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp
 
 
 def test_capture_in_the_loss_forward_equals_a_separate_capture_and_feeds_the_loss(tmp_path):
-    """The demo setting captures inside TRL's loss forward: the same hidden states, log-probs and
-    entropies as the separate no-grad capture, mapped back through TRL's shuffle, and the loss
-    reads the shaped advantages."""
+    """The demo setting captures inside TRL's loss forward, here over two micro-step slices of
+    each generation: the same hidden states, log-probs and entropies as the separate no-grad
+    capture, rows traced through TRL's shuffle, and each loss reads its shaped advantages."""
     require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
     from trl.trainer.grpo_trainer import GRPOTrainer
-    from trl.trainer.utils import shuffle_sequence_dict
+    from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
 
     from engine.tasks import load_dataset_for
     from engine.train import build_trainer
@@ -225,52 +225,94 @@ def test_capture_in_the_loss_forward_equals_a_separate_capture_and_feeds_the_los
     prompts = list(load_dataset_for(cfg.data, "train", limit=2))  # one TRL batch
     rows = [row for row in prompts for _ in range(G)]  # TRL's sampler repeats each prompt G times
     spied = []
-    measure = trainer._measure_and_shape
-    trainer._measure_and_shape = lambda pending, cap: spied.append(cap) or measure(pending, cap)
+    measure = trainer._measure_slice
+    trainer._measure_slice = lambda pending, index, cap: (
+        spied.append((index, cap)) or measure(pending, index, cap)
+    )
     torch.manual_seed(0)
     for generation in range(1, 9):  # until one past warm-up has a shaped response
         out = trainer._generate_and_score_completions(rows)
-        assert trainer._pending is not None and not spied[generation - 1 :]
         separate = trainer.capture(out)
-        inputs = shuffle_sequence_dict(out)  # what TRL hands the loss
-        order = inputs[ROW_KEY].clone()
-        assert not torch.equal(order, torch.arange(len(rows)))
-        loss = trainer._compute_loss(trainer.model, inputs)
-        assert trainer._pending is None and ROW_KEY not in inputs
-        cap = spied[generation - 1]
-        m = separate.mask
-        assert torch.equal(cap.mask, m)
-        torch.testing.assert_close(cap.hidden[m], separate.hidden[m], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(cap.logps[m], separate.logps[m], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(cap.entropies[m], separate.entropies[m], rtol=1e-5, atol=1e-5)
+        slices = split_tensor_dict(shuffle_sequence_dict(out), 2)  # what TRL hands the losses
+        orders = [part[ROW_KEY].clone() for part in slices]
+        assert not torch.equal(torch.cat(orders), torch.arange(len(rows)))
+        spied.clear()
+        losses = []
+        m_before = trainer.shaping_state.m
+        for k, part in enumerate(slices):
+            assert trainer._pending is not None and len(trainer.generations) == generation - 1
+            losses.append(trainer._compute_loss(trainer.model, part))
+            assert ROW_KEY not in part and (index := spied[k][0]) == orders[k].tolist()
+            cap = spied[k][1]
+            m = separate.mask[index]
+            assert torch.equal(cap.mask, m)
+            for name in ("hidden", "logps", "entropies"):
+                got, want = getattr(cap, name), getattr(separate, name)[index]
+                torch.testing.assert_close(got[m], want[m], rtol=1e-5, atol=1e-5)
+        assert trainer._pending is None and len(trainer.generations) == generation
         record = trainer.generations[-1]
+        # the baselines took in the whole generation once, after its last slice
+        mu = torch.tensor(
+            [[r[k] for k in ("era", "erv", "er")] for r in record.samples], dtype=torch.float64
+        ).mean(0)
+        alpha = cfg.shaping.alpha
+        m = mu if m_before is None else (1 - alpha) * m_before + alpha * mu
+        assert trainer.shaping_state.n == generation
+        torch.testing.assert_close(trainer.shaping_state.m, m, rtol=1e-9, atol=0)
         shaped = torch.tensor([r["advantage_shaped"] for r in record.samples], dtype=torch.float64)
-        torch.testing.assert_close(inputs["advantages"].double(), shaped[order], atol=1e-6, rtol=0)
+        for part, order in zip(slices, orders, strict=True):
+            torch.testing.assert_close(
+                part["advantages"].double(), shaped[order], atol=1e-6, rtol=0
+            )
         if any(r["bonus"] > 0 for r in record.samples):
             break
     assert generation > 1 and any(r["bonus"] > 0 for r in record.samples)
-    # the loss used those shaped advantages: TRL's own loss on the shaped inputs is the same
-    again = GRPOTrainer._compute_loss(trainer, trainer.model, inputs)
-    assert loss.requires_grad and torch.isfinite(loss)
-    torch.testing.assert_close(loss, again, rtol=1e-5, atol=1e-7)
-    inputs["advantages"] = out["advantages"][order]  # TRL's unshaped A gives another loss
-    assert not torch.allclose(GRPOTrainer._compute_loss(trainer, trainer.model, inputs), loss)
+    # each loss used its shaped advantages: TRL's own loss on the same inputs is the same
+    for part, loss in zip(slices, losses, strict=True):
+        assert loss.requires_grad and torch.isfinite(loss)
+        torch.testing.assert_close(loss, GRPOTrainer._compute_loss(trainer, trainer.model, part))
+    unshaped = [
+        {**part, "advantages": out["advantages"][order]}
+        for part, order in zip(slices, orders, strict=True)
+    ]
+    assert any(
+        not torch.allclose(GRPOTrainer._compute_loss(trainer, trainer.model, part), loss)
+        for part, loss in zip(unshaped, losses, strict=True)
+    )
 
 
-def test_a_generation_spread_over_micro_steps_is_captured_after_generation(tmp_path):
-    """With gradient accumulation the loss forward sees a slice only, so capture runs its own
-    forward; the run still records and shapes every response of the generation."""
+def test_gradient_accumulation_captures_in_the_loss_forward_of_each_micro_step(tmp_path):
+    """Two micro-steps per generation: each loss forward measures its slice; the step records
+    and shapes every response of the generation."""
     require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
     result, store, run_id = run_directly(
         tmp_path, "grpo.gradient_accumulation_steps=2", "run.max_steps=2", "run.eval_every=0"
     )
     try:
-        assert not result.trainer.capture_in_loss
+        assert result.trainer.capture_in_loss
+        assert result.trainer.timings["capture"] < 0.5  # no extra forward: only a concatenation
         rows = store.samples(run_id, 2)
         assert len(rows) == 32 and any(r["bonus"] > 0 for r in rows)
         assert all(math.isfinite(r[k]) for r in rows for k in ("er", "erv", "era"))
         logged = list(result.trainer._logs["advantages"])[-32:]
         assert logged == pytest.approx([r["advantage_shaped"] for r in rows], abs=1e-9)
+    finally:
+        store.close()
+
+
+def test_several_passes_per_generation_capture_right_after_generation(tmp_path):
+    """num_iterations = 2: the second pass runs on updated weights, so capture runs its own
+    forward after generation; the generation's rows belong to its first optimizer step."""
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    result, store, run_id = run_directly(
+        tmp_path, "grpo.num_iterations=2", "run.max_steps=4", "run.eval_every=0"
+    )
+    try:
+        assert not result.trainer.capture_in_loss and result.trainer.shaping_state.n == 2
+        assert store.sample_steps(run_id) == [1, 3]
+        rows = store.samples(run_id, 3)
+        assert len(rows) == 16 and any(r["bonus"] > 0 for r in rows)
+        assert all(math.isfinite(r[k]) for r in rows for k in ("er", "erv", "era"))
     finally:
         store.close()
 
