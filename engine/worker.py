@@ -7,7 +7,9 @@ A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll
     cancel    a run with cancel_requested gets SIGTERM, then SIGKILL after cancel_grace_s
     hung      a watched process that is alive but whose heartbeat is older than stale_after_s
               (while this worker itself was awake) -> interrupted with the reason, and its
-              process group gets SIGTERM, then SIGKILL after cancel_grace_s
+              process group gets SIGTERM, then SIGKILL after cancel_grace_s. Until the child's
+              own lifecycle starts (imports), the worker heart-beats for it, for at most
+              start_timeout_s: a child stuck before then is hung too
     lost      a running run not watched here whose pid on this host is gone, or whose heartbeat
               is older than stale_after_s, -> interrupted with the reason
     adopt     a running run on this host whose process is alive (a worker restart) is watched,
@@ -60,6 +62,7 @@ class WorkerSettings:
     poll_s: float = 2.0  # seconds between queue polls
     stale_after_s: float = 30.0  # a running run with an older heartbeat is interrupted
     cancel_grace_s: float = 60.0  # SIGKILL this long after a SIGTERM (cancel or hung process)
+    start_timeout_s: float = 300.0  # a child must start its lifecycle (past imports) within this
 
 
 @dataclass
@@ -112,6 +115,11 @@ def signal_process(pid: int, signum: int) -> None:
             os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def _started(run: RunInfo, job: _Job) -> bool:
+    """The job's process has started its own lifecycle (it heart-beats for itself)."""
+    return run.started_at is not None and run.started_at >= job.spawned_at
 
 
 def utcnow() -> dt.datetime:
@@ -236,10 +244,9 @@ class Worker:
             code = job.exit_code()
             run = self.store.get_run(run_id)
             if code is None:
-                starting = run is not None and (
-                    run.started_at is None or run.started_at < job.spawned_at
-                )
-                if job.popen is not None and starting:
+                age = (utcnow() - job.spawned_at).total_seconds()
+                starting = job.popen is not None and run is not None and not _started(run, job)
+                if starting and age < self.settings.start_timeout_s:
                     self.store.heartbeat(run_id, job.attempt)  # still importing: vouch for it
                 continue
             del self.jobs[run_id]
@@ -313,6 +320,8 @@ class Worker:
             reason = self._stale_reason(run, now)
             if reason is None:
                 continue
+            if job.popen is not None and not _started(run, job):  # vouched for until the timeout
+                reason = f"did not start within {self.settings.start_timeout_s:.0f} s"
             reason += f"; process {job.pid} on {self.host} is alive but hung: stopping it"
             if run.status is RunStatus.INTERRUPTED:  # marked lost by another worker
                 reason = run.error or reason

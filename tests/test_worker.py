@@ -329,6 +329,40 @@ def test_worker_stops_a_watched_process_that_hangs(store, root):
         child.wait()
 
 
+def test_worker_stops_a_child_that_never_starts_its_lifecycle(store, root, tmp_path):
+    """The worker vouches for a starting child (imports) for start_timeout_s only; one stuck
+    before its lifecycle starts is then hung: interrupted with that reason and stopped."""
+    stuck_python = tmp_path / "python"  # takes any arguments and never gets past "importing"
+    stuck_python.write_text("#!/bin/sh\nexec sleep 60\n")
+    stuck_python.chmod(0o755)
+    settings = WorkerSettings(
+        start_timeout_s=0.8, stale_after_s=0.4, cancel_grace_s=0.3, poll_s=0.1, concurrency=1
+    )
+    worker = Worker(store, root, settings, python=str(stuck_python))
+    run_id = queued(store)
+    worker.tick()  # claims and spawns
+    pid = worker.jobs[run_id].pid
+    try:
+        deadline = time.monotonic() + 0.6  # within the start timeout: vouched for, left alone
+        while time.monotonic() < deadline:
+            worker.tick()
+            assert store.get_run(run_id).status is RunStatus.RUNNING
+            time.sleep(0.1)
+
+        def stopped() -> bool:
+            worker.tick()
+            return run_id not in worker.jobs
+
+        wait_until(stopped, 15, "the stuck child to be stopped", every=0.1)
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.INTERRUPTED
+        assert run.error.startswith("did not start within 1 s") and "alive but hung" in run.error
+        assert not pid_alive(pid)
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_worker_gives_heartbeats_a_fresh_window_after_a_suspend(store, root):
     """A gap between ticks (the machine slept) restarts the window: a stale heartbeat found
     right after waking does not get a live process killed before it had time to beat."""
