@@ -98,6 +98,14 @@ class RunInfo:
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))
 
 
+def _step_select(run_id: int, names: Sequence[str]):
+    """SELECT the step columns `names` of one run, ordered by step."""
+    table = Step.__table__
+    return (
+        select(*[table.c[n] for n in names]).where(table.c.run_id == run_id).order_by(table.c.step)
+    )
+
+
 def _dicts(result: Any) -> list[dict]:
     keys = list(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result]
@@ -458,14 +466,8 @@ class Store:
         if unknown:
             raise ValueError(f"unknown step columns {unknown}; known: {', '.join(STEP_COLUMNS)}")
         names = list(dict.fromkeys(names))
-        table = Step.__table__
-        query = (
-            select(*[table.c[n] for n in names])
-            .where(table.c.run_id == run_id)
-            .order_by(table.c.step)
-        )
         with self._read() as conn:
-            return _dicts(conn.execute(query))
+            return _dicts(conn.execute(_step_select(run_id, names)))
 
     def step_columns(self, run_id: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """Typed step columns as one numpy array (S,) each, ordered by step ('step' always
@@ -475,16 +477,9 @@ class Store:
         unknown = [c for c in names if c not in STEP_COLUMNS or c == "payload"]
         if unknown:
             raise ValueError(f"not typed step columns: {unknown}; known: {', '.join(STEP_METRICS)}")
-        table = Step.__table__
-        query = (
-            select(*[table.c[n] for n in names])
-            .where(table.c.run_id == run_id)
-            .order_by(table.c.step)
-        )
         with self._read() as conn:
-            rows = [
-                tuple(row) for row in conn.execute(query).all()
-            ]  # one fetchall; Row trips numpy
+            # one fetchall, as plain tuples: numpy trips over SQLAlchemy's Row
+            rows = [tuple(row) for row in conn.execute(_step_select(run_id, names)).all()]
         values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (S, C)
         return {name: values[:, j].copy() for j, name in enumerate(names)}
 
