@@ -3,6 +3,7 @@
 #        (PG_DIR, VERL_STUDIO_TEST_PG_URL); stop DIR: stop it and remove it.
 # PostgreSQL refuses to run as root, so the server runs as the postgres user when we are root.
 set -euo pipefail
+cd /  # the postgres user may not be allowed into the caller's directory
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
