@@ -27,6 +27,7 @@ from app.pages.common import AppContext, PageId, TokenizerCache
 from app.pages.inspector import CSS as INSPECTOR_CSS
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot, resolve
+from engine.runs import service
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _api(ctx: AppContext) -> None:
             cfg = StudioConfig.from_yaml(config_yaml)
         except ConfigError as exc:
             raise gr.Error(str(exc)) from exc
-        return queries.submit_config(store, cfg)
+        return service.submit(store, cfg, origin="the API")
 
     def run_status(run_id: int) -> dict:
         """Status, progress and error of one run."""
@@ -89,8 +90,8 @@ def _api(ctx: AppContext) -> None:
     def cancel_run(run_id: int) -> str:
         """Request cancellation; returns the run's status afterwards."""
         try:
-            return str(store.request_cancel(int(run_id)))
-        except LookupError as exc:
+            return str(service.cancel(store, int(run_id)))
+        except service.RunError as exc:
             raise gr.Error(str(exc)) from exc
 
     def list_runs() -> list[dict]:
@@ -124,8 +125,8 @@ def free_port(host: str) -> int:
 
 
 def _start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
+    from engine.runs.worker import Worker
     from engine.storage import Store
-    from engine.worker import Worker
 
     worker = Worker(Store.open(root), root, stop=stop)
     thread = threading.Thread(target=worker.run, name="verl-studio-worker", daemon=True)

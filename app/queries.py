@@ -295,23 +295,3 @@ def response_deltas(response: Response, n_pieces: int) -> list[float | None]:
     if n_pieces != len(response.token_ids):
         return [None] * n_pieces
     return segment_deltas(n_pieces, response.positions, response.curve)
-
-
-# ----------------------------------------------------------------------------- writes
-
-
-def default_name(cfg: Any) -> str:
-    return cfg.run.name or f"{cfg.run.algorithm}-{dt.datetime.now(dt.UTC):%m%d-%H%M%S}"
-
-
-def submit_config(store: Any, cfg: Any, *, parent_id: int | None = None) -> int:
-    """Queue a validated `StudioConfig` as a new run; the worker picks it up."""
-    run_id = store.create_run(
-        cfg.to_dict(),
-        name=default_name(cfg),
-        algorithm=cfg.run.algorithm,
-        total_steps=cfg.run.max_steps,
-        parent_id=parent_id,
-    )
-    store.add_event(run_id, "queued from the dashboard")
-    return run_id

@@ -29,10 +29,10 @@ N_SAMPLES = 8
 
 
 def pass_at(model_path: str, cfg, rows, seed: int) -> list[float]:
-    from engine.evaluate import pass_at_k_curve
-    from engine.heldout import correct_counts
-    from engine.models import load_policy
-    from engine.rewards import get_reward
+    from engine.data.rewards import get_reward
+    from engine.evaluation.passk import pass_at_k_curve
+    from engine.models.loading import load_policy
+    from engine.training.heldout import correct_counts
 
     model, tok = load_policy(model_path, dtype="float32", device="cpu")
     model.eval()
@@ -54,7 +54,7 @@ def pass_at(model_path: str, cfg, rows, seed: int) -> list[float]:
 def one_run(cfg, algorithm: str, seed: int, workdir: Path) -> dict:
     from engine.paths import resolve
     from engine.storage import Store
-    from engine.train import main
+    from engine.training.train import main
 
     cfg = cfg.with_overrides([f"run.algorithm={algorithm}", f"run.seed={seed}"])
     root = resolve(workdir / f"{algorithm}-{seed}", db=str(workdir / f"{algorithm}-{seed}.db"))
@@ -78,8 +78,8 @@ def one_run(cfg, algorithm: str, seed: int, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from engine.config import StudioConfig
+    from engine.data.tasks import load_dataset_for
     from engine.resources import recipe_path
-    from engine.tasks import load_dataset_for
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 seed, 4 steps, 16 problems")

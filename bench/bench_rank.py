@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from engine import effective_rank as E
+from engine.rank import effective_rank as E
+from engine.rank import scheduling as S
 
 log = logging.getLogger("bench_rank")
 
@@ -145,20 +146,20 @@ def eig_bound(hidden, mask, case: Case, workers: int) -> tuple[float, dict]:
     The blocks are built (outside the clock) for a few jobs at a time to bound memory, then
     solved in the same kind of pool, with the same job order, as rank_dynamics.
     """
-    jobs = E.plan(mask.sum(1).tolist(), case.D, case.stride, case.max_len, 2 * workers)
+    jobs = S.plan(mask.sum(1).tolist(), case.D, case.stride, case.max_len, 2 * workers)
     seconds, values = 0.0, {}
 
     def solve(mats):
-        return [E.eigvalsh_cpu(a) for _, a in mats]
+        return [S.eigvalsh_cpu(a) for _, a in mats]
 
     for start in range(0, len(jobs), 2 * workers):
         group = jobs[start : start + 2 * workers]
         mats = [
-            [(t, a.clone()) for t, a in E.blocks(E.job_rows(hidden, mask, j, case.max_len), j.ts)]
+            [(t, a.clone()) for t, a in E.blocks(S.job_rows(hidden, mask, j, case.max_len), j.ts)]
             for j in group
         ]
         t0 = time.perf_counter()
-        with E.lapack_single_threaded(), E.worker_pool(workers) as pool:
+        with S.lapack_single_threaded(), S.worker_pool(workers) as pool:
             lams = list(pool.map(solve, mats))
         seconds += time.perf_counter() - t0
         for job, ms, ls in zip(group, mats, lams, strict=True):
@@ -170,7 +171,7 @@ def eig_bound(hidden, mask, case: Case, workers: int) -> tuple[float, dict]:
 
 def response0_from_values(values: dict, mask, case: Case) -> dict:
     one = {k: v for k, v in values.items() if k[0] == 0}
-    return response0(E.assemble(mask[:1], case.stride, case.max_len, one))
+    return response0(S.assemble(mask[:1], case.stride, case.max_len, one))
 
 
 # ---- one case -----------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def warm_up(case: Case, workers: int) -> None:
                  max_len=case.max_len)  # fmt: skip
     hidden, mask = make_batch(small, seed=1)
     baseline(hidden, mask, small)
-    E.rank_dynamics(hidden, mask, small.stride, small.max_len, workers=workers)
+    S.rank_dynamics(hidden, mask, small.stride, small.max_len, workers=workers)
     eig_bound(hidden, mask, small, workers)
 
 
@@ -195,9 +196,9 @@ def run_case(case: Case, workers: int) -> dict:
     hidden, mask = make_batch(case)
     truth = slow_response(hidden[0][mask[0]], case.stride, case.max_len)
     t_base, base = timed(baseline, hidden, mask, case)
-    t_rd, rd = timed(E.rank_dynamics, hidden, mask, case.stride, case.max_len, workers=workers)
+    t_rd, rd = timed(S.rank_dynamics, hidden, mask, case.stride, case.max_len, workers=workers)
     clock = E.Clock()
-    t_split, _ = timed(E.pooled_values, hidden, mask, case.stride, case.max_len, workers, clock)
+    t_split, _ = timed(S.pooled_values, hidden, mask, case.stride, case.max_len, workers, clock)
     t_eig, bound_values = eig_bound(hidden, mask, case, workers)
     out = {
         "case": asdict(case),
@@ -223,9 +224,9 @@ def run_case(case: Case, workers: int) -> dict:
 def run_cuda(hidden, mask, case: Case, truth: dict) -> dict:
     """rank_dynamics on the GPU (batched eigvalsh), after one warm-up call."""
     h, m = hidden.cuda(), mask.cuda()
-    E.rank_dynamics(h[:1], m[:1], case.stride, case.max_len)
+    S.rank_dynamics(h[:1], m[:1], case.stride, case.max_len)
     torch.cuda.synchronize()
-    t, rd = timed(E.rank_dynamics, h, m, case.stride, case.max_len)
+    t, rd = timed(S.rank_dynamics, h, m, case.stride, case.max_len)
     return {"rank_dynamics_s": t, "disagreement": disagreement(response0(rd), truth)}
 
 
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    workers = E.default_workers(args.workers)
+    workers = S.default_workers(args.workers)
     results = []
     cases = QUICK_CASES if args.quick else CASES
     for case in [cases[k] for k in args.case] if args.case else cases:

@@ -57,10 +57,10 @@ def config(quick: bool, steps: int):
 def plain_trainer(cfg, out: Path):
     from trl import GRPOTrainer
 
-    from engine.models import load_policy
-    from engine.rewards import get_reward
-    from engine.tasks import load_dataset_for
-    from engine.train import grpo_args
+    from engine.data.rewards import get_reward
+    from engine.data.tasks import load_dataset_for
+    from engine.models.loading import load_policy
+    from engine.training.train import grpo_args
 
     model, tok = load_policy(cfg.model.name_or_path, dtype=cfg.model.dtype, device="cpu")
     return GRPOTrainer(
@@ -74,9 +74,10 @@ def plain_trainer(cfg, out: Path):
 
 def run_arm(arm: str, cfg, workdir: Path) -> dict:
     """One short run of one arm; returns its step intervals and cost breakdown."""
-    from engine.callbacks import RecordingCallback
+    from engine.runs.service import submit
     from engine.storage import Store
-    from engine.train import build_trainer, create_run
+    from engine.training.callbacks import RecordingCallback
+    from engine.training.train import build_trainer
 
     torch.manual_seed(cfg.run.seed)
     cfg = cfg.with_overrides([f"run.algorithm={'verl' if arm == 'verl' else 'grpo'}"])
@@ -86,7 +87,7 @@ def run_arm(arm: str, cfg, workdir: Path) -> dict:
         trainer = plain_trainer(cfg, workdir / arm)
     else:
         store = Store(f"sqlite:///{workdir / 'bench.db'}")
-        run_id = create_run(store, cfg)
+        run_id = submit(store, cfg)
         trainer = build_trainer(cfg, workdir / f"{arm}-{run_id}")
         recorder = RecordingCallback(trainer, store, run_id, run_cfg=cfg.run, heldout=None)
         trainer.add_callback(recorder)

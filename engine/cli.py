@@ -40,7 +40,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "rank",
-        "engine.rank_demo:cli",
+        "engine.studio.rank_demo:cli",
         "ER / ERV / ERA of hidden states; --demo runs the built-in example",
     )
     p.add_argument(
@@ -54,7 +54,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "build-demo-model",
-        "engine.models:build_demo_model_cli",
+        "engine.models.demo:build_demo_model_cli",
         "build the embedded tiny reasoner from a fixed seed",
     )
     p.add_argument("--out", help="output folder (default: the shipped assets folder)")
@@ -63,7 +63,10 @@ def add_engine_commands(sub) -> None:
     )
 
     p = _add(
-        sub, "train", "engine.train:cli", "run one training run headless, recording to the store"
+        sub,
+        "train",
+        "engine.training.train:cli",
+        "run one training run headless, recording to the store",
     )
     _config_options(p)
     p.add_argument(
@@ -71,35 +74,35 @@ def add_engine_commands(sub) -> None:
     )
     _data_options(p)
 
-    p = _add(sub, "submit", "engine.worker:cli_submit", "queue a run; prints its id")
+    p = _add(sub, "submit", "engine.runs.worker:cli_submit", "queue a run; prints its id")
     _config_options(p)
     p.add_argument("--name", help="run name")
     _data_options(p)
 
-    p = _add(sub, "runs", "engine.worker:cli_runs", "list runs")
+    p = _add(sub, "runs", "engine.runs.worker:cli_runs", "list runs")
     _data_options(p)
 
-    p = _add(sub, "cancel", "engine.worker:cli_cancel", "cancel a queued or running run")
+    p = _add(sub, "cancel", "engine.runs.worker:cli_cancel", "cancel a queued or running run")
     p.add_argument("run_id", type=int)
     _data_options(p)
 
     p = _add(
         sub,
         "resume",
-        "engine.worker:cli_resume",
+        "engine.runs.worker:cli_resume",
         "re-queue an interrupted, failed or cancelled run from its last checkpoint",
     )
     p.add_argument("run_id", type=int)
     _data_options(p)
 
-    p = _add(sub, "delete", "engine.worker:cli_delete", "delete a run and its records")
+    p = _add(sub, "delete", "engine.runs.worker:cli_delete", "delete a run and its records")
     p.add_argument("run_id", type=int)
     p.add_argument(
         "--keep-checkpoints", action="store_true", help="leave the checkpoint folder on disk"
     )
     _data_options(p)
 
-    p = _add(sub, "worker", "engine.worker:cli_worker", "claim and run queued runs")
+    p = _add(sub, "worker", "engine.runs.worker:cli_worker", "claim and run queued runs")
     p.add_argument("--concurrency", type=int, default=1, help="runs at once")
     p.add_argument("--poll-s", type=float, default=2.0, help="seconds between queue polls")
     _data_options(p)
@@ -114,7 +117,10 @@ def add_engine_commands(sub) -> None:
     _data_options(p)
 
     p = _add(
-        sub, "evaluate", "engine.evaluate:cli", "pass@k of a run's checkpoints (runs an eval job)"
+        sub,
+        "evaluate",
+        "engine.evaluation.jobs:cli",
+        "pass@k of a run's checkpoints (runs an eval job)",
     )
     p.add_argument(
         "--run-id",

@@ -1,6 +1,6 @@
-"""The slow, obvious float64 ER / ERV / ERA that engine.effective_rank is tested against.
+"""The slow, obvious float64 ER / ERV / ERA that engine.rank is tested against.
 
-One SVD per prefix, straight from the definitions in engine/effective_rank.py's docstring,
+One SVD per prefix, straight from the definitions in engine/rank/effective_rank.py's docstring,
 sharing no code with it.
 """
 

@@ -11,9 +11,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 # module file -> top-level packages it must never import
 PURE = {
-    "engine/effective_rank.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/rank/effective_rank.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/rank/scheduling.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/shaping.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
-    "engine/rewards.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/data/rewards.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/analysis.py": {"gradio", "app", "trl"},
     "app/plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
     "app/analysis_plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},

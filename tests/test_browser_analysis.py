@@ -56,14 +56,15 @@ def shot(page, artifacts_dir, name: str) -> None:
 @pytest.fixture
 def two_runs(finished_run_copy):
     """The trained `verl` run and a `grpo` run of the same recipe, trained here for real."""
+    from engine.runs.service import submit
     from engine.storage import Store
-    from engine.train import create_run, main
+    from engine.training.train import main
     from tests.fixtures.training import tiny_config
 
     cfg = tiny_config("run.algorithm=grpo", "run.checkpoint_every=3")
     root = finished_run_copy.root
     with Store(root.db_url) as store:
-        grpo_id = create_run(store, cfg)
+        grpo_id = submit(store, cfg)
     assert main(cfg, root=root, run_id=grpo_id, progress=False) == 0
     return finished_run_copy, grpo_id
 

@@ -1,4 +1,4 @@
-"""engine.effective_rank against the slow float64 oracle (tests/rank_oracle.py), plus properties.
+"""engine.rank against the slow float64 oracle (tests/rank_oracle.py), plus properties.
 
 Tolerances are the issue's: relative 1e-6 on er and each curve point, absolute
 1e-6 * max(1, max curve) on erv / era for well-conditioned inputs; 1e-5 for low-rank,
@@ -13,8 +13,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import effective_rank as E
-from engine.effective_rank import effective_rank, rank_dynamics, token_proxies
+from engine.rank import effective_rank as E
+from engine.rank import scheduling as S
+from engine.rank.effective_rank import effective_rank, token_proxies
+from engine.rank.scheduling import rank_dynamics
 from tests.rank_oracle import er_slow, response_slow
 
 PROPS = settings(
@@ -29,8 +31,8 @@ PATHS = ["pool-1", "pool-2", "batched"]
 def run(hidden, mask, stride, max_len, path="pool-2"):
     """rank_dynamics through one of its engines (the batched one is the CUDA path, on CPU)."""
     if path == "batched":
-        values = E.batched_values(hidden, mask, stride, max_len)
-        return E.assemble(mask, stride, max_len, values)
+        values = S.batched_values(hidden, mask, stride, max_len)
+        return S.assemble(mask, stride, max_len, values)
     return rank_dynamics(hidden, mask, stride, max_len, workers=int(path[-1]))
 
 
@@ -130,10 +132,10 @@ def test_outputs_are_cpu_float64_and_shaped():
 
 
 def test_plan_covers_every_prefix_once():
-    jobs = E.plan([200, 3, 0, 1], d=16, stride=7, max_len=150, n_jobs=8)
-    window = sorted(t for j in jobs if j.index == 0 and j.kind == E.WINDOW for t in j.ts)
+    jobs = S.plan([200, 3, 0, 1], d=16, stride=7, max_len=150, n_jobs=8)
+    window = sorted(t for j in jobs if j.index == 0 and j.kind == S.WINDOW for t in j.ts)
     assert window == E.curve_points(150, 7)
-    assert [j.ts for j in jobs if j.kind == E.FULL] == [(199,)]
+    assert [j.ts for j in jobs if j.kind == S.FULL] == [(199,)]
     assert len([j for j in jobs if j.index == 0]) > 2  # split for the pool
     assert [j.cost for j in jobs] == sorted((j.cost for j in jobs), reverse=True)
 
@@ -150,9 +152,9 @@ def test_svd_only_where_gram_noise_matters(kind, dead_dims, svd_used):
     hidden[..., :dead_dims] = 0.0
     rows = [hidden[i][mask[i]].numpy() for i in range(2)]
     clock = E.Clock()
-    values = E.pooled_values(hidden, mask, 5, None, 2, clock)
+    values = S.pooled_values(hidden, mask, 5, None, 2, clock)
     assert (clock.seconds["svd"] > 0) == svd_used
-    assert_matches(E.assemble(mask, 5, None, values), rows, 5, None, 1e-6)
+    assert_matches(S.assemble(mask, 5, None, values), rows, 5, None, 1e-6)
 
 
 # ---- process hygiene ----------------------------------------------------------------------

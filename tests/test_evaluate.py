@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.config import StudioConfig
-from engine.evaluate import EvalConfig, pass_at_k, pass_at_k_curve
+from engine.evaluation.jobs import EvalConfig
+from engine.evaluation.passk import pass_at_k, pass_at_k_curve
 from tests.conftest import require
 
 
@@ -72,7 +73,7 @@ def test_config_needs_n_at_least_k():
 
 
 def test_targets_follow_the_source_runs_checkpoints(data_root):
-    from engine.evaluate import eval_targets
+    from engine.evaluation.jobs import eval_targets
     from engine.storage import Store
 
     store = Store(data_root.db_url)
@@ -88,7 +89,7 @@ def test_targets_follow_the_source_runs_checkpoints(data_root):
 
 def test_eval_job_through_the_cli(finished_run_copy):
     """A queued eval run executed by `verl-studio evaluate`: one row per model, coherent numbers."""
-    from engine.evaluate import submit_eval
+    from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
 
     root = finished_run_copy.root
@@ -125,7 +126,8 @@ def test_eval_job_through_the_cli(finished_run_copy):
 
 def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
     """No source run: the embedded model on the first GSM8K problems of a local file."""
-    from engine.evaluate import run_eval, submit_eval
+    from engine.evaluation.jobs import run_eval
+    from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
     from tests.fixtures.training import embedded_model_ready
 
@@ -147,8 +149,9 @@ def test_a_resumed_eval_run_records_each_model_once(data_root):
     """Regression: a resume keeps the base model's step-0 row (an eval run has no checkpoint),
     and the re-run wrote it a second time. Cancelled after the base model, then resumed: one row
     per model, and the progress counts models evaluated."""
-    from engine.evaluate import run_eval, submit_eval
-    from engine.models import embedded_model_dir
+    from engine.evaluation.jobs import run_eval
+    from engine.models.loading import embedded_model_dir
+    from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
     from tests.fixtures.training import embedded_model_ready
 

@@ -10,22 +10,24 @@ import torch
 
 from engine.cli import main as cli_main
 from engine.config import ModelConfig
-from engine.models import (
+from engine.data.tasks import heldout_problems, make_problems
+from engine.models.demo import (
     CHATML_TEMPLATE,
     DEMO_TEMPERATURE,
     EOS_TOKEN,
-    MANIFEST,
     PAD_TOKEN,
     PASS_BAND,
+    heldout_pass_at_1,
+)
+from engine.models.loading import (
+    MANIFEST,
     LoraSpec,
     ModelLoadError,
     embedded_model_dir,
-    heldout_pass_at_1,
     load_policy,
     load_policy_from_config,
     verify_manifest,
 )
-from engine.tasks import heldout_problems, make_problems
 
 TASK_TEXT = "Q: 23+48-17=?\nA:\nStep 1: 23+48=71.\nStep 2: 71-17=54.\nAnswer: 54  \n\n  x"
 

@@ -6,7 +6,7 @@ import pytest
 
 from engine.config import ConfigError, StudioConfig
 from engine.storage import Store
-from engine.train import is_main_process, main
+from engine.training.train import is_main_process, main
 
 
 def test_rank_zero_is_the_main_process(monkeypatch):

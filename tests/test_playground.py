@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.playground import GenerationSettings, Playground, RankSettings
+from engine.studio.playground import GenerationSettings, Playground, RankSettings
 from tests.conftest import require
 
 TOL = 1e-4
@@ -13,7 +13,7 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def pg():
-    from engine.models import embedded_model_dir
+    from engine.models.loading import embedded_model_dir
 
     require((embedded_model_dir() / "model.safetensors").is_file(), "the shipped demo model")
     require(_has_rank_engine(), "engine.effective_rank")
@@ -24,14 +24,14 @@ def pg():
 
 def _has_rank_engine() -> bool:
     try:
-        import engine.effective_rank  # noqa: F401
+        import engine.rank.effective_rank  # noqa: F401
     except ImportError:
         return False
     return True
 
 
 def _prompts(n: int) -> list[str]:
-    from engine.tasks import heldout_problems
+    from engine.data.tasks import heldout_problems
 
     return [p.prompt for p in heldout_problems(n)]
 
@@ -87,7 +87,7 @@ def test_teacher_forced_logprob_matches_the_models_own_loss(pg):
     """mean log-prob of a pasted response = −(the model's cross-entropy on the response)."""
     import torch
 
-    from engine.tasks import heldout_problems
+    from engine.data.tasks import heldout_problems
 
     problem = heldout_problems(1)[0]
     a = pg.analyze(problem.prompt, problem.solution)

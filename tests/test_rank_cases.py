@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from engine import effective_rank as E
+from engine.rank import scheduling as S
 from tests.rank_oracle import response_slow
 
 PATHS = ["pool-2", "pool-1", "batched"]
@@ -35,9 +35,9 @@ def measure(H, stride, max_len, path) -> dict:
     hidden = torch.from_numpy(H)[None]  # (1, T, D)
     mask = torch.ones(hidden.shape[:2], dtype=torch.bool)
     if path == "batched":  # the CUDA path's code, run on the CPU
-        rd = E.assemble(mask, stride, max_len, E.batched_values(hidden, mask, stride, max_len))
+        rd = S.assemble(mask, stride, max_len, S.batched_values(hidden, mask, stride, max_len))
     else:
-        rd = E.rank_dynamics(hidden, mask, stride, max_len, workers=int(path[-1]))
+        rd = S.rank_dynamics(hidden, mask, stride, max_len, workers=int(path[-1]))
     return {
         "er": rd.er[0].item(),
         "erv": rd.erv[0].item(),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.rank_demo import DemoSettings, cli, run_demo
+from engine.studio.rank_demo import DemoSettings, cli, run_demo
 from tests.conftest import REPO, require
 from tests.rank_oracle import response_slow
 
@@ -49,7 +49,7 @@ def test_demo_rank_dynamics_match_the_oracle(demo):
 def test_demo_captures_the_last_hidden_state_of_each_response_token(demo):
     """Against a plain forward with output_hidden_states (its last, post-norm entry) and the
     model's own logits, one unpadded response at a time."""
-    from engine.models import load_policy
+    from engine.models.loading import load_policy
 
     model, _ = load_policy("embedded")
     p = demo.prompt_len

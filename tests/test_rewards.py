@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.rewards import (
+from engine.data.rewards import (
     REGISTRY,
     answers_match,
     extract_answer,
@@ -125,14 +125,14 @@ def test_format_factory_pattern():
 
 def test_get_reward_by_name_and_module_function():
     assert get_reward("accuracy") is REGISTRY["accuracy"]
-    assert get_reward("engine.rewards:is_correct") is is_correct
-    for bad in ("nope", "__import__('os').system('true')", "engine.rewards:", "os:path.join"):
+    assert get_reward("engine.data.rewards:is_correct") is is_correct
+    for bad in ("nope", "__import__('os').system('true')", "engine.data.rewards:", "os:path.join"):
         with pytest.raises(KeyError):
             get_reward(bad)
     with pytest.raises(KeyError, match="cannot import"):
         get_reward("no_such_module_xyz:fn")
     with pytest.raises(KeyError, match="no function"):
-        get_reward("engine.rewards:REGISTRY_NOT_THERE")
+        get_reward("engine.data.rewards:REGISTRY_NOT_THERE")
 
 
 def slow_number(text: str) -> str:

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.config import DataConfig
-from engine.rewards import extract_answer, extract_gold
-from engine.tasks import (
+from engine.data.rewards import extract_answer, extract_gold
+from engine.data.tasks import (
     EVAL,
     HELDOUT_BUCKETS,
     TRAIN,

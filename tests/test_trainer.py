@@ -29,7 +29,7 @@ def all_samples(store, run_id):
 
 
 def test_every_parameter_changed(trained_run):
-    from engine.models import embedded_model_dir
+    from engine.models.loading import embedded_model_dir
     from engine.storage import Store
 
     with Store(trained_run.store_url) as store:
@@ -114,13 +114,14 @@ def test_shaping_invariants_hold_on_every_response(trained_run):
 
 def run_directly(tmp_path, *overrides):
     """engine.train.train on a fresh root (returns the trainer for white-box checks)."""
+    from engine.runs.service import submit
     from engine.storage import Store
-    from engine.train import create_run, train
+    from engine.training.train import train
 
     root = data_root_at(tmp_path / "home")
     cfg = tiny_config(*overrides)
     store = Store(root.db_url)
-    run_id = create_run(store, cfg)
+    run_id = submit(store, cfg)
     result = train(cfg, store=store, root=root, run_id=run_id, progress=False)
     return result, store, run_id
 
@@ -133,7 +134,7 @@ def test_lora_run_trains_the_adapters_only(tmp_path):
     )  # fmt: skip
     try:
         model = result.trainer.model
-        from engine.models import embedded_model_dir
+        from engine.models.loading import embedded_model_dir
 
         base = weights(embedded_model_dir())
         named = dict(model.named_parameters())
@@ -160,8 +161,8 @@ def test_lora_run_trains_the_adapters_only(tmp_path):
 
 def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp_path):
     require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
-    from engine.tasks import load_dataset_for
-    from engine.train import build_trainer
+    from engine.data.tasks import load_dataset_for
+    from engine.training.train import build_trainer
 
     cfg = tiny_config()
     trainer = build_trainer(cfg, tmp_path / "out")
@@ -212,9 +213,9 @@ def test_capture_in_the_loss_forward_equals_a_separate_capture_and_feeds_the_los
     from trl.trainer.grpo_trainer import GRPOTrainer
     from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
 
-    from engine.tasks import load_dataset_for
-    from engine.train import build_trainer
-    from engine.trainer import ROW_KEY
+    from engine.data.tasks import load_dataset_for
+    from engine.training.train import build_trainer
+    from engine.training.trainer import ROW_KEY
 
     cfg = tiny_config()
     trainer = build_trainer(cfg, tmp_path / "out")
@@ -321,7 +322,7 @@ def test_resume_continues_the_run_exactly(finished_run_copy, tmp_path):
     """A run resumed from its last checkpoint (weights, optimizer, RNG, shaping state) records
     the same next step as a run that never stopped."""
     from engine.storage import Store
-    from engine.train import train
+    from engine.training.train import train
 
     cfg = tiny_config("run.max_steps=4", "run.eval_every=0")
     with Store(finished_run_copy.store_url) as store:

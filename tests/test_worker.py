@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main as cli_main
-from engine.lifecycle import RunCancelled, RunLifecycle, enforce_save_total_limit
 from engine.paths import resolve
+from engine.runs.lifecycle import RunCancelled, RunLifecycle, enforce_save_total_limit
+from engine.runs.worker import Worker, WorkerSettings, command_for, pid_alive, signal_process
 from engine.storage import RunKind, RunStatus, Store
-from engine.worker import Worker, WorkerSettings, command_for, pid_alive, signal_process
 from tests.fixtures.training import embedded_model_ready, tiny_config
 
 CONFIG = {"run": {"seed": 11, "num_processes": 1}}
@@ -259,7 +259,7 @@ def test_worker_kills_a_process_that_ignores_the_cancel(store, root):
 
 HANGING_CHILD = """
 import subprocess, sys, threading, time
-from engine.lifecycle import RunLifecycle
+from engine.runs.lifecycle import RunLifecycle
 from engine.storage import Store
 
 store, hung = Store(sys.argv[1]), threading.Event()

@@ -1,6 +1,6 @@
 """Evaluate: pass@k of a run's checkpoints as an `eval` job through the worker, drawn as curves.
 
-Launch queues an eval run (`engine.evaluate.submit_eval`); the worker executes it with
+Launch queues an eval run (`engine.runs.service.submit_eval`); the worker executes it with
 `verl-studio evaluate`. Several eval runs (checkpoints, runs) share one chart; a timer redraws it
 only when a picked eval run's status or number of results changed.
 """
@@ -17,7 +17,8 @@ from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext
 from app.pages.compare import on_show
 from app.queries import choice_id, run_choices, run_label
 from engine.config import ConfigError
-from engine.evaluate import EvalConfig, submit_eval
+from engine.evaluation.jobs import EvalConfig
+from engine.runs import service
 from engine.storage import RunKind
 
 STATUS_COLUMNS = ("id", "name", "status", "models done", "pass@1 (last)", "error")
@@ -103,7 +104,7 @@ def launch(
         )
         if run_id is None:
             raise ConfigError([("eval.source_run_id", "pick the run to evaluate")])
-        new_id = submit_eval(store, cfg)
+        new_id = service.submit_eval(store, cfg)
     except ConfigError as exc:
         return "**Not queued:**\n" + "\n".join(f"- `{p}`: {m}" for p, m in exc.errors), gr.skip()
     new = run_label(store.get_run(new_id))

@@ -17,6 +17,7 @@ from app import queries
 from app.pages.common import PRIVATE, READ_ONLY, AppContext, PageId, elem_id
 from engine.config import ConfigError, StudioConfig, field_specs
 from engine.resources import recipe_names, recipe_path
+from engine.runs import service
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def _wire(
         cfg, errors = check_form(specs, list(values[:-1]))
         if cfg is None:  # the validator stops this first; an API caller may not
             raise gr.Error("; ".join(f"{p}: {m}" for p, m in errors.items()))
-        run_id = queries.submit_config(store, cfg, parent_id=values[-1])
+        run_id = service.submit(store, cfg, parent_id=values[-1], origin="the dashboard")
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued run #{run_id}.", None
 
     launched = launch_btn.click(
@@ -213,7 +214,7 @@ def _wire(
             cfg = StudioConfig.load(recipe_path(DEMO_RECIPE))
         except ConfigError as exc:
             raise gr.Error(str(exc)) from exc
-        run_id = queries.submit_config(store, cfg)
+        run_id = service.submit(store, cfg, origin="the dashboard")
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
     demo = demo_btn.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)

@@ -9,14 +9,13 @@ the table rebuilt. Every figure carries `layout.uirevision`, so zoom and hidden 
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from app import plots, queries
 from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId
+from engine.runs import service
 
 log = logging.getLogger(__name__)
 
@@ -257,36 +256,34 @@ def _current(store: Any, values: list[str] | None) -> Any:
     return run
 
 
+def _service(operation, *args):
+    """Call a run-service operation; a refusal becomes the page's one-line error."""
+    try:
+        return operation(*args)
+    except service.RunError as exc:
+        raise gr.Error(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+
+
 def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel, msg = ctx.store, v["selected"], v["message"]
 
     def cancel(values):
         run = _current(store, values)
-        status = store.request_cancel(run.id)
+        status = _service(service.cancel, store, run.id)
         return f"Cancel requested for run #{run.id} (status now {status})."
 
     def resume(values):
         run = _current(store, values)
-        attempt = store.requeue_for_resume(run.id)
-        if attempt is None:
-            raise gr.Error(
-                f"Run #{run.id} is {run.status}: only failed, cancelled or interrupted runs resume."
-            )
-        return f"Run #{run.id} re-queued (attempt {attempt})."
+        step = _service(service.resume, store, run.id)
+        attempt = store.get_run(run.id).attempt
+        return f"Run #{run.id} re-queued (attempt {attempt}, from step {step})."
 
     v["cancel"].click(cancel, inputs=[sel], outputs=[msg], **PRIVATE)
     v["resume"].click(resume, inputs=[sel], outputs=[msg], **PRIVATE)
 
     def duplicate(values):
         run = _current(store, values)
-        new_id = store.create_run(
-            run.config,
-            name=f"{run.name} (copy)",
-            algorithm=run.algorithm,
-            total_steps=run.total_steps,
-            notes=run.notes,
-            parent_id=run.id,
-        )
+        new_id = _service(service.duplicate, store, run.id)
         return new_id, f"Queued run #{new_id}, a copy of #{run.id}."
 
     v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE).success(
@@ -330,8 +327,7 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
 
     def really(values):
         run = _current(store, values)
-        store.delete_run(run.id)
-        shutil.rmtree(ctx.root.run_checkpoints(run.id), ignore_errors=True)
+        _service(service.delete, store, ctx.root, run.id)
         return gr.Row(visible=False), [], f"Deleted run #{run.id}."
 
     v["delete"].click(ask, inputs=[sel], outputs=[v["confirm_row"]], **PRIVATE)
@@ -346,18 +342,12 @@ def _wire_export(ctx: AppContext, v: dict[str, Any]) -> None:
 
     def export_steps(values):
         run = _current(store, values)
-        path = ctx.root.exports / f"run-{run.id}-steps.csv"
-        pd.DataFrame(store.steps(run.id)).to_csv(path, index=False)
+        path, _ = _service(service.export, store, ctx.root, run.id, "steps", "csv")
         return str(path)
 
     def export_samples(values):
         run = _current(store, values)
-        path = ctx.root.exports / f"run-{run.id}-samples.jsonl"
-        with path.open("w") as out:
-            for step in store.sample_steps(run.id):
-                frame = pd.DataFrame(store.samples(run.id, step))
-                frame.insert(0, "step", step)
-                frame.to_json(out, orient="records", lines=True)
+        path, _ = _service(service.export, store, ctx.root, run.id, "samples", "jsonl")
         return str(path)
 
     v["export_steps"].click(export_steps, inputs=[sel], outputs=[v["export_file"]], **PRIVATE)

@@ -14,9 +14,9 @@ from app.pages.common import AppContext
 from app.pages.compare import on_show
 from app.queries import run_label
 from engine.config import EMBEDDED_MODEL
-from engine.playground import Analysis, GenerationSettings, Playground, RankSettings
+from engine.data.tasks import heldout_problems
 from engine.storage import RunKind
-from engine.tasks import heldout_problems
+from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
 
 # generate and analyse share one queue of one: a single kept-loaded model serves both
 GENERATE: dict = {

@@ -52,7 +52,8 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from engine.config import ShapingConfig
-from engine.effective_rank import RankDynamics, TokenProxies, rank_dynamics, token_proxies
+from engine.rank.effective_rank import RankDynamics, TokenProxies, token_proxies
+from engine.rank.scheduling import rank_dynamics
 from engine.shaping import (
     Shaping,
     ShapingState,

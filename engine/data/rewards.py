@@ -332,7 +332,7 @@ def get_reward(name_or_path: str) -> RewardFn:
 
     >>> get_reward("accuracy")(["Answer: 12"], answer=["12"])
     [1.0]
-    >>> get_reward("engine.rewards:make_format_reward")  # doctest: +ELLIPSIS
+    >>> get_reward("engine.data.rewards:make_format_reward")  # doctest: +ELLIPSIS
     <function make_format_reward at ...>
     """
     name = name_or_path.strip()

@@ -27,10 +27,10 @@ from typing import Any
 from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
 
-from engine.heldout import HeldOut
-from engine.lifecycle import enforce_save_total_limit
+from engine.runs.lifecycle import enforce_save_total_limit
 from engine.shaping import ShapingState
 from engine.storage.schema import STEP_METRICS
+from engine.training.heldout import HeldOut
 
 log = logging.getLogger(__name__)
 

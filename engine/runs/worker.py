@@ -36,7 +36,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -418,18 +417,16 @@ def _open(args: argparse.Namespace) -> tuple[DataRoot, Store]:
 def cli_submit(args: argparse.Namespace) -> int:
     from engine.config import StudioConfig
     from engine.resources import recipe_path
+    from engine.runs import service
 
     overrides = list(getattr(args, "overrides", None) or [])
     if args.config:
         cfg = StudioConfig.load(recipe_path(args.config), overrides)
     else:
         cfg = StudioConfig().with_overrides(overrides)
-    name = args.name or cfg.run.name or f"{cfg.run.algorithm}-{time.strftime('%Y%m%d-%H%M%S')}"
     _, store = _open(args)
     with store:
-        run_id = store.create_run(
-            cfg.to_dict(), name=name, algorithm=cfg.run.algorithm, total_steps=cfg.run.max_steps
-        )
+        run_id = service.submit(store, cfg, name=args.name or "", origin="the command line")
     print(run_id)
     return 0
 
@@ -456,11 +453,13 @@ def cli_runs(args: argparse.Namespace) -> int:
 
 
 def cli_cancel(args: argparse.Namespace) -> int:
+    from engine.runs import service
+
     _, store = _open(args)
     with store:
         try:
-            status = store.request_cancel(args.run_id)
-        except LookupError as exc:
+            status = service.cancel(store, args.run_id)
+        except service.RunError as exc:
             log.error("%s", exc)
             return 1
     if status is RunStatus.CANCELLED:
@@ -473,34 +472,29 @@ def cli_cancel(args: argparse.Namespace) -> int:
 
 
 def cli_resume(args: argparse.Namespace) -> int:
+    from engine.runs import service
+
     _, store = _open(args)
     with store:
-        run = store.get_run(args.run_id)
-        k = store.requeue_for_resume(args.run_id)
-    if k is None:
-        status = run.status.value if run else "missing"
-        log.error(
-            "run %d is %s: only failed, cancelled or interrupted runs resume", args.run_id, status
-        )
-        return 1
+        try:
+            k = service.resume(store, args.run_id)
+        except service.RunError as exc:
+            log.error("%s", exc)
+            return 1
     print(f"run {args.run_id} queued again, resuming from step {k}")
     return 0
 
 
 def cli_delete(args: argparse.Namespace) -> int:
+    from engine.runs import service
+
     root, store = _open(args)
     with store:
-        run = store.get_run(args.run_id)
-        if run is None:
-            log.error("no run %d", args.run_id)
+        try:
+            service.delete(store, root, args.run_id, keep_checkpoints=args.keep_checkpoints)
+        except service.RunError as exc:
+            log.error("%s", exc)
             return 1
-        if run.status == RunStatus.RUNNING:
-            log.error("run %d is running: cancel it first", args.run_id)
-            return 1
-        store.delete_run(args.run_id)
-    folder = root.run_checkpoints(args.run_id)
-    if not args.keep_checkpoints and folder.exists():
-        shutil.rmtree(folder)
     print(f"run {args.run_id} deleted" + (" (checkpoints kept)" if args.keep_checkpoints else ""))
     return 0
 

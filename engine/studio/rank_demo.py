@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from engine.config import EMBEDDED_MODEL
-from engine.effective_rank import RankDynamics, TokenProxies, rank_dynamics, token_proxies
+from engine.rank.effective_rank import RankDynamics, TokenProxies, token_proxies
+from engine.rank.scheduling import rank_dynamics
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ def measure(model, ids: torch.Tensor, p: int, mask: torch.Tensor, temperature: f
 
 def run_demo(stride: int, settings: DemoSettings | None = None) -> DemoResult:
     """Sample, measure and compute ER / ERV / ERA (see the module docstring)."""
-    from engine.models import load_policy
-    from engine.rewards import is_correct
-    from engine.tasks import heldout_problems
+    from engine.data.rewards import is_correct
+    from engine.data.tasks import heldout_problems
+    from engine.models.loading import load_policy
 
     settings = settings or DemoSettings()
     problem = heldout_problems(settings.problem_index + 1)[settings.problem_index]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
-from engine.evaluate import prompt_text, sample_completions, score
+from engine.evaluation.passk import prompt_text, sample_completions, score
 
 
 @dataclass

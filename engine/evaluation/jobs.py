@@ -1,16 +1,6 @@
-"""pass@k of a run's checkpoints: sample n ≥ K responses per problem, count the correct ones.
+"""Eval jobs: pass@k of a run's checkpoints (the estimator is in passk.py).
 
-The unbiased estimator (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"):
-for a problem with n samples of which c are correct,
-
-    pass@k = 1 − C(n − c, k) / C(n, k)
-
-the probability that at least one of k samples drawn without replacement from the n is correct.
-The binomial ratio is computed as the product  Π_{i = n−c+1}^{n} (1 − k / i),  which never forms
-a large binomial (C(200, 100) overflows float64's exact integers long before it overflows), and
-is exactly 1 when n − c < k. The curve over k = 1 … K is the mean over problems.
-
-An evaluation is an `eval` run in the store: `submit_eval(store, EvalConfig(...))` queues it, the
+An evaluation is an `eval` run in the store: `engine.runs.service.submit_eval(store, EvalConfig(...))` queues it, the
 worker starts `verl-studio evaluate --run-id ID`, and `run_eval` loads each chosen checkpoint of
 the source run (or a model by name), samples, scores with the source run's accuracy reward, and
 writes one `evals` row per checkpoint under the eval run's id (`dataset` names what was used).
@@ -22,50 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from engine.config import BUILTIN_TASK, DEVICES, EMBEDDED_MODEL, DataConfig, StudioConfig
-from engine.storage import RunKind
+from engine.evaluation.passk import pass_at_k_curve, prompt_text, sample_completions, score
 
 log = logging.getLogger(__name__)
 
 EVAL_SECTION = "eval"  # an eval run's config is {"eval": EvalConfig.to_dict()}
 HELDOUT = ""  # EvalConfig.dataset value meaning "the source run's held-out split"
 BASE_STEP = 0  # the step an evaluation of the source run's starting model is recorded at
-
-
-# ---------------------------------------------------------------- the estimator
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one problem: 1 − C(n−c, k) / C(n, k), as a stable product.
-
-    >>> pass_at_k(10, 0, 3), pass_at_k(10, 10, 1), pass_at_k(4, 2, 3)
-    (0.0, 1.0, 1.0)
-    >>> round(pass_at_k(5, 2, 2), 6)   # 1 - C(3,2)/C(5,2) = 1 - 3/10
-    0.7
-    """
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
-    if n - c < k:
-        return 1.0
-    i = np.arange(n - c + 1, n + 1, dtype=np.float64)  # (c,)
-    return float(1.0 - np.prod(1.0 - k / i))
-
-
-def pass_at_k_curve(correct_counts: Sequence[int], n: int, ks: Sequence[int]) -> list[float]:
-    """Mean pass@k over problems for each k; `correct_counts[p]` = c of problem p.
-
-    >>> pass_at_k_curve([0, 4], 4, [1, 2])
-    [0.5, 0.5]
-    """
-    if not len(correct_counts):
-        return [float("nan")] * len(ks)
-    return [float(np.mean([pass_at_k(n, int(c), k) for c in correct_counts])) for k in ks]
 
 
 # ---------------------------------------------------------------- the eval job's config
@@ -219,61 +179,10 @@ def dataset_label(cfg: EvalConfig, data: DataConfig) -> str:
 
 def load_problems(cfg: EvalConfig, data: DataConfig) -> list[dict[str, Any]]:
     """The first `num_problems` rows of the eval split, as dicts with `prompt` and `answer`."""
-    from engine.tasks import EVAL, load_dataset_for
+    from engine.data.tasks import EVAL, load_dataset_for
 
     ds = load_dataset_for(data, split=EVAL, limit=cfg.num_problems)
     return [ds[i] for i in range(len(ds))]
-
-
-# ---------------------------------------------------------------- sampling and scoring
-
-
-def prompt_text(prompt: Any, tokenizer) -> str:
-    """A plain-text prompt as is; chat messages through the tokenizer's chat template."""
-    if isinstance(prompt, str):
-        return prompt
-    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-
-
-def sample_completions(
-    model, tokenizer, prompts: list[str], *, n: int, max_new_tokens: int, temperature: float,
-    top_p: float, generator_seed: int,
-) -> list[list[str]]:  # fmt: skip
-    """n sampled completions (special tokens removed) for each prompt, from one generate call."""
-    import torch
-
-    torch.manual_seed(generator_seed)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # all prompts end at P
-    try:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
-    enc = {k: v.to(model.device) for k, v in enc.items()}
-    P = enc["input_ids"].shape[1]
-    with torch.no_grad():
-        out = model.generate(
-            **enc,
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=0,
-            num_return_sequences=n,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )  # (len(prompts) * n, P + C), rows grouped by prompt
-    texts = tokenizer.batch_decode(out[:, P:], skip_special_tokens=True)
-    return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
-
-
-def score(reward_fn: Callable, row: dict[str, Any], completions: list[str]) -> list[bool]:
-    """Correct = the accuracy reward returned 1.0; the dataset's columns go in as TRL passes them."""
-    n = len(completions)
-    chat = not isinstance(row["prompt"], str)
-    comps = [[{"role": "assistant", "content": c}] for c in completions] if chat else completions
-    columns = {k: [v] * n for k, v in row.items() if k != "prompt"}
-    rewards = reward_fn(completions=comps, prompts=[row["prompt"]] * n, **columns)
-    return [r is not None and float(r) >= 1.0 - 1e-9 for r in rewards]
 
 
 def evaluate_model(
@@ -291,7 +200,7 @@ def evaluate_model(
     B = cfg.batch_problems
     for start in range(0, len(problems), B):
         if should_stop():
-            from engine.lifecycle import RunCancelled
+            from engine.runs.lifecycle import RunCancelled
 
             raise RunCancelled()
         batch = problems[start : start + B]
@@ -313,39 +222,13 @@ def evaluate_model(
 # ---------------------------------------------------------------- the eval job
 
 
-def submit_eval(store, cfg: EvalConfig, *, name: str = "") -> int:
-    """Queue an eval run (the worker executes it); returns its run id."""
-    from engine.config import ConfigError
-
-    errors = [(f"eval.{p}", m) for p, m in cfg.check()]
-    if errors:
-        raise ConfigError(errors)
-    algorithm, total = "grpo", 1
-    if cfg.source_run_id is not None:
-        src = store.get_run(cfg.source_run_id)
-        if src is None:
-            raise ConfigError([("eval.source_run_id", f"no run {cfg.source_run_id}")])
-        algorithm = src.algorithm
-        name = name or f"eval of {src.name or f'run {src.id}'}"
-        steps = cfg.checkpoint_steps or store.checkpoints(cfg.source_run_id)
-        total = len(steps) + int(cfg.include_base)
-    return store.create_run(
-        {EVAL_SECTION: cfg.to_dict()},
-        name=name or f"eval of {cfg.model}",
-        algorithm=algorithm,
-        kind=RunKind.EVAL,
-        total_steps=max(1, total),
-        parent_id=cfg.source_run_id,
-    )
-
-
 def run_eval(store, run_id: int) -> list[EvalResult]:
     """Execute eval run `run_id` under its lifecycle; one `evals` row per evaluated model."""
     import torch
 
-    from engine.lifecycle import RunLifecycle
-    from engine.models import load_policy
-    from engine.rewards import get_reward
+    from engine.data.rewards import get_reward
+    from engine.models.loading import load_policy
+    from engine.runs.lifecycle import RunLifecycle
 
     run = store.get_run(run_id)
     if run is None:

@@ -85,7 +85,7 @@ def grpo_args(cfg: StudioConfig, output_dir: Path):
 
 def lora_config(model: ModelConfig):
     """PEFT config for the trainer, or None when model.lora is off."""
-    from engine.models import lora_spec_from_config, peft_lora_config
+    from engine.models.loading import lora_spec_from_config, peft_lora_config
 
     spec = lora_spec_from_config(model)
     return peft_lora_config(spec) if spec else None
@@ -93,10 +93,10 @@ def lora_config(model: ModelConfig):
 
 def build_trainer(cfg: StudioConfig, output_dir: Path):
     """The VerlTrainer for `cfg`, its model, data and rewards loaded (no callback yet)."""
-    from engine.models import load_policy
-    from engine.rewards import get_reward
-    from engine.tasks import load_dataset_for
-    from engine.trainer import VerlTrainer
+    from engine.data.rewards import get_reward
+    from engine.data.tasks import load_dataset_for
+    from engine.models.loading import load_policy
+    from engine.training.trainer import VerlTrainer
 
     model, tokenizer = load_policy(
         cfg.model.name_or_path,
@@ -120,9 +120,9 @@ def build_trainer(cfg: StudioConfig, output_dir: Path):
 def build_heldout(cfg: StudioConfig):
     if not cfg.run.eval_every:
         return None
-    from engine.heldout import HeldOut
-    from engine.rewards import get_reward
-    from engine.tasks import load_dataset_for
+    from engine.data.rewards import get_reward
+    from engine.data.tasks import load_dataset_for
+    from engine.training.heldout import HeldOut
 
     rows = list(load_dataset_for(cfg.data, "eval", limit=cfg.run.eval_size))
     return HeldOut(
@@ -169,7 +169,7 @@ def train(
     """Train run `run_id` to cfg.run.max_steps (or until should_stop), recording to `store`."""
     from transformers import PrinterCallback
 
-    from engine.callbacks import RecordingCallback, load_shaping_state
+    from engine.training.callbacks import RecordingCallback, load_shaping_state
 
     torch.set_num_threads(cfg.run.torch_threads)
     output_dir = root.run_checkpoints(run_id)
@@ -198,22 +198,6 @@ def train(
     return TrainResult(run_id, trainer.state.global_step, callback.cancelled, trainer, callback)
 
 
-def default_name(cfg: StudioConfig) -> str:
-    model = Path(cfg.model.name_or_path).name
-    return cfg.run.name or f"{cfg.run.algorithm}-{model}-seed{cfg.run.seed}"
-
-
-def create_run(store, cfg: StudioConfig, claimed_by: str | None = None) -> int:
-    """Queue a run; with `claimed_by` (this host) it is created running, so no worker takes it."""
-    return store.create_run(
-        cfg.to_dict(),
-        name=default_name(cfg),
-        algorithm=cfg.run.algorithm,
-        total_steps=cfg.run.max_steps,
-        claimed_by=claimed_by,
-    )
-
-
 def is_main_process() -> bool:
     """Rank 0 of an `accelerate launch` (or the only process); known before accelerate starts."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -221,7 +205,8 @@ def is_main_process() -> bool:
 
 def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progress=True) -> int:
     """Train one run under its lifecycle (creates the run when `run_id` is None); exit code."""
-    from engine.lifecycle import RunCancelled, RunLifecycle
+    from engine.runs import service
+    from engine.runs.lifecycle import RunCancelled, RunLifecycle
     from engine.storage import Store
 
     store = Store(root.db_url)
@@ -236,8 +221,8 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
                 ]
             )
         if run_id is None:  # trained here, not through the queue: no worker may claim it
-            run_id = create_run(store, cfg, claimed_by=socket.gethostname())
-        log.info("run %s: %s", run_id, default_name(cfg))
+            run_id = service.submit(store, cfg, claimed_by=socket.gethostname())
+        log.info("run %s: %s", run_id, service.default_name(cfg))
         if not is_main_process():  # under accelerate launch the main process owns the status
             train(cfg, store=store, root=root, run_id=run_id, progress=False)
             return 0

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import BUILTIN_TASK, DataConfig
-from engine.rewards import extract_gold
+from engine.data.rewards import extract_gold
 
 TRAIN = "train"
 EVAL = "eval"

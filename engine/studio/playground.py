@@ -80,7 +80,7 @@ class StreamUpdate:
 
 
 def _default_loader(name: str):
-    from engine.models import load_policy
+    from engine.models.loading import load_policy
 
     return load_policy(name, require_chat_template=False)  # plain prompts need none
 
@@ -159,7 +159,8 @@ class Playground:
     def _analysis(self, r_ids, H, logp, ent, rank: RankSettings) -> Analysis:
         import torch
 
-        from engine.effective_rank import rank_dynamics, token_proxies
+        from engine.rank.effective_rank import token_proxies
+        from engine.rank.scheduling import rank_dynamics
 
         mask = torch.ones(1, H.shape[0], dtype=torch.bool)
         with single_threaded():
@@ -260,7 +261,8 @@ class _GrowingCurve:
     def add(self, rows: list) -> None:
         import torch
 
-        from engine.effective_rank import effective_rank, rank_dynamics
+        from engine.rank.effective_rank import effective_rank
+        from engine.rank.scheduling import rank_dynamics
 
         n, s, max_len = len(rows), self.rank.stride, self.rank.max_len
         t = n - 1  # index of the newest row

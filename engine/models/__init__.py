@@ -1,0 +1,1 @@
+"""Policies: loading any model (local, hub, PEFT LoRA) and the embedded demo model's build."""

@@ -1,0 +1,184 @@
+"""The run service: every operation that creates, changes or removes a run, with one set of rules.
+
+The CLI, every dashboard page and API endpoint, the worker, `train` and eval jobs call these;
+nothing else calls `Store.create_run` or `Store.delete_run` (tests/test_architecture.py keeps
+it so). Each operation either does what it says or raises `RunError` with one line that names
+the run and what to do instead; nothing half-done is left behind.
+
+Rules, in one place:
+- a run's default name is `<algorithm>-<model folder or id>-seed<seed>` (eval jobs: "eval of
+  <source run name>");
+- a queued or running run is never deleted: cancel it first (its process checkpoints and stops);
+- deleting removes the run's checkpoint folder unless it is kept;
+- an export goes to `<data root>/exports/run<ID>-<what>.<format>` unless a path is given.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.storage import RunInfo, RunKind, RunStatus
+
+if TYPE_CHECKING:
+    from engine.config import StudioConfig
+    from engine.evaluation.jobs import EvalConfig
+    from engine.paths import DataRoot
+    from engine.storage import Store
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunError(ValueError):
+    """A run operation that was refused; the message is one line for the user."""
+
+
+def default_name(cfg: StudioConfig) -> str:
+    """`cfg.run.name`, or `<algorithm>-<model>-seed<seed>`.
+
+    >>> from engine.config import StudioConfig
+    >>> default_name(StudioConfig())
+    'verl-embedded-seed0'
+    """
+    model = Path(cfg.model.name_or_path.rstrip("/")).name or cfg.model.name_or_path
+    return cfg.run.name or f"{cfg.run.algorithm}-{model}-seed{cfg.run.seed}"
+
+
+def get(store: Store, run_id: int) -> RunInfo:
+    """The run, or RunError("no run N")."""
+    run = store.get_run(int(run_id))
+    if run is None:
+        raise RunError(f"no run {run_id}")
+    return run
+
+
+def submit(
+    store: Store,
+    cfg: StudioConfig,
+    *,
+    name: str = "",
+    notes: str = "",
+    parent_id: int | None = None,
+    claimed_by: str | None = None,
+    origin: str = "",
+) -> int:
+    """Queue a validated training config as a new run; returns its id.
+
+    `claimed_by` (a host name) creates it already running there, for a process that trains it
+    directly (`verl-studio train --config`), so no worker claims it. `origin` ("the dashboard",
+    "the API", ...) is recorded as the run's first event.
+    """
+    run_id = store.create_run(
+        cfg.to_dict(),
+        name=name or default_name(cfg),
+        algorithm=cfg.run.algorithm,
+        total_steps=cfg.run.max_steps,
+        notes=notes,
+        parent_id=parent_id,
+        claimed_by=claimed_by,
+    )
+    if origin:
+        store.add_event(run_id, f"queued from {origin}")
+    return run_id
+
+
+def duplicate(store: Store, run_id: int) -> int:
+    """Queue a copy of a run (same config and notes, name + " (copy)"); returns the new id."""
+    run = get(store, run_id)
+    if run.kind != RunKind.TRAIN:
+        raise RunError(f"run {run.id} is an {run.kind} job: duplicate its source run instead")
+    new_id = store.create_run(
+        run.config,
+        name=f"{run.name} (copy)",
+        algorithm=run.algorithm,
+        total_steps=run.total_steps,
+        notes=run.notes,
+        parent_id=run.id,
+    )
+    store.add_event(new_id, f"queued as a copy of run {run.id}")
+    return new_id
+
+
+def cancel(store: Store, run_id: int) -> RunStatus:
+    """Cancel a queued run at once, or ask a running one to stop at its next step (with a
+    checkpoint); returns the status afterwards (a finished run's status, unchanged)."""
+    try:
+        return store.request_cancel(int(run_id))
+    except LookupError as exc:
+        raise RunError(str(exc)) from None
+
+
+def resume(store: Store, run_id: int) -> int:
+    """Queue a failed, cancelled or interrupted run again; returns the checkpoint step it resumes
+    from (0 = the start). Steps recorded after that checkpoint are discarded."""
+    run = get(store, run_id)
+    step = store.requeue_for_resume(run.id)
+    if step is None:
+        raise RunError(
+            f"run {run.id} is {run.status.value}: only failed, cancelled or interrupted runs resume"
+        )
+    return step
+
+
+def delete(store: Store, root: DataRoot, run_id: int, *, keep_checkpoints: bool = False) -> None:
+    """Delete a run and its records; its checkpoint folder too unless `keep_checkpoints`.
+
+    A queued or running run is refused: cancel it first.
+    """
+    run = get(store, run_id)
+    if run.status in ACTIVE:
+        raise RunError(f"run {run.id} is {run.status.value}: cancel it before deleting")
+    store.delete_run(run.id)
+    folder = root.run_checkpoints(run.id)
+    if not keep_checkpoints and folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def export_path(root: DataRoot, run_id: int, what: str, fmt: str) -> Path:
+    """Where an export goes by default: `<root>/exports/run<ID>-<what>.<format>`."""
+    return root.exports / f"run{run_id}-{what}.{fmt}"
+
+
+def export(
+    store: Store,
+    root: DataRoot,
+    run_id: int,
+    what: str,
+    fmt: str,
+    out: Path | None = None,
+    progress: bool = False,
+) -> tuple[Path, int]:
+    """Write a run's steps, samples or evals (engine.storage.export); returns (file, rows)."""
+    from engine.storage.export import export as write_rows
+
+    run = get(store, run_id)
+    path = out or export_path(root, run.id, what, fmt)
+    return path, write_rows(store, run.id, what, fmt, path, progress=progress)
+
+
+def submit_eval(store: Store, cfg: EvalConfig, *, name: str = "") -> int:
+    """Queue an eval job (the worker executes it); returns its run id."""
+    from engine.config import ConfigError
+    from engine.evaluation.jobs import EVAL_SECTION
+
+    errors = [(f"eval.{p}", m) for p, m in cfg.check()]
+    if errors:
+        raise ConfigError(errors)
+    algorithm, total = "grpo", 1
+    if cfg.source_run_id is not None:
+        src = store.get_run(cfg.source_run_id)
+        if src is None:
+            raise ConfigError([("eval.source_run_id", f"no run {cfg.source_run_id}")])
+        algorithm = src.algorithm
+        name = name or f"eval of {src.name or f'run {src.id}'}"
+        steps = cfg.checkpoint_steps or store.checkpoints(cfg.source_run_id)
+        total = len(steps) + int(cfg.include_base)
+    return store.create_run(
+        {EVAL_SECTION: cfg.to_dict()},
+        name=name or f"eval of {cfg.model}",
+        algorithm=algorithm,
+        kind=RunKind.EVAL,
+        total_steps=max(1, total),
+        parent_id=cfg.source_run_id,
+    )
