@@ -1,6 +1,6 @@
 """Run configuration: one typed dataclass per concern, the paper's defaults, help text per field.
 
-A run is described by a `StudioConfig` with five sections, addressed in YAML, on the command line
+A run is described by a `StudioConfig` with six sections, addressed in YAML, on the command line
 (`--set shaping.kappa=3`) and in the app by dotted paths:
 
     model.*     which policy to train (the embedded tiny model, a local folder or a hub id; LoRA)
@@ -8,6 +8,7 @@ A run is described by a `StudioConfig` with five sections, addressed in YAML, on
     grpo.*      TRL GRPOConfig settings (TRL's `beta` is the KL coefficient)
     shaping.*   the VERL advantage shaping (arXiv:2509.23808); off when run.algorithm == "grpo"
     run.*       name, algorithm, seed, steps, evaluation, checkpoints, recording, processes
+    health.*    thresholds of the GRPO health flags, and whether a flag stops the run
 
 Every field's help text is its `metadata["help"]`; the CLI and the app's launch form show it.
 `StudioConfig.validate()` checks every field and raises one `ConfigError` listing every
@@ -309,12 +310,79 @@ class RunSettings:
         return errs
 
 
+# ---- health (issue 17): flags of a GRPO run that is learning nothing -----------------------------
+HEALTH_FLAGS = ("truncation", "tied_groups", "entropy_collapse", "missing_reward", "nan_loss")
+
+
+@dataclass
+class HealthConfig:
+    """Thresholds of the GRPO health flags (engine/health.py); 0 turns a check off.
+
+    Defaults: truncated answers are scored without their answer, so once one completion in five
+    is cut off the reward mostly measures length (healthy runs stay under a few percent; TRL
+    issue 5697 had 97-99%). A tied group has zero advantage; when four groups in five tie, the
+    step's gradient comes from a fifth of the batch. Entropy typically falls 2-3x over a healthy
+    run; a 10x fall is the collapse that precedes a plateau. A reward function that returns None
+    is a bug until shown otherwise, so one response is enough. Stopping is off by default; when
+    on, 3 consecutive steps keep a single noisy step of a small batch from stopping a run.
+    """
+
+    max_truncated: float = _f(
+        0.2,
+        "Flag a step when at least this share of its completions hit grpo.max_completion_length "
+        "without end of sequence (0-1; 0 = off).",
+    )
+    max_tied_groups: float = _f(
+        0.8,
+        "Flag a step when at least this share of its prompt groups gave every rollout the same "
+        "reward (zero advantage: no gradient) (0-1; 0 = off).",
+    )
+    max_entropy_drop: float = _f(
+        10.0,
+        "Flag when token entropy fell by this factor or more since the run's first step "
+        "(> 1; 0 = off).",
+    )
+    min_missing_rewards: int = _f(
+        1,
+        "Flag when a reward function returned no value (None/NaN) for at least this many "
+        "responses of a step (0 = off).",
+    )
+    nan_loss: bool = _f(True, "Flag a step whose loss is NaN or infinite.")
+    stop_on: list[str] = _f(
+        [],
+        "Stop the run (cancelled, with a checkpoint and the reason) when one of these flags "
+        f"holds for health.stop_after consecutive steps: any of {', '.join(HEALTH_FLAGS)}.",
+    )
+    stop_after: int = _f(3, "Consecutive flagged steps before health.stop_on stops the run.")
+
+    def check(self) -> list[tuple[str, str]]:
+        errs = []
+        for name in ("max_truncated", "max_tied_groups"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                errs.append((name, "must be a share in [0, 1] (0 = off)"))
+        drop = self.max_entropy_drop
+        if not (math.isfinite(drop) and (drop == 0 or drop > 1)):
+            errs.append(("max_entropy_drop", "must be a factor > 1, or 0 for off"))
+        if self.min_missing_rewards < 0:
+            errs.append(("min_missing_rewards", "must be >= 0 (0 = off)"))
+        unknown = [k for k in self.stop_on if k not in HEALTH_FLAGS]
+        if unknown:
+            errs.append(
+                ("stop_on", f"unknown flag {unknown[0]!r}: use any of {', '.join(HEALTH_FLAGS)}")
+            )
+        if self.stop_after < 1:
+            errs.append(("stop_after", "must be >= 1"))
+        return errs
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
     "grpo": GRPOSettings,
     "shaping": ShapingConfig,
     "run": RunSettings,
+    "health": HealthConfig,
 }
 
 
@@ -327,6 +395,7 @@ class StudioConfig:
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     run: RunSettings = field(default_factory=RunSettings)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def validate(self) -> StudioConfig:
         errors = [

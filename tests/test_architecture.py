@@ -14,6 +14,7 @@ PURE = {
     "engine/rank/effective_rank.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/rank/scheduling.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/shaping.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/health.py": {"gradio", "app", "trl", "torch", "sqlalchemy", "engine.storage"},
     "engine/data/rewards.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/analysis.py": {"gradio", "app", "trl"},
     "app/plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
