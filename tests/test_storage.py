@@ -23,6 +23,7 @@ from engine.storage import (
     SchemaTooNew,
     Store,
 )
+from engine.storage.migrations import MIGRATIONS, V3_STEP_COLUMNS
 from engine.storage.schema import STEP_METRICS
 
 CONFIG = {"run": {"seed": 3, "max_steps": 10}, "shaping": {"kappa": 2.0}}
@@ -407,22 +408,54 @@ def _execute(url: str, *statements: str) -> None:
         engine.dispose()
 
 
+# what each migration added, dropped again to make a database as an older version wrote it
+ADDED_IN = {
+    2: ["ALTER TABLE runs DROP COLUMN attempt", "ALTER TABLE events DROP COLUMN level"],
+    3: [f"ALTER TABLE steps DROP COLUMN {c}" for c in V3_STEP_COLUMNS]
+    + ["ALTER TABLE events DROP COLUMN kind", "ALTER TABLE events DROP COLUMN step"],
+}
+
+
+def _downgrade(url: str, version: int) -> None:
+    """Make the database look as schema `version` wrote it."""
+    drops = [sql for v, stmts in ADDED_IN.items() if v > version for sql in stmts]
+    _execute(url, *drops, f"UPDATE schema_version SET version = {version}")
+
+
+def test_migration_table_covers_every_version():
+    assert sorted(ADDED_IN) == [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1))
+
+
+def test_migrates_a_v2_database_to_health_columns(store_url):
+    """A v2 database (no health step columns, no events.kind/step) is migrated, keeps its rows
+    and then records health numbers and flag events."""
+    with Store(store_url) as store:
+        run_id = new_run(store)
+        store.log_step(run_id, {"step": 1, "reward_mean": 0.5, "payload": {"x": 1}})
+    _downgrade(store_url, 2)
+    with Store(store_url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.steps(run_id, ["reward_mean", "truncated_share"]) == [
+            {"step": 1, "reward_mean": 0.5, "truncated_share": None}
+        ]
+        assert all(e["kind"] is None for e in store.events(run_id))
+        flag = {"message": "truncated", "level": "warning", "kind": "flag:truncation"}
+        store.log_step(run_id, {"step": 2, "truncated_share": 0.9}, events=[flag])
+        (event,) = store.kind_events(["flag:"], [run_id])
+        assert (event["step"], event["kind"], event["level"]) == (2, "flag:truncation", "warning")
+
+
 def test_migrates_an_older_database(store_url):
     """A v1 database (no runs.attempt, no events.level) is migrated and keeps its rows."""
     with Store(store_url) as store:
         run_id = new_run(store)
         store.log_step(run_id, step_dict(1))
-    _execute(
-        store_url,
-        "ALTER TABLE runs DROP COLUMN attempt",
-        "ALTER TABLE events DROP COLUMN level",
-        "UPDATE schema_version SET version = 1",
-    )
+    _downgrade(store_url, 1)
     with Store(store_url) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION
         run = store.get_run(run_id)
         assert run.attempt == 1 and run.config == CONFIG
-        assert store.steps(run_id) == [step_dict(1)]
+        assert store.steps(run_id) == [step_dict(1) | dict.fromkeys(V3_STEP_COLUMNS)]
         assert {e["level"] for e in store.events(run_id)} == {"info"}
         store.add_event(run_id, "after migration", level="error")
         assert store.events(run_id)[-1]["level"] == "error"
@@ -645,3 +678,37 @@ def test_export_round_trip(data_root, fmt, capsys):
                 assert list(ks) == [1, 2]
     args = ["export", "404", "--format", fmt, "--data-dir", str(data_root.root)]
     assert cli_main(args) == 1
+
+
+# ---- health: payload values, flag events -----------------------------------------------------
+
+
+def test_step_payload_columns_read_numeric_payload_keys_by_step(store):
+    run_id = new_run(store)
+    store.log_step(run_id, {"step": 1, "completions/clipped_ratio": 0.25})
+    store.log_step(run_id, {"step": 2, "payload": {"rewards/accuracy/mean": 0.5}})
+    store.log_step(run_id, {"step": 3, "completions/clipped_ratio": float("nan")})
+    cols = store.step_payload_columns(
+        run_id, ["completions/clipped_ratio", "rewards/accuracy/mean"]
+    )
+    np.testing.assert_array_equal(cols["step"], [1, 2, 3])
+    np.testing.assert_array_equal(cols["completions/clipped_ratio"], [0.25, np.nan, np.nan])
+    np.testing.assert_array_equal(cols["rewards/accuracy/mean"], [np.nan, 0.5, np.nan])
+    assert store.last_payload_keys(run_id) == ["completions/clipped_ratio"]
+    assert store.step_payload_columns(new_run(store), ["x"])["x"].shape == (0,)
+
+
+def test_kind_events_by_prefix_and_resume_drops_flags_after_the_checkpoint(store):
+    run_id, other = new_run(store), new_run(store)
+    for step in (1, 2, 3):
+        kinds = [{"message": f"m{step}", "kind": "flag:tied_groups", "level": "warning"}]
+        store.log_step(run_id, {"step": step}, events=kinds)
+    store.log_step(other, {"step": 1}, events=[{"message": "c", "kind": "clear:truncation"}])
+    assert [e["step"] for e in store.kind_events(["flag:"], [run_id])] == [1, 2, 3]
+    assert [e["run_id"] for e in store.kind_events(["flag:", "clear:"])] == [run_id] * 3 + [other]
+    store.add_checkpoint(run_id, 2, "/tmp/ck2")
+    store.mark_running(run_id, host="h", pid=1, environment={})
+    store.finish_run(run_id, RunStatus.CANCELLED)
+    assert store.requeue_for_resume(run_id) == 2
+    assert [e["step"] for e in store.kind_events(["flag:"], [run_id])] == [1, 2]
+    assert any("discarded steps 3..3" in e["message"] for e in store.events(run_id))

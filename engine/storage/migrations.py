@@ -6,6 +6,8 @@ transaction that records the new version, so a failed migration leaves the old v
 
     v1  the first released schema
     v2  runs.attempt (resume counter) and events.level
+    v3  GRPO health: steps.truncated_share / length_p10 / length_p90 / generation_seconds /
+        tokens_per_second, events.kind and events.step
 """
 
 from __future__ import annotations
@@ -47,8 +49,25 @@ def _v2_attempt_and_level(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE events ADD COLUMN level VARCHAR(16) NOT NULL DEFAULT 'info'"))
 
 
+V3_STEP_COLUMNS = (
+    "truncated_share",
+    "length_p10",
+    "length_p90",
+    "generation_seconds",
+    "tokens_per_second",
+)
+
+
+def _v3_health(conn: Connection) -> None:
+    for name in V3_STEP_COLUMNS:
+        conn.execute(text(f"ALTER TABLE steps ADD COLUMN {name} FLOAT"))
+    conn.execute(text("ALTER TABLE events ADD COLUMN kind VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE events ADD COLUMN step INTEGER"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
+    Migration(3, "GRPO health step columns, events.kind and events.step", _v3_health),
 )
 
 

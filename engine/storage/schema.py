@@ -7,7 +7,8 @@
                  (token ids int32, per-token entropy / log-prob float16, rank curve float32)
     checkpoints  (run_id, step, path) of every checkpoint kept on disk
     evals        pass@k of a run's checkpoint on a held-out set
-    events       run log lines and lifecycle events, for the app's log tail
+    events       run log lines and lifecycle events, for the app's log tail; health flags are
+                 events with a `kind` ('flag:<name>', 'clear:<name>', 'stop:<name>') and a step
     schema_version  one row: the schema version this database was written with
 
 Every child row cascades with its run. Timestamps are stored as naive UTC and read back aware.
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RunStatus(StrEnum):
@@ -112,6 +113,12 @@ STEP_METRICS = (
     "mean_logprob",
     "completion_length",
     "step_seconds",
+    # GRPO health (added in v3)
+    "truncated_share",
+    "length_p10",
+    "length_p90",
+    "generation_seconds",
+    "tokens_per_second",
 )
 STEP_INT_COLUMNS = frozenset({"tokens"})
 STEP_COLUMNS = ("step", *STEP_METRICS, "payload")
@@ -273,6 +280,13 @@ class Step(Base):
     mean_logprob: Mapped[float | None] = mapped_column(Float)
     completion_length: Mapped[float | None] = mapped_column(Float)
     step_seconds: Mapped[float | None] = mapped_column(Float)
+    # GRPO health, added in v3: share of responses cut off without EOS, response-length
+    # p10 / p90 (tokens), seconds spent generating, generated tokens per generation second
+    truncated_share: Mapped[float | None] = mapped_column(Float)
+    length_p10: Mapped[float | None] = mapped_column(Float)
+    length_p90: Mapped[float | None] = mapped_column(Float)
+    generation_seconds: Mapped[float | None] = mapped_column(Float)
+    tokens_per_second: Mapped[float | None] = mapped_column(Float)
     payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
@@ -345,3 +359,7 @@ class Event(Base):
         String(16), default=EventLevel.INFO.value, server_default=EventLevel.INFO.value
     )  # added in v2
     message: Mapped[str] = mapped_column(Text)
+    # added in v3: what a machine-read event is ('flag:truncation', 'clear:...', 'stop:...')
+    # and the step it is about
+    kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)

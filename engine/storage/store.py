@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.storage.codec import (
@@ -271,6 +271,8 @@ class Store:
             m = max(self._scalar_max(conn, t, run_id) or 0 for t in (Step, Sample, Eval))
             for table in (Sample, Step, Eval):
                 conn.execute(delete(table).where(table.run_id == run_id, table.step > k))
+            # events about those steps (health flags) go with them; plain log lines stay
+            conn.execute(delete(Event).where(Event.run_id == run_id, Event.step > k))
             if m > k:
                 self._event(
                     conn,
@@ -416,8 +418,15 @@ class Store:
 
     # ---- steps and samples -----------------------------------------------------------------------
 
-    def log_step(self, run_id: int, step: dict, samples: Sequence[dict] = ()) -> None:
-        """One transaction: the step row, its sample rows (bulk) and the run's progress."""
+    def log_step(
+        self,
+        run_id: int,
+        step: dict,
+        samples: Sequence[dict] = (),
+        events: Sequence[dict] = (),
+    ) -> None:
+        """One transaction: the step row, its sample rows (bulk), the run's progress and
+        `events` about this step (dicts with message, level, kind; e.g. health flags)."""
         row = step_row(run_id, step)
         if self.is_sqlite:
             sample_rows = [sample_tuple(run_id, row["step"], s, True) for s in samples]
@@ -434,6 +443,15 @@ class Store:
                 ) from exc
             if sample_rows:
                 self._insert_samples(conn, sample_rows)
+            for event in events:
+                self._event(
+                    conn,
+                    run_id,
+                    event["message"],
+                    event.get("level", EventLevel.INFO),
+                    kind=event.get("kind"),
+                    step=row["step"],
+                )
             conn.execute(update(Run).where(Run.id == run_id).values(step=row["step"]))
 
     def set_progress(self, run_id: int, step: int, *, total_steps: int | None = None) -> None:
@@ -482,6 +500,32 @@ class Store:
             rows = [tuple(row) for row in conn.execute(_step_select(run_id, names)).all()]
         values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (S, C)
         return {name: values[:, j].copy() for j, name in enumerate(names)}
+
+    def step_payload_columns(self, run_id: int, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Numeric values of step-payload keys (e.g. TRL's 'completions/clipped_ratio') as one
+        float64 array (S,) per key, NaN where a step lacks it, ordered by step ('step'
+        included). Read by the database's JSON functions in one SELECT (no JSON parsed here)."""
+        keys = list(dict.fromkeys(keys))
+        table = Step.__table__
+        columns = [table.c.step] + [table.c.payload[k].as_float() for k in keys]
+        query = select(*columns).where(table.c.run_id == run_id).order_by(table.c.step)
+        with self._read() as conn:
+            rows = [tuple(row) for row in conn.execute(query).all()]
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(keys) + 1)  # (S, 1 + K)
+        return {name: values[:, j].copy() for j, name in enumerate(["step", *keys])}
+
+    def last_payload_keys(self, run_id: int) -> list[str]:
+        """The payload keys of the run's latest step (what the step logged besides columns)."""
+        table = Step.__table__
+        query = (
+            select(table.c.payload)
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            payload = conn.execute(query).scalar()
+        return sorted(payload or {})
 
     def sample_steps(self, run_id: int) -> list[int]:
         query = select(Sample.step).where(Sample.run_id == run_id).distinct().order_by(Sample.step)
@@ -618,17 +662,30 @@ class Store:
             self._event(conn, run_id, message, level)
 
     @staticmethod
-    def _event(conn: Connection, run_id: int, message: str, level: str = EventLevel.INFO) -> None:
+    def _event(
+        conn: Connection,
+        run_id: int,
+        message: str,
+        level: str = EventLevel.INFO,
+        *,
+        kind: str | None = None,
+        step: int | None = None,
+    ) -> None:
         conn.execute(
             insert(Event).values(
-                run_id=run_id, time=utcnow(), level=EventLevel(level).value, message=message
+                run_id=run_id,
+                time=utcnow(),
+                level=EventLevel(level).value,
+                message=message,
+                kind=kind,
+                step=step,
             )
         )
 
     def events(self, run_id: int, limit: int = 200) -> list[dict]:
         """The last `limit` events of a run, oldest first."""
         query = (
-            select(Event.id, Event.time, Event.level, Event.message)
+            select(Event.id, Event.time, Event.level, Event.message, Event.kind, Event.step)
             .where(Event.run_id == run_id)
             .order_by(Event.id.desc())
             .limit(limit)
@@ -636,3 +693,14 @@ class Store:
         with self._read() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         return rows[::-1]
+
+    def kind_events(self, kinds: Sequence[str], run_ids: Sequence[int] | None = None) -> list[dict]:
+        """Events whose kind starts with one of `kinds` ('flag:' ...), of some runs (None: all),
+        oldest first: run_id, step, kind, level, message, time."""
+        query = select(
+            Event.run_id, Event.step, Event.kind, Event.level, Event.message, Event.time
+        ).where(or_(*[Event.kind.startswith(k, autoescape=True) for k in kinds]))
+        if run_ids is not None:
+            query = query.where(Event.run_id.in_(list(run_ids)))
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query.order_by(Event.id))]
