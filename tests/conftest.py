@@ -20,7 +20,7 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("VERL_STUDIO_SHARED") or REPO.parent / "shared")  # worktrees: set it
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

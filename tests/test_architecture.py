@@ -16,6 +16,7 @@ PURE = {
     "engine/shaping.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/health.py": {"gradio", "app", "trl", "torch", "sqlalchemy", "engine.storage"},
     "engine/data/rewards.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
+    "engine/data/answers.py": {"gradio", "app", "trl", "sqlalchemy", "engine.storage"},
     "engine/analysis.py": {"gradio", "app", "trl"},
     "app/plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
     "app/analysis_plots.py": {"gradio", "trl", "sqlalchemy", "engine.storage"},
