@@ -4,17 +4,15 @@ Pages are mounted from `PAGES`, one module per page; each exposes `build(ctx: Ap
 Adding a page is one line there. The four public API endpoints are declared here; every UI event
 is private (`api_visibility="private"`).
 
-`serve` opens the data root's store, starts an embedded `engine.worker.Worker` thread (unless
-`--no-worker`), binds 127.0.0.1 by default, prints the URL and serves until SIGINT/SIGTERM; then
-it stops the worker (training processes keep running; a later worker adopts them).
+`verl-studio serve` (app/cli.py) opens the data root's store, starts an embedded worker
+(`start_worker`, unless `--no-worker`) and serves the app (`launch`) on 127.0.0.1 by default
+until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
-import signal
 import socket
 import threading
 from typing import Any
@@ -26,7 +24,7 @@ from app import queries
 from app.pages.common import AppContext, PageId, TokenizerCache
 from app.pages.inspector import CSS as INSPECTOR_CSS
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
-from engine.paths import DataRoot, resolve
+from engine.paths import DataRoot
 from engine.runs import service
 
 log = logging.getLogger(__name__)
@@ -124,7 +122,8 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
+def start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
+    """An embedded `engine.runs.worker.Worker` on its own store, in a daemon thread, until `stop`."""
     from engine.runs.worker import Worker
     from engine.storage import Store
 
@@ -134,32 +133,18 @@ def _start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def serve_cli(args: argparse.Namespace) -> int:
-    """`verl-studio serve`: the app plus an embedded worker until SIGINT/SIGTERM."""
-    from engine.storage import Store
-
-    root = resolve(args.data_dir, args.db)
-    store = Store.open(root)
-    stop = threading.Event()
-    worker = None if args.no_worker else _start_worker(root, stop)
-    port = args.port or free_port(args.host)
+def launch(store: Any, root: DataRoot, *, host: str, port: int) -> tuple[gr.Blocks, str]:
+    """Build the dashboard and serve it on host:port (0 = a free one) without blocking;
+    returns (the app, its URL). `app.close()` stops it."""
+    port = port or free_port(host)
     app = build_app(store, root)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(
-        server_name=args.host,
+        server_name=host,
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
         css=CSS,
         footer_links=["api"],
     )
-    print(f"{TITLE} is running at {url}  ({data_location(root)})", flush=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    log.info("shutting down")
-    app.close()
-    if worker is not None:
-        worker.join(timeout=30)
-    store.close()
-    return 0
+    return app, url

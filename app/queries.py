@@ -32,7 +32,6 @@ RUNS_TABLE_COLUMNS = (
     "best held-out acc",
     "started",
 )
-ACTIVE = ("queued", "running")
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

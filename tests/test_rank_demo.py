@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.studio.rank_demo import DemoSettings, cli, run_demo
+from engine.cli.jobs import rank as cli
+from engine.studio.rank_demo import DemoSettings, run_demo
 from tests.conftest import REPO, require
 from tests.rank_oracle import response_slow
 

@@ -442,6 +442,8 @@ def test_cli_submit_runs_cancel_resume_delete(root, capsys):
     assert "resuming from step 0" in capsys.readouterr().out
     folder = root.run_checkpoints(run_id) / "checkpoint-1"
     folder.mkdir(parents=True)
+    assert cli_main(["delete", str(run_id), *data]) == 1  # queued again: cancel it first
+    assert cli_main(["cancel", str(run_id), *data]) == 0
     assert cli_main(["delete", str(run_id), "--keep-checkpoints", *data]) == 0
     assert folder.exists()
     assert cli_main(["delete", str(run_id), *data]) == 1  # already gone

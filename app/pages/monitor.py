@@ -320,9 +320,7 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel = ctx.store, v["selected"]
 
     def ask(values):
-        run = _current(store, values)
-        if str(run.status) in queries.ACTIVE:
-            raise gr.Error(f"Run #{run.id} is {run.status}: cancel it before deleting.")
+        _service(service.check_deletable, _current(store, values))
         return gr.Row(visible=True)
 
     def really(values):

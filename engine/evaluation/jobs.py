@@ -284,18 +284,3 @@ def run_eval(store, run_id: int) -> list[EvalResult]:
     finally:
         torch.set_num_threads(threads)
     return results
-
-
-def cli(args) -> int:
-    """`verl-studio evaluate --run-id ID [--data-dir] [--db]`."""
-    from engine.paths import resolve
-    from engine.storage import Store
-
-    root = resolve(args.data_dir, args.db)
-    store = Store(root.db_url)
-    try:
-        run_eval(store, args.run_id)
-    except Exception:  # the lifecycle has recorded it as the run's failure
-        log.exception("eval run %d failed", args.run_id)
-        return 1
-    return 0

@@ -30,7 +30,6 @@ as TRL does when it generates, so no BPE merge straddles the prompt/completion b
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
@@ -49,7 +48,7 @@ from engine.data.tasks import (
     heldout_problems,
     split_of,
 )
-from engine.models.loading import MANIFEST, embedded_model_dir, sha256_file
+from engine.models.loading import MANIFEST, sha256_file
 from engine.threads import single_threaded
 
 log = logging.getLogger(__name__)
@@ -327,32 +326,3 @@ def build_demo_model(
     }
     save_demo_model(model, tok, out, info)
     return info
-
-
-def build_demo_model_cli(args: argparse.Namespace) -> int:
-    """`verl-studio build-demo-model [--out DIR] [--max-steps N]`."""
-    from tqdm import tqdm
-
-    recipe = DemoRecipe()
-    steps = recipe.sft_steps if args.max_steps is None else args.max_steps
-    if steps < 0:
-        log.error("--max-steps must be >= 0")
-        return 2
-    out = Path(args.out) if args.out else embedded_model_dir()
-    with tqdm(total=steps, desc="warm start", unit="step") as bar:
-
-        def progress(step: int, loss: float) -> None:
-            bar.update(1)
-            if step % 25 == 0:
-                bar.set_postfix(loss=f"{loss:.3f}")
-
-        info = build_demo_model(out, max_steps=steps, recipe=recipe, progress=progress)
-    log.info(
-        "built %s: %d params, %d steps, loss %.4f, held-out pass@1 %.1f%%",
-        out,
-        info["parameters"],
-        steps,
-        info["final_loss"] or float("nan"),
-        100 * info["heldout_pass_at_1"],
-    )
-    return 0

@@ -121,14 +121,19 @@ def resume(store: Store, run_id: int) -> int:
     return step
 
 
+def check_deletable(run: RunInfo) -> None:
+    """RunError unless `run` may be deleted now: a queued or running run is cancelled first."""
+    if run.status in ACTIVE:
+        raise RunError(f"run {run.id} is {run.status.value}: cancel it before deleting")
+
+
 def delete(store: Store, root: DataRoot, run_id: int, *, keep_checkpoints: bool = False) -> None:
     """Delete a run and its records; its checkpoint folder too unless `keep_checkpoints`.
 
-    A queued or running run is refused: cancel it first.
+    A queued or running run is refused (`check_deletable`): cancel it first.
     """
     run = get(store, run_id)
-    if run.status in ACTIVE:
-        raise RunError(f"run {run.id} is {run.status.value}: cancel it before deleting")
+    check_deletable(run)
     store.delete_run(run.id)
     folder = root.run_checkpoints(run.id)
     if not keep_checkpoints and folder.exists():

@@ -1,4 +1,4 @@
-"""The run queue: a worker claims queued runs and runs each as its own process; the CLI around it.
+"""The run queue: a worker claims queued runs and runs each as its own process (its CLI: engine.cli.runs).
 
 A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll_s` seconds:
 
@@ -31,8 +31,6 @@ without a gap longer than poll_s + stale_after_s) for stale_after_s without seei
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -46,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from engine.paths import DB_ENV, DataRoot, resolve
+from engine.paths import DB_ENV, DataRoot
 from engine.storage import RunInfo, RunKind, RunStatus, Store
 
 log = logging.getLogger(__name__)
@@ -404,107 +402,3 @@ class Worker:
         action = "evaluate" if run.kind == RunKind.EVAL else "train"
         self.store.add_event(run.id, f"started {action} as pid {popen.pid}; log {log_path}")
         log.info("run %d started as pid %d", run.id, popen.pid)
-
-
-# ---- CLI handlers ------------------------------------------------------------------------------------
-
-
-def _open(args: argparse.Namespace) -> tuple[DataRoot, Store]:
-    root = resolve(getattr(args, "data_dir", None), getattr(args, "db", None))
-    return root, Store.open(root)
-
-
-def cli_submit(args: argparse.Namespace) -> int:
-    from engine.config import StudioConfig
-    from engine.resources import recipe_path
-    from engine.runs import service
-
-    overrides = list(getattr(args, "overrides", None) or [])
-    if args.config:
-        cfg = StudioConfig.load(recipe_path(args.config), overrides)
-    else:
-        cfg = StudioConfig().with_overrides(overrides)
-    _, store = _open(args)
-    with store:
-        run_id = service.submit(store, cfg, name=args.name or "", origin="the command line")
-    print(run_id)
-    return 0
-
-
-def _age(when: dt.datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M") if when else "-"
-
-
-def cli_runs(args: argparse.Namespace) -> int:
-    _, store = _open(args)
-    with store:
-        runs = store.list_runs()
-    header = f"{'id':>5}  {'name':<28} {'kind':<5} {'algo':<5} {'status':<11} {'step':>11} {'try':>3}  created"
-    print(header)
-    for r in runs:
-        progress = f"{r.step}/{r.total_steps}"
-        print(
-            f"{r.id:>5}  {r.name[:28]:<28} {r.kind:<5} {r.algorithm:<5} {r.status.value:<11} "
-            f"{progress:>11} {r.attempt:>3}  {_age(r.created_at)}"
-        )
-        if r.error and r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
-            print(f"{'':>7}{r.error.strip().splitlines()[-1][:90]}")
-    return 0
-
-
-def cli_cancel(args: argparse.Namespace) -> int:
-    from engine.runs import service
-
-    _, store = _open(args)
-    with store:
-        try:
-            status = service.cancel(store, args.run_id)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
-    if status is RunStatus.CANCELLED:
-        print(f"run {args.run_id} cancelled")
-    elif status is RunStatus.RUNNING:
-        print(f"run {args.run_id}: cancel requested; it stops at its next step with a checkpoint")
-    else:
-        print(f"run {args.run_id} is already {status.value}")
-    return 0
-
-
-def cli_resume(args: argparse.Namespace) -> int:
-    from engine.runs import service
-
-    _, store = _open(args)
-    with store:
-        try:
-            k = service.resume(store, args.run_id)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
-    print(f"run {args.run_id} queued again, resuming from step {k}")
-    return 0
-
-
-def cli_delete(args: argparse.Namespace) -> int:
-    from engine.runs import service
-
-    root, store = _open(args)
-    with store:
-        try:
-            service.delete(store, root, args.run_id, keep_checkpoints=args.keep_checkpoints)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
-    print(f"run {args.run_id} deleted" + (" (checkpoints kept)" if args.keep_checkpoints else ""))
-    return 0
-
-
-def cli_worker(args: argparse.Namespace) -> int:
-    root, store = _open(args)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    settings = WorkerSettings(concurrency=args.concurrency, poll_s=args.poll_s)
-    with store, contextlib.suppress(KeyboardInterrupt):
-        Worker(store, root, settings, stop=stop).run()
-    return 0

@@ -1,4 +1,4 @@
-"""`verl-studio export RUN_ID --format csv|parquet|jsonl --what steps|samples|evals [--out F]`.
+"""What `verl-studio export RUN_ID --format csv|parquet|jsonl --what steps|samples|evals` writes.
 
 One row per step, per response or per evaluation. Arrays (token ids, per-token entropy and
 log-prob, the rank curve and its positions) are lists in parquet and jsonl and JSON text in csv;
@@ -8,7 +8,6 @@ Samples are read one step at a time, so a long run never sits in memory twice.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -18,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from engine.paths import resolve
 from engine.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -92,20 +90,3 @@ def export(
     else:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
     return len(frame)
-
-
-def cli(args: argparse.Namespace) -> int:
-    root = resolve(args.data_dir, args.db)
-    with Store.open(root) as store:
-        if store.get_run(args.run_id) is None:
-            log.error("no run %d in %s", args.run_id, root.db_url)
-            return 1
-        out = (
-            Path(args.out)
-            if args.out
-            else root.exports / f"run{args.run_id}-{args.what}.{args.format}"
-        )
-        n = export(store, args.run_id, args.what, args.format, out, progress=True)
-    log.info("wrote %d %s rows of run %d", n, args.what, args.run_id)
-    print(out)
-    return 0

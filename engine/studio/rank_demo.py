@@ -12,7 +12,6 @@ index) as a self-contained plotly HTML page (or a PNG where kaleido is installed
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -179,26 +178,3 @@ def save_figure(fig, out: Path) -> None:
         fig.write_html(str(out), include_plotlyjs=True, full_html=True)
     else:
         raise ValueError(f"{out}: the plot is saved as {HTML} or {PNG}")
-
-
-def cli(args: argparse.Namespace) -> int:
-    """`verl-studio rank --demo [--out FILE] [--stride S]`."""
-    if not args.demo:
-        log.error("nothing to measure: run `verl-studio rank --demo`")
-        return 2
-    if args.stride < 1:
-        log.error("--stride must be >= 1")
-        return 2
-    out = Path(args.out)
-    if out.suffix.lower() not in (HTML, PNG):
-        log.error("--out must end in %s or %s", HTML, PNG)
-        return 2
-    result = run_demo(args.stride)
-    print(table(result))
-    try:
-        save_figure(curve_figure(result, args.stride), out)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 1
-    print(f"rank curves saved to {out}")
-    return 0

@@ -1,4 +1,4 @@
-"""One training run end to end: `main(cfg, root=..., run_id=...)`, and the thin `train` CLI.
+"""One training run end to end: `main(cfg, root=..., run_id=...)` (its CLI: engine.cli.jobs).
 
 `verl-studio train --config demo-cpu [--set shaping.kappa=3 ...]` creates a run in the store and
 trains it headless with a progress bar; `--run-id ID` trains a queued run whose config is in the
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from engine.config import ConfigError, ModelConfig, StudioConfig
-from engine.paths import DataRoot, resolve
+from engine.paths import DataRoot
 from engine.resources import recipe_path
 
 log = logging.getLogger(__name__)
@@ -257,17 +257,3 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-
-
-def cli(args) -> int:
-    from engine.storage import Store
-
-    quiet_transformers()
-    root = resolve(args.data_dir, args.db)
-    try:
-        with Store(root.db_url) as store:
-            cfg = config_from_args(args, store)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    return main(cfg, root=root, run_id=args.run_id)

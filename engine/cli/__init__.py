@@ -1,7 +1,13 @@
-"""The `verl-studio` command line (engine side; `app.cli` adds `serve`).
+"""The `verl-studio` command line (engine side; `app.cli` adds `serve`): every argparse table,
+handler and `print` of the engine lives in this package; library modules log and return values.
+
+- `engine.cli.runs`: quick commands on the run store (submit, runs, cancel, resume, delete,
+  worker, export); they import neither TRL nor Gradio;
+- `engine.cli.jobs`: commands that load models (train, evaluate, rank --demo, build-demo-model).
 
 Each subcommand names its handler as "module:function"; the module is imported only when that
-subcommand runs, so `verl-studio runs` does not pay for importing TRL.
+subcommand runs, so `verl-studio runs` does not pay for importing TRL. `python -m engine.cli`
+runs the same parser (the worker starts `train` and `evaluate` that way).
 """
 
 from __future__ import annotations
@@ -9,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 from collections.abc import Callable
 
 
@@ -40,7 +45,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "rank",
-        "engine.studio.rank_demo:cli",
+        "engine.cli.jobs:rank",
         "ER / ERV / ERA of hidden states; --demo runs the built-in example",
     )
     p.add_argument(
@@ -54,7 +59,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "build-demo-model",
-        "engine.models.demo:build_demo_model_cli",
+        "engine.cli.jobs:build_demo_model",
         "build the embedded tiny reasoner from a fixed seed",
     )
     p.add_argument("--out", help="output folder (default: the shipped assets folder)")
@@ -65,7 +70,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "train",
-        "engine.training.train:cli",
+        "engine.cli.jobs:train",
         "run one training run headless, recording to the store",
     )
     _config_options(p)
@@ -74,40 +79,40 @@ def add_engine_commands(sub) -> None:
     )
     _data_options(p)
 
-    p = _add(sub, "submit", "engine.runs.worker:cli_submit", "queue a run; prints its id")
+    p = _add(sub, "submit", "engine.cli.runs:submit", "queue a run; prints its id")
     _config_options(p)
     p.add_argument("--name", help="run name")
     _data_options(p)
 
-    p = _add(sub, "runs", "engine.runs.worker:cli_runs", "list runs")
+    p = _add(sub, "runs", "engine.cli.runs:runs", "list runs")
     _data_options(p)
 
-    p = _add(sub, "cancel", "engine.runs.worker:cli_cancel", "cancel a queued or running run")
+    p = _add(sub, "cancel", "engine.cli.runs:cancel", "cancel a queued or running run")
     p.add_argument("run_id", type=int)
     _data_options(p)
 
     p = _add(
         sub,
         "resume",
-        "engine.runs.worker:cli_resume",
+        "engine.cli.runs:resume",
         "re-queue an interrupted, failed or cancelled run from its last checkpoint",
     )
     p.add_argument("run_id", type=int)
     _data_options(p)
 
-    p = _add(sub, "delete", "engine.runs.worker:cli_delete", "delete a run and its records")
+    p = _add(sub, "delete", "engine.cli.runs:delete", "delete a run and its records")
     p.add_argument("run_id", type=int)
     p.add_argument(
         "--keep-checkpoints", action="store_true", help="leave the checkpoint folder on disk"
     )
     _data_options(p)
 
-    p = _add(sub, "worker", "engine.runs.worker:cli_worker", "claim and run queued runs")
+    p = _add(sub, "worker", "engine.cli.runs:worker", "claim and run queued runs")
     p.add_argument("--concurrency", type=int, default=1, help="runs at once")
     p.add_argument("--poll-s", type=float, default=2.0, help="seconds between queue polls")
     _data_options(p)
 
-    p = _add(sub, "export", "engine.storage.export:cli", "export a run's steps, samples or evals")
+    p = _add(sub, "export", "engine.cli.runs:export", "export a run's steps, samples or evals")
     p.add_argument("run_id", type=int)
     p.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv")
     p.add_argument("--what", choices=("steps", "samples", "evals"), default="steps")
@@ -119,7 +124,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "evaluate",
-        "engine.evaluation.jobs:cli",
+        "engine.cli.jobs:evaluate",
         "pass@k of a run's checkpoints (runs an eval job)",
     )
     p.add_argument(
@@ -155,7 +160,3 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
