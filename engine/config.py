@@ -29,6 +29,20 @@ import yaml
 ALGORITHMS = ("grpo", "verl")
 BONUS_TARGETS = ("all_tokens", "last_token")
 BASELINE_INITS = ("first_batch", "zero")
+HIDDEN_ALIGNMENTS = ("produced", "read")
+SCORE_RULES = ("binary", "reference")
+SHAPING_PRESETS = ("custom", "reference")
+# The rules (not the numbers) of the reference code's shaping, hf618/VERL @ 3de68f1; see
+# engine/shaping.py for the file and line of each. kappa, alpha, gain, the weights and
+# aux_weight stay free: the reference exposes them as settings too.
+REFERENCE_SHAPING = {
+    "baseline_init": "zero",
+    "baseline_lag": 1,
+    "bonus_on": "last_token",
+    "score_rule": "reference",
+    "warmup_steps": 1,
+    "hidden_alignment": "produced",
+}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 EMBEDDED_MODEL = "embedded"
@@ -215,9 +229,18 @@ class ShapingConfig:
     dynamic_weight: bool = _f(
         False, "Scale c by 1 - (ema_score + 1) / 2 (less shaping as the task score rises)."
     )
+    score_rule: str = _f(
+        "binary",
+        "Task score behind dynamic_weight. binary: +1 correct / -1 incorrect, its EMA lagged like "
+        "m; reference: 1 / 0.5 / -0.5 / -1 (correct with / without a \\boxed answer, incorrect "
+        "with / without), its EMA taking the current generation's score from generation 2 on.",
+        choices=SCORE_RULES,
+    )
     bonus_on: str = _f(
         "all_tokens",
-        "all_tokens: per-response bonus; last_token: the reference code's last-token bonus.",
+        "all_tokens: the bonus on every response token; last_token: on the last token only (the "
+        "reference code). Under a token-averaged loss (dapo, bnpo, dr_grpo) all_tokens weighs the "
+        "bonus about response-length times (L x) more than last_token.",
         choices=BONUS_TARGETS,
     )
     warmup_steps: int = _f(1, "Generations with no bonus at the start (baselines still update).")
@@ -230,6 +253,20 @@ class ShapingConfig:
         0,
         "0: m holds means up to the previous generation; 1: the reference's extra one-step lag.",
         choices=(0, 1),
+    )
+    hidden_alignment: str = _f(
+        "produced",
+        "Hidden state measured for response token j. produced: the state that produced token j "
+        "(position prompt_len - 1 + j; the reference's decode-time capture); read: the state that "
+        "has read token j (prompt_len + j).",
+        choices=HIDDEN_ALIGNMENTS,
+    )
+    preset: str = _f(
+        "custom",
+        "custom: the settings as given; reference: the reference code's rules (zero baselines, "
+        "lag 1, last-token bonus, its score rule, produced alignment, warm-up 1), filled in "
+        "where not given.",
+        choices=SHAPING_PRESETS,
     )
 
     def check(self) -> list[tuple[str, str]]:
@@ -262,6 +299,19 @@ class ShapingConfig:
             errs.append(("baseline_init", f"must be one of {', '.join(BASELINE_INITS)}"))
         if self.baseline_lag not in (0, 1):
             errs.append(("baseline_lag", "must be 0 or 1"))
+        for name, choices in (
+            ("hidden_alignment", HIDDEN_ALIGNMENTS),
+            ("score_rule", SCORE_RULES),
+            ("preset", SHAPING_PRESETS),
+        ):
+            if getattr(self, name) not in choices:
+                errs.append((name, f"must be one of {', '.join(choices)}"))
+        if self.preset == "reference":
+            errs += [
+                (name, f"the reference preset needs {want!r}; set it or use preset custom")
+                for name, want in REFERENCE_SHAPING.items()
+                if getattr(self, name) != want
+            ]
         return errs
 
 
@@ -431,6 +481,8 @@ class StudioConfig:
             if not isinstance(values, dict):
                 errors.append((name, "must be a mapping"))
                 values = {}
+            if name == "shaping":
+                values = with_preset(values)
             sections[name], section_errors = _build_section(section_cls, values)
             errors += [(f"{name}.{p}", m) for p, m in section_errors]
         config = cls(**sections)
@@ -484,7 +536,24 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         data.setdefault(section, {})[name] = value
     if errors:
         raise ConfigError(errors)
+    set_here = {o.partition("=")[0].strip() for o in overrides}
+    if "shaping.preset" in set_here and isinstance(data.get("shaping"), dict):
+        # a preset set here replaces the recipe's rule fields, except those also set here
+        shaping = data["shaping"]
+        for name, want in _preset_rules(shaping.get("preset")).items():
+            if f"shaping.{name}" not in set_here:
+                shaping[name] = want
     return data
+
+
+def _preset_rules(preset: Any) -> dict[str, Any]:
+    return dict(REFERENCE_SHAPING) if preset == "reference" else {}
+
+
+def with_preset(values: dict[str, Any]) -> dict[str, Any]:
+    """A shaping section with its preset's rule fields filled in where not given (a given one
+    that disagrees is reported by `ShapingConfig.check`)."""
+    return {**_preset_rules(values.get("preset")), **values}
 
 
 def field_specs() -> list[dict[str, Any]]:

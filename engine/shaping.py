@@ -35,13 +35,45 @@ with kappa >= 1 (validated in `engine.config`) it never flips the sign of A; it 
 for every response of a group whose reward std is 0 (forced from the `std_zero` mask, because a
 float group mean can leave |A| ~ 1e-13 there, and min(relu(aux), 1e-13 / kappa) is not zero).
 
-Where `bonus_on` puts the bonus:
-- "all_tokens" (default): a per-response advantage A' of shape (B,), the form the paper's abstract
-  and project page describe (not checked against its full text);
+Where `bonus_on` puts the bonus, and how strong it then is:
+- "all_tokens" (default): a per-response advantage A' of shape (B,), added on every response
+  token. The bonus then multiplies L_i token terms of response i instead of one, so it weighs
+  about L (the response length) times more than with "last_token": under a token-averaged loss
+  (TRL's `dapo`, the product's default, and `bnpo`: every token term divided by the batch's
+  token count) exactly L_i x per response, so longer responses' bonuses weigh more; for the
+  paper's responses of up to 1536 tokens that is up to ~1500 x, for the demo's ~37 tokens ~37 x.
 - "last_token": per-token advantages (B, C) equal to A on every token plus the bonus on the last
-  response token only, as the reference code writes it.
+  response token only, as the reference code writes it (ray_trainer.py L157-167: relu, min with
+  |A| / kappa, added to the per-token advantages, where aux is non-zero only at the last valid
+  token, reward_manager_versions.py L233).
 
-Deliberate departures from the reference code, each a setting:
+The reference code (github hf618/VERL @ 3de68f1), rule by rule, and the `reference` preset
+(`shaping.preset: reference`, `engine.config.REFERENCE_SHAPING`) that reproduces it:
+- baselines m and the score EMA start at 0 (reward_manager_versions.py L64, L72):
+  baseline_init = "zero";
+- no bonus on step 1 (L105: `metrics_old` is empty on the first step, ray_trainer.py L1514):
+  warmup_steps = 1;
+- m is updated at the end of step n >= 2 with step n - 1's batch means (L241-245 read
+  `metrics_old`, the previous step's metrics, ray_trainer.py L1746, their `/mean`, L438), so
+  step n's bonus uses means up to n - 2: baseline_lag = 1;
+- the score EMA is updated at the end of step n >= 2 with step n's own mean score (L236-239,
+  `reward_tensor_0` of this call) and the score has 4 levels (`task_scores`): score_rule =
+  "reference"; c = aux_weight * (1 - (ema + 1) / 2) when dynamic_weight (L119-120; its train.sh
+  L77 passes --aux_fix True, i.e. dynamic_weight off);
+- d, explore_weight, w and aux as above (L166-173, L184-185, L220-233), bonus = min(relu(aux),
+  |A| / kappa) on the last token (ray_trainer.py L160-167): bonus_on = "last_token";
+- hidden states of decoding (hidden_vllm/worker/model_runner.py L1414-1420: at prefill the state
+  at the selected index, the last prompt position, which produces response token 0; L1480-1501:
+  each decode step's input position, response token j - 1, which produces token j; the last
+  response token is never fed back, so its own state is never captured):
+  hidden_alignment = "produced".
+Not reproduced, deliberately: the reference keeps the reward tensors in bfloat16 (L89-90; aux is
+rounded to bf16 there, here float64), and with its `add_reward` true the aux term also enters the
+reward before group normalisation (ray_trainer.py L1663-1668); the preset shapes advantages only
+(its `add_adv` path). Its released train.sh (L67) passes `--add_reward False --add_adv True`, and
+aux is computed only when add_reward is true (L105), so that script trains plain GRPO.
+
+Deliberate departures of the default (`preset: custom`) from the reference code, each a setting:
 - baseline_init = "first_batch" (default): m starts at the first batch mean. The reference starts
   m at 0, so at its step 2 every deviation saturates at +-5; baseline_init = "zero" reproduces
   that.
@@ -50,9 +82,11 @@ Deliberate departures from the reference code, each a setting:
   means up to n - 2; baseline_lag = 1 reproduces that. With the lag, generation n's update uses
   mu_{n-1} (generation 1 updates nothing); "the first update" above is then generation 2's.
   Until m has been set with "first_batch", every deviation is 0 (no baseline, no bonus).
-- The task score behind dynamic_weight is +1 for a correct and -1 for an incorrect response (the
-  reference's score range [-1, 1]); ema_score follows the same rule as m (same alpha, same init,
-  same lag) and counts as 0 before its first update.
+- score_rule = "binary" (default): the task score behind dynamic_weight is +1 for a correct and
+  -1 for an incorrect response, and ema_score follows m's rule (same alpha, init and lag; 0
+  before its first update). score_rule = "reference" is the reference's rule above.
+- hidden_alignment = "produced" (default) is the reference's; "read" (the states that have read
+  token j, what this product measured before) is kept to compare.
 - TRL's `beta` is the KL coefficient; the VERL beta is called `explore_weight` everywhere.
 """
 
@@ -70,6 +104,7 @@ CLAMP = 5.0
 EPS = 1e-8
 ALL_TOKENS, LAST_TOKEN = "all_tokens", "last_token"
 FIRST_BATCH = "first_batch"
+REFERENCE = "reference"
 
 
 @dataclass
@@ -192,20 +227,50 @@ def global_means(x: torch.Tensor, device: torch.device | str = "cpu") -> torch.T
     return packed[:-1] / packed[-1].clamp(min=1)
 
 
+def task_scores(correct: torch.Tensor, boxed: torch.Tensor, rule: str) -> torch.Tensor:
+    """The task score in [-1, 1] behind dynamic_weight, (B,) float64.
+
+    correct, boxed: (B,) bool (the accuracy reward gave full marks; the response has a
+    `\\boxed{...}`). "binary": +1 / -1 by `correct`. "reference": the reference's 4-level score
+    (hf_math_verify.py L201-209 with REWORD_FUNCTION_TYPE=independent, set by its train.sh L37,
+    and FORMAT_PENALTY_VALUE -1, L158): 1 correct and boxed, 0.5 correct not boxed, -0.5 incorrect
+    boxed, -1 incorrect not boxed.
+
+    >>> task_scores(torch.tensor([True, True, False, False]),
+    ...             torch.tensor([True, False, True, False]), "reference").tolist()
+    [1.0, 0.5, -0.5, -1.0]
+    """
+    c = correct.to(torch.bool)
+    if rule == REFERENCE:
+        b = boxed.to(torch.bool)
+        hi = torch.where(b, 1.0, 0.5)
+        lo = torch.where(b, -0.5, -1.0)
+        return torch.where(c, hi, lo).to(torch.float64)
+    return c.to(torch.float64) * 2 - 1
+
+
 def update_baselines(state: ShapingState, mu: torch.Tensor, cfg: ShapingConfig) -> None:
     """Advance one training generation. mu: (4,) this generation's [mu_ERA, mu_ERV, mu_ER, score]."""
     state.initial(cfg)
     state.n += 1
+    reference_score = cfg.score_rule == REFERENCE
+    if reference_score:  # never lagged, never on generation 1, from 0
+        state.ema_score = 0.0 if state.ema_score is None else state.ema_score
+        if state.n >= 2:
+            state.ema_score = (1 - cfg.alpha) * state.ema_score + cfg.alpha * float(mu[3])
     if cfg.baseline_lag:
         mu, state.pending = state.pending, mu.clone()
         if mu is None:
             return
     mu = mu.to(torch.float64)
     if state.m is None:  # the first update with baseline_init "first_batch"
-        state.m, state.ema_score = mu[:3].clone(), float(mu[3])
+        state.m = mu[:3].clone()
+        if not reference_score:
+            state.ema_score = float(mu[3])
         return
     state.m = (1 - cfg.alpha) * state.m + cfg.alpha * mu[:3]
-    state.ema_score = (1 - cfg.alpha) * state.ema_score + cfg.alpha * float(mu[3])
+    if not reference_score:
+        state.ema_score = (1 - cfg.alpha) * state.ema_score + cfg.alpha * float(mu[3])
 
 
 def generation_bonus(

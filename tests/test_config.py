@@ -15,6 +15,9 @@ def test_defaults_are_the_papers():
     assert (s.w_explore, s.w_exploit) == ([0.0, 0.0, 1.0], [0.0, 1.0, 0.0])
     assert (s.aux_weight, s.dynamic_weight, s.bonus_on) == (1.0, False, "all_tokens")
     assert (s.warmup_steps, s.baseline_init, s.baseline_lag) == (1, "first_batch", 0)
+    # the reference's decode-time alignment (hf618/VERL hidden_vllm/worker/model_runner.py
+    # L1414-1420, L1480-1501); the score rule and preset are the product's own
+    assert (s.hidden_alignment, s.score_rule, s.preset) == ("produced", "binary", "custom")
     assert cfg.run.algorithm == "verl"
 
 

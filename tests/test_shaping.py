@@ -18,6 +18,7 @@ from engine.shaping import (
     deviations,
     global_means,
     shape_generation,
+    task_scores,
     update_baselines,
 )
 
@@ -230,3 +231,25 @@ def test_global_means_all_reduce_on_one_process(tmp_path):
         assert global_means(x).tolist() == [3.0, 3.0]
     finally:
         dist.destroy_process_group()
+
+
+def test_reference_score_rule_updates_the_score_ema_unlagged_from_generation_two():
+    """hf618/VERL reward_manager_versions.py L236-239: the score EMA takes the current step's
+    mean score, and only on steps with an aux term (L105: never step 1), while m stays lagged.
+    Before `score_rule` the product lagged the score EMA like m."""
+    cfg = ShapingConfig(baseline_init="zero", baseline_lag=1, score_rule="reference")
+    state = ShapingState()
+    update_baselines(state, t(1, 1, 10, 0.5), cfg)
+    assert state.ema_score == 0.0 and state.m.tolist() == [0, 0, 0]  # generation 1: nothing
+    update_baselines(state, t(2, 2, 20, -1.0), cfg)
+    assert state.ema_score == pytest.approx(0.3 * -1.0)  # the current score, not 0.5
+    assert state.m.tolist() == pytest.approx([0.3, 0.3, 3.0])  # m: the previous mean
+    update_baselines(state, t(3, 3, 30, 1.0), cfg)
+    assert state.ema_score == pytest.approx(0.7 * -0.3 + 0.3)
+
+
+def test_task_scores_binary_and_four_levels():
+    correct = torch.tensor([True, True, False, False])
+    boxed = torch.tensor([True, False, True, False])
+    assert task_scores(correct, boxed, "binary").tolist() == [1.0, 1.0, -1.0, -1.0]
+    assert task_scores(correct, boxed, "reference").tolist() == [1.0, 0.5, -0.5, -1.0]

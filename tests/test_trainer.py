@@ -159,12 +159,17 @@ def test_lora_run_trains_the_adapters_only(tmp_path):
         store.close()
 
 
-def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp_path):
+@pytest.mark.parametrize("alignment", ["produced", "read"])
+def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp_path, alignment):
+    """Row j is the state that produced completion token j (position P - 1 + j, the reference's
+    decode-time capture: hf618/VERL hidden_vllm/worker/model_runner.py L1414-1420, L1480-1501),
+    or with `read` the state that has read it (P + j). Before `hidden_alignment` existed the
+    trainer always took P + j while its docstring claimed the reference's alignment."""
     require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
     from engine.data.tasks import load_dataset_for
     from engine.training.train import build_trainer
 
-    cfg = tiny_config()
+    cfg = tiny_config(f"shaping.hidden_alignment={alignment}")
     trainer = build_trainer(cfg, tmp_path / "out")
     model, tok = trainer.model, trainer.processing_class
     prompts = [r["prompt"] for r in load_dataset_for(cfg.data, "eval", limit=4)]
@@ -192,10 +197,16 @@ def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp
             attention_mask=torch.cat([enc["attention_mask"], mask], 1),
             output_hidden_states=True,
         )
-    expected = ref.hidden_states[-1][:, P:]  # (B, C, D) post-norm last layer
+    last = ref.hidden_states[-1]  # (B, P + C, D) post-norm last layer
+    expected = last[:, P - 1 : -1] if alignment == "produced" else last[:, P:]  # (B, C, D)
     m = mask.bool()
     assert cap.hidden.shape == expected.shape
     torch.testing.assert_close(cap.hidden[m], expected[m], rtol=1e-5, atol=1e-5)
+    # "produced": the kept state's own logits sampled token j
+    head_logp = torch.log_softmax(model.lm_head(cap.hidden).float() / cfg.grpo.temperature, -1)
+    own = head_logp.gather(-1, completion[..., None])[..., 0]  # (B, C)
+    agrees = torch.isclose(own[m], cap.logps[m], rtol=1e-4, atol=1e-4)
+    assert bool(agrees.all()) == (alignment == "produced")
     # the same forward's log-probs and entropies at the sampling temperature
     logits = ref.logits[:, P - 1 : -1] / cfg.grpo.temperature  # (B, C, V) predicting token j
     logp = torch.log_softmax(logits.float(), -1)

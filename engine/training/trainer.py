@@ -5,8 +5,12 @@ generation the trainer
 
 1. captures the backbone's post-norm last hidden state through a forward hook during a call of
    TRL's own `_get_per_token_logps_and_entropies(..., compute_entropy=True)` on the wrapped model
-   (so FSDP / ZeRO-3 gather parameters): for completion token j the state at prompt length + j,
-   the state that has read token j (as the reference's decode-time capture). The same forward
+   (so FSDP / ZeRO-3 gather parameters). `shaping.hidden_alignment` says which state stands for
+   completion token j: "produced" (default) the state at prompt length - 1 + j, the one whose
+   logits sampled token j, as the reference's decode-time capture (hf618/VERL
+   hidden_vllm/worker/model_runner.py L1414-1420 and L1480-1501: the last prompt position for
+   j = 0; the last response token's own state is never used); "read" the state at prompt
+   length + j, the one that has read token j. The same forward
    gives per-token log-probs and entropies at the sampling temperature, without (B, T, V) logits
    and without `output_hidden_states=True` (every layer);
 2. measures ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) on the response tokens
@@ -52,6 +56,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from engine.config import ShapingConfig
+from engine.data.rewards import last_boxed
 from engine.rank.effective_rank import RankDynamics, TokenProxies, token_proxies
 from engine.rank.scheduling import rank_dynamics
 from engine.shaping import (
@@ -60,12 +65,14 @@ from engine.shaping import (
     advance_baselines,
     apply_bonus,
     generation_bonus,
+    task_scores,
 )
 
 log = logging.getLogger(__name__)
 
 TRAIN = "train"
 METRIC_PREFIX = "verl/"
+PRODUCED = "produced"  # shaping.hidden_alignment
 ROW_KEY = "verl_row"  # generation row index carried through TRL's shuffle to the loss
 
 
@@ -82,7 +89,7 @@ class GenerationRecord:
 class Capture:
     """Per-token data of one generation batch, (B, C) unless noted."""
 
-    hidden: torch.Tensor  # (B, C, D) post-norm last hidden states at prompt length + j
+    hidden: torch.Tensor  # (B, C, D) post-norm last hidden states of token j (hidden_alignment)
     logps: torch.Tensor
     entropies: torch.Tensor
     mask: torch.Tensor  # bool, TRL's completion_mask
@@ -233,7 +240,8 @@ class VerlTrainer(GRPOTrainer):
         # generation order, so that the means do not depend on how TRL shuffled and sliced it
         rows_in = torch.argsort(torch.tensor([i for s in pending.slices for i in s.index]))
         x = torch.cat([s.x for s in pending.slices])[rows_in]  # (B, 3)
-        scores = pending.local["correct"].to(torch.float64) * 2 - 1  # task score in [-1, 1]
+        boxed = torch.tensor([last_boxed(t) is not None for t in pending.local["texts"]])
+        scores = task_scores(pending.local["correct"], boxed, self.shaping_cfg.score_rule)
         advance_baselines(self.shaping_state, x, scores, self.shaping_cfg, self.accelerator.device)
         rows = sorted(
             (row for s in pending.slices for row in self._rows(pending, s)),
@@ -267,12 +275,16 @@ class VerlTrainer(GRPOTrainer):
 
     @contextmanager
     def _last_hidden_kept(self, chunks: list[torch.Tensor], completion_length: int):
-        """While open, every backbone forward appends its last `completion_length` hidden states
-        (b, C, D), detached: positions P .. P + C - 1."""
+        """While open, every backbone forward over prompt + completion (P + C positions) appends
+        the (b, C, D) hidden states of the completion tokens, detached: positions P - 1 ..
+        P + C - 2 ("produced") or P .. P + C - 1 ("read")."""
+        C = completion_length
+        produced = self.shaping_cfg.hidden_alignment == PRODUCED
 
         def keep(_module, _args, output):
             hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-            chunks.append(hidden[:, -completion_length:].detach())
+            kept = hidden[:, -C - 1 : -1] if produced else hidden[:, -C:]  # (b, C, D)
+            chunks.append(kept.detach())
 
         handle = self.backbone().register_forward_hook(keep)
         try:
