@@ -15,10 +15,10 @@ other split, so the two splits never overlap whatever the seeds and sizes. The h
 drawn from `HELDOUT_SEED` (HELDOUT_SIZE rows, more when a larger limit asks); the first 200 are
 the ones the embedded model's pass@1 is quoted on.
 
-Local files (`.jsonl`, `.json`, `.csv`, `.parquet`) and hub dataset ids (`openai/gsm8k:main` =
+Local files (`.jsonl`, `.json`, `.csv`, `.parquet`, read by `engine.data.files`) and hub dataset ids (`openai/gsm8k:main` =
 id and config name) load into the same shape: `prompt` (text from `data.prompt_template`, or a
 list of chat messages when `data.chat_template`) and `answer` (the gold answer after
-`engine.rewards.extract_gold`), plus every original column (an original `answer` column is
+`engine.data.answers.extract_gold`), plus every original column (an original `answer` column is
 replaced by the extracted gold). A local file without `data.eval_task` is split like the
 arithmetic task: a stable hash of the question sends 1 in `HELDOUT_BUCKETS` rows to `eval`.
 """
@@ -26,7 +26,6 @@ arithmetic task: a stable hash of the question sends 1 in `HELDOUT_BUCKETS` rows
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import BUILTIN_TASK, DataConfig
-from engine.data.rewards import extract_gold
+from engine.data.answers import extract_gold
+from engine.data.files import FILE_SUFFIXES, DatasetLoadError, read_table
 
 TRAIN = "train"
 EVAL = "eval"
@@ -42,14 +42,9 @@ SPLITS = (TRAIN, EVAL)
 HELDOUT_SEED = 999
 HELDOUT_BUCKETS = 10
 HELDOUT_SIZE = 500
-FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 PROMPT_FORMAT = "Q: {question}\nA:"
 ANSWER_PREFIX = "Answer: "
-
-
-class DatasetLoadError(ValueError):
-    """A dataset that cannot be loaded, with the reason and the fix."""
 
 
 @dataclass(frozen=True)
@@ -202,43 +197,6 @@ def _shape_row(cfg: DataConfig, row: dict[str, Any], source: str, i: int) -> dic
     text = cfg.prompt_template.replace("{question}", str(row[cfg.question_field]))
     gold = extract_gold(row[cfg.answer_field])
     return {**row, "prompt": _wrap(cfg, text), "answer": "" if gold is None else gold}
-
-
-def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json / .csv / .parquet file (values keep their JSON types)."""
-    path = path.expanduser()
-    if not path.is_file():
-        raise DatasetLoadError(f"dataset file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = next((v for v in data.values() if isinstance(v, list)), [])
-        return [r for r in data if isinstance(r, dict)]
-    import pandas as pd
-
-    if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    elif suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        raise DatasetLoadError(f"{path}: unsupported file type (use one of {FILE_SUFFIXES})")
-    return frame.to_dict(orient="records")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DatasetLoadError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
-    return rows
 
 
 def hub_offline() -> str | None:

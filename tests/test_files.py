@@ -1,0 +1,163 @@
+"""Dataset files as users have them: byte-order marks, JSON layouts, broken lines, encodings."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import engine.data.files as files
+from engine.config import DataConfig
+from engine.data.files import DatasetLoadError, read_table
+from engine.data.tasks import EVAL, load_dataset_for
+
+ROWS = [{"question": f"{i}+1=?", "answer": str(i + 1)} for i in range(30)]
+
+
+def _jsonl(rows):
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _both_splits(path):
+    cfg = DataConfig(task=str(path), eval_task=str(path))
+    return load_dataset_for(cfg, EVAL)
+
+
+def test_byte_order_mark_is_read_in_every_text_format(tmp_path):
+    """A UTF-8 BOM made .jsonl/.json fail to load while the same data as .csv loaded."""
+    contents = {
+        "bom.jsonl": _jsonl(ROWS),
+        "bom.json": json.dumps(ROWS),
+        "bom.csv": pd.DataFrame(ROWS).to_csv(index=False),
+    }
+    for name, text in contents.items():
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert read_table(path) == ROWS, name
+        assert _both_splits(path)["answer"] == [r["answer"] for r in ROWS]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["list", "lines_in_json", "columnar", "keyed_by_id", "wrapped"],
+)
+def test_json_layouts_are_read(tmp_path, layout):
+    """Columnar and keyed-by-id JSON used to load as zero rows ("the split has no rows")."""
+    documents = {
+        "list": json.dumps(ROWS, indent=2),
+        "lines_in_json": _jsonl(ROWS),
+        "columnar": json.dumps({k: [r[k] for r in ROWS] for k in ROWS[0]}),
+        "keyed_by_id": json.dumps({str(i): r for i, r in enumerate(ROWS)}, indent=1),
+        "wrapped": json.dumps({"data": ROWS}),
+    }
+    path = tmp_path / f"{layout}.json"
+    path.write_text(documents[layout], encoding="utf-8")
+    rows = read_table(path)
+    assert [{k: r[k] for k in ("question", "answer")} for r in rows] == ROWS
+    if layout == "keyed_by_id":
+        assert [r["id"] for r in rows] == [str(i) for i in range(len(ROWS))]
+    assert len(_both_splits(path)) == len(ROWS)
+
+
+@pytest.mark.parametrize(
+    "document, named",
+    [
+        ('["1+1", "2+2"]', "item 0 is a string, not an object"),
+        ("42", "a single JSON number is not a table"),
+        ('"text"', "a single JSON string is not a table"),
+        ("{}", "an empty object is not a table"),
+        ('{"question": ["a", "b"], "answer": ["1"]}', "columns of different lengths"),
+        ('{"name": "x", "rows": 3, "meta": {"a": 1}}', "mixing number, object, string values"),
+    ],
+)
+def test_other_json_layouts_are_refused_naming_the_layout(tmp_path, document, named):
+    path = tmp_path / "odd.json"
+    path.write_text(document)
+    with pytest.raises(DatasetLoadError) as err:
+        _both_splits(path)
+    message = str(err.value)
+    assert named in message and str(path) in message and "\n" not in message
+    assert "list of objects" in message or "different lengths" in message
+
+
+def test_broken_lines_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_jsonl(ROWS[:3]) + '{"question": "x", "answer": \n' + _jsonl(ROWS[3:5]))
+    with pytest.raises(DatasetLoadError, match=r"bad\.jsonl:4: not valid JSON"):
+        read_table(bad)
+    not_object = tmp_path / "list_line.jsonl"
+    not_object.write_text(_jsonl(ROWS[:2]) + "[1, 2]\n")
+    with pytest.raises(DatasetLoadError, match=r"list_line\.jsonl:3: a JSON list, not an object"):
+        read_table(not_object)
+
+
+def test_a_broken_json_document_never_raises_a_bare_decode_error(tmp_path):
+    """A .json file with a syntax error reached the user as a bare JSONDecodeError."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('[\n {"question": "1", "answer": "1"},\n {"question": "2" "answer": "2"}\n]')
+    with pytest.raises(DatasetLoadError, match=r"bad\.json:3: not valid JSON") as err:
+        _both_splits(bad)
+    assert not isinstance(err.value, json.JSONDecodeError)
+
+
+def test_not_utf8_names_the_encoding_and_the_line(tmp_path):
+    text = _jsonl(ROWS[:2]) + _jsonl([{"question": "café au lait?", "answer": "1"}])
+    for name, data in (
+        ("latin.jsonl", text.encode("latin-1")),
+        ("latin.json", ("[" + text.replace("}\n{", "},\n{") + "]").encode("latin-1")),
+        (
+            "latin.csv",
+            pd.DataFrame(ROWS[:2] + [{"question": "é", "answer": "1"}])
+            .to_csv(index=False)
+            .encode("cp1252"),
+        ),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DatasetLoadError) as err:
+            _both_splits(path)
+        message = str(err.value)
+        assert f"{path}:" in message and "not UTF-8" in message and "latin-1" in message, message
+        assert "0xe9" in message
+    csv_message = str(pytest.raises(DatasetLoadError, read_table, tmp_path / "latin.csv").value)
+    assert "latin.csv:4:" in csv_message
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path):
+    folder = tmp_path / "my_data"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(_jsonl(ROWS))
+    for task in (str(folder), str(folder) + "/"):
+        with pytest.raises(DatasetLoadError, match="is a directory, not a dataset file"):
+            load_dataset_for(DataConfig(task=task))
+    with pytest.raises(DatasetLoadError, match="not found"):
+        read_table(folder / "nope.jsonl")
+    (folder / "notes.txt").write_text("x")
+    with pytest.raises(DatasetLoadError, match="unsupported file type '.txt'"):
+        read_table(folder / "notes.txt")
+
+
+def test_json_lines_are_streamed_and_a_document_has_a_size_limit(tmp_path, monkeypatch):
+    lines = tmp_path / "big.jsonl"
+    lines.write_text(_jsonl(ROWS[:3]) + "{broken\n")
+    assert read_table(lines, limit=3) == ROWS[:3]  # stops before the broken line
+    monkeypatch.setattr(files, "MAX_JSON_DOCUMENT_BYTES", 1024)
+    doc = tmp_path / "big.json"
+    doc.write_text(json.dumps(ROWS, indent=2))
+    with pytest.raises(DatasetLoadError, match=r"over the 0 MiB limit.*\.jsonl"):
+        read_table(doc)
+    jsonl_named_json = tmp_path / "lines.json"
+    jsonl_named_json.write_text(_jsonl(ROWS))
+    assert read_table(jsonl_named_json) == ROWS  # JSON lines stream whatever their size
+
+
+def test_empty_and_broken_csv_are_named(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DatasetLoadError, match="empty.csv: the CSV file is empty"):
+        read_table(empty)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('question,answer\n"1+1",2\n"2+2",4,extra,more\n')
+    with pytest.raises(DatasetLoadError, match="ragged.csv: not a valid CSV file"):
+        read_table(ragged)
