@@ -49,6 +49,11 @@ EMBEDDED_MODEL = "embedded"
 BUILTIN_TASK = "arithmetic"
 SCALE_REWARDS = ("group", "batch", "none")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
+# transformers' reporting integrations (transformers.integrations.INTEGRATION_TO_CALLBACK)
+REPORTERS = (
+    "none", "all", "azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte",
+    "kubeflow", "mlflow", "neptune", "swanlab", "tensorboard", "trackio", "wandb",
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -335,6 +340,12 @@ class RunSettings:
     torch_threads: int = _f(
         1, "Torch CPU threads of the training process (keep 1-2 so the app stays live)."
     )
+    report_to: str = _f(
+        "none",
+        "Trackers TRL also logs to, beside the Studio's store: none, or comma-separated names "
+        "(tensorboard, trackio, wandb, mlflow, ...; the tracker's package must be installed). "
+        "TensorBoard writes under the run's checkpoint folder, runs/.",
+    )
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
@@ -357,7 +368,21 @@ class RunSettings:
             errs.append(("device", f"must be one of {', '.join(DEVICES)}"))
         if self.torch_threads < 1:
             errs.append(("torch_threads", "must be >= 1"))
+        names = [n.strip() for n in str(self.report_to).split(",")]
+        if names != ["none"] and any(n not in REPORTERS[1:] for n in names):
+            errs.append(
+                (
+                    "report_to",
+                    f"must be none or comma-separated names among {', '.join(REPORTERS[1:])}",
+                )
+            )
         return errs
+
+
+def report_targets(report_to: str) -> list[str]:
+    """`run.report_to` as TRL's list of tracker names ("none" = [])."""
+    names = [n.strip() for n in str(report_to).split(",") if n.strip()]
+    return [] if names == ["none"] else names
 
 
 # ---- health (issue 17): flags of a GRPO run that is learning nothing -----------------------------

@@ -86,7 +86,13 @@ Deliberate departures of the default (`preset: custom`) from the reference code,
   -1 for an incorrect response, and ema_score follows m's rule (same alpha, init and lag; 0
   before its first update). score_rule = "reference" is the reference's rule above.
 - hidden_alignment = "produced" (default) is the reference's; "read" (the states that have read
-  token j, what this product measured before) is kept to compare.
+  token j, what this product measured before) is kept to compare. On the demo
+  (bench/bench_alignment.py: the embedded model, the demo recipe, 12 generations x 64 responses,
+  both alignments on the same responses) produced vs read moves ER by a median 2.0% per response
+  (means 22.20 vs 21.75, r = 0.996), ERV by 0.6% (6.39 vs 6.38, r = 0.986) and ERA by 9.5%
+  (0.831 vs 0.754, r = 0.875); the bonus (aux_weight 3) by a median 0.2% of |A| (mean 0.8%),
+  mean bonus 0.0317 vs 0.0306, 43.2% vs 43.0% of responses shaped, 2.4% shaped under one
+  alignment only, median bonus share of |A| 9.4% vs 8.7%.
 - TRL's `beta` is the KL coefficient; the VERL beta is called `explore_weight` everywhere.
 """
 

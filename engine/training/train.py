@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engine.config import ConfigError, ModelConfig, StudioConfig
+from engine.config import ConfigError, ModelConfig, StudioConfig, report_targets
 from engine.paths import DataRoot
 from engine.resources import recipe_path
 
@@ -76,7 +76,7 @@ def grpo_args(cfg: StudioConfig, output_dir: Path):
         data_seed=run.seed,
         logging_steps=1,
         save_strategy="no",  # the recording callback decides when (and registers each one)
-        report_to="none",
+        report_to=report_targets(run.report_to) or "none",
         log_completions=False,
         disable_tqdm=True,
         dataloader_num_workers=0,
