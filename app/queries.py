@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from app.plots import CurveTrace, panel_columns, segment_deltas
+from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -200,21 +201,10 @@ class Response:
     stats: dict[str, Any]
 
 
-STAT_KEYS = (
-    "reward",
-    "correct",
-    "advantage",
-    "advantage_shaped",
-    "bonus",
-    "er",
-    "erv",
-    "era",
-    "entropy",
-    "mean_logprob",
-    "length",
-    "curve_stride",
-    "curve_offset",
-)
+# the per-response scalars of the sample row, in its order (reward, correct, advantage, ...)
+STAT_KEYS = tuple(n for n, k in SAMPLE_KINDS.items() if k in (FLOAT, INT, BOOL))
+# the group table leaves out the curve's geometry (stride, offset)
+TABLE_KEYS = tuple(k for k in STAT_KEYS if not k.startswith("curve_"))
 
 
 def _array(value: Any, dtype: Any) -> np.ndarray:
@@ -275,10 +265,8 @@ def _num(v: Any) -> str:
 
 def stats_table(responses: Sequence[Response]) -> pd.DataFrame:
     """One row per response of the group: reward, correctness, advantages, bonus, ER/ERV/ERA."""
-    keys = ("reward", "correct", "advantage", "advantage_shaped", "bonus", "er", "erv", "era")
-    keys += ("entropy", "mean_logprob", "length")
-    rows = [[r.sample_idx] + [r.stats.get(k) for k in keys] for r in responses]
-    return pd.DataFrame(rows, columns=["sample", *keys]).round(4)
+    rows = [[r.sample_idx] + [r.stats.get(k) for k in TABLE_KEYS] for r in responses]
+    return pd.DataFrame(rows, columns=["sample", *TABLE_KEYS]).round(4)
 
 
 def token_pieces(tokenizer: Any, token_ids: np.ndarray, completion: str) -> list[str]:

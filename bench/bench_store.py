@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.storage import Store  # noqa: E402
 from engine.storage.codec import pack  # noqa: E402
-from engine.storage.schema import SAMPLE_ARRAYS, SAMPLE_COLUMNS, STEP_METRICS  # noqa: E402
+from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_COLUMNS  # noqa: E402
+from engine.storage.schema import STEP_METRICS  # noqa: E402
 
 log = logging.getLogger("bench_store")
 

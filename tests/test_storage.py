@@ -176,6 +176,32 @@ def test_samples_round_trip(store):
     assert store.sample_steps(run_id) == [1, 2]
 
 
+def test_sample_row_is_the_one_definition_of_a_response(store):
+    """The samples table, the codec and the app's per-response columns all follow SampleRow: a
+    row with every field set comes back with every field, and nothing else is a column."""
+    from dataclasses import fields
+
+    from app import queries
+    from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_COLUMNS, SampleRow
+    from engine.storage.schema import Sample
+
+    assert [c.name for c in Sample.__table__.columns] == ["id", "run_id", "step", *SAMPLE_COLUMNS]
+    rng = np.random.default_rng(5)
+    values = sample_dict(rng, 1, 2)
+    row = SampleRow(**{f.name: values[f.name] for f in fields(SampleRow)})
+    run_id = new_run(store)
+    store.log_step(run_id, step_dict(1), [row.as_dict()])
+    (back,) = store.samples(run_id, 1)
+    assert set(back) == {"step", *SAMPLE_COLUMNS}
+    for name in SAMPLE_COLUMNS:
+        if name in SAMPLE_ARRAYS:
+            np.testing.assert_allclose(back[name], values[name], rtol=1e-3)
+        else:
+            assert back[name] == pytest.approx(values[name]), name
+    shown = set(queries.STAT_KEYS) | {"rewards", "prompt", "completion", "group_idx", "sample_idx"}
+    assert shown | set(SAMPLE_ARRAYS) == set(SAMPLE_COLUMNS)
+
+
 def test_sample_values_are_the_samples_columns(store):
     """One SELECT of scalars equals the same values read through `samples` (the full decode),
     in (step, group, sample) order; empty values are NaN; steps outside the range and other

@@ -43,6 +43,7 @@ def test_every_parameter_changed(trained_run):
 
 def test_store_holds_steps_responses_evals_and_checkpoints(trained_run):
     from engine.storage import Store
+    from engine.storage.samples import SAMPLE_COLUMNS
 
     cfg = trained_run.config
     B = cfg.grpo.per_device_train_batch_size
@@ -79,6 +80,7 @@ def test_store_holds_steps_responses_evals_and_checkpoints(trained_run):
             assert np.isfinite(r["curve"]).all() and (r["curve_positions"] < n).all()
             assert r["curve_stride"] == cfg.shaping.stride and r["completion"] is not None
             assert r["correct"] == (r["reward"] >= 1.0)
+            assert all(r[k] is not None for k in SAMPLE_COLUMNS), r  # every SampleRow field
 
 
 def test_shaping_invariants_hold_on_every_response(trained_run):

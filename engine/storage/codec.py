@@ -1,6 +1,6 @@
 """Values between Python and the database: compact array blobs, finite floats, plain JSON.
 
-Arrays are stored as little-endian blobs of the dtype that schema.SAMPLE_ARRAYS names (int32
+Arrays are stored as little-endian blobs of the dtype that samples.SampleRow's fields name (int32
 token ids, float16 per-token entropy and log-prob, float32 curve); float16 blobs are widened to
 float32 on read. Non-finite floats (NaN, inf) become None, so every backend stores the same.
 """
@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from engine.storage.schema import (
-    SAMPLE_ARRAYS,
-    SAMPLE_COLUMNS,
-    SAMPLE_FLOATS,
-    SAMPLE_INT_KEYS,
-    STEP_COLUMNS,
-    STEP_INT_COLUMNS,
-    STEP_METRICS,
-    Sample,
-)
+from engine.storage import samples
+from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_COLUMNS, SAMPLE_INT_KEYS, SAMPLE_KINDS
+from engine.storage.schema import STEP_COLUMNS, STEP_INT_COLUMNS, STEP_METRICS, Sample
 
+BOOL_COLUMNS = tuple(n for n, k in SAMPLE_KINDS.items() if k == samples.BOOL)
 DECODED_FLOAT = np.float32  # float16 blobs are widened on read so arithmetic on them is sane
 
 
@@ -92,7 +88,7 @@ def step_row(run_id: int, step: dict) -> dict:
 
 SAMPLE_INSERT_COLUMNS = ("run_id", "step", *SAMPLE_COLUMNS)
 SQLITE_SAMPLE_INSERT = (
-    f"INSERT INTO {Sample.__tablename__} ({', '.join(SAMPLE_INSERT_COLUMNS)}) "
+    f"INSERT INTO {Sample.__table__.name} ({', '.join(SAMPLE_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SAMPLE_INSERT_COLUMNS))})"
 )
 
@@ -105,43 +101,47 @@ def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _key(value: Any) -> int:
+    return int(value or 0)
+
+
+def _text(value: Any) -> Any:
+    return value
+
+
+def _rewards(value: Any) -> dict | None:
+    return None if value is None else {str(k): finite(v) for k, v in value.items()}
+
+
+def _rewards_text(value: Any) -> str | None:
+    return None if value is None else dumps(_rewards(value))
+
+
+def _encoders(json_text: bool) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """(column, encode) per SampleRow field, in SAMPLE_COLUMNS order."""
+    by_kind = {
+        samples.KEY: _key,
+        samples.TEXT: _text,
+        samples.FLOAT: finite,
+        samples.INT: _int,
+        samples.BOOL: _bool,
+        samples.JSON: _rewards_text if json_text else _rewards,
+    }
+    return tuple(
+        (name, partial(pack, dtype=SAMPLE_ARRAYS[name]) if kind == samples.ARRAY else by_kind[kind])
+        for name, kind in SAMPLE_KINDS.items()
+    )
+
+
+ENCODERS = {False: _encoders(False), True: _encoders(True)}
+
+
 def sample_tuple(run_id: int, step: int, sample: dict, json_text: bool) -> tuple:
     """One response's column values in SAMPLE_INSERT_COLUMNS order: arrays packed, floats
-    finite or None; rewards a dict, or its JSON text when `json_text` (the raw driver path)."""
+    finite or None; JSON dicts as dicts, or as JSON text when `json_text` (the raw driver
+    path). `sample` has SampleRow's keys (a missing one is stored as null, keys as 0)."""
     get = sample.get
-    rewards = get("rewards")
-    if rewards is not None:
-        rewards = {str(k): finite(v) for k, v in rewards.items()}
-        rewards = dumps(rewards) if json_text else rewards
-    arrays = {name: pack(get(name), dtype) for name, dtype in SAMPLE_ARRAYS.items()}
-    floats = {name: finite(get(name)) for name in SAMPLE_FLOATS}
-    return (
-        run_id,
-        step,
-        int(get("group_idx") or 0),
-        int(get("sample_idx") or 0),
-        get("prompt"),
-        get("completion"),
-        arrays["token_ids"],
-        arrays["token_entropy"],
-        arrays["token_logprob"],
-        floats["reward"],
-        rewards,
-        _bool(get("correct")),
-        floats["advantage"],
-        floats["advantage_shaped"],
-        floats["bonus"],
-        floats["er"],
-        floats["erv"],
-        floats["era"],
-        floats["entropy"],
-        floats["mean_logprob"],
-        _int(get("length")),
-        arrays["curve"],
-        _int(get("curve_stride")),
-        arrays["curve_positions"],
-        _int(get("curve_offset")),
-    )
+    return (run_id, step, *(encode(get(name)) for name, encode in ENCODERS[json_text]))
 
 
 def sample_row(run_id: int, step: int, sample: dict) -> dict:
@@ -154,8 +154,9 @@ def sample_dict(row: Any) -> dict:
     for name in SAMPLE_COLUMNS:
         value = getattr(row, name)
         out[name] = unpack(value, SAMPLE_ARRAYS[name]) if name in SAMPLE_ARRAYS else value
-    if out["correct"] is not None:
-        out["correct"] = bool(out["correct"])
+    for name in BOOL_COLUMNS:
+        if out[name] is not None:
+            out[name] = bool(out[name])
     return out
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -31,11 +32,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from engine.storage import samples
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
 SCHEMA_VERSION = 3
@@ -122,56 +126,6 @@ STEP_METRICS = (
 )
 STEP_INT_COLUMNS = frozenset({"tokens"})
 STEP_COLUMNS = ("step", *STEP_METRICS, "payload")
-
-# Sample scalars, arrays (name -> numpy dtype of the blob) and the rest.
-SAMPLE_FLOATS = (
-    "reward",
-    "advantage",
-    "advantage_shaped",
-    "bonus",
-    "er",
-    "erv",
-    "era",
-    "entropy",
-    "mean_logprob",
-)
-SAMPLE_ARRAYS = {
-    "token_ids": "<i4",  # (T,) completion token ids
-    "token_entropy": "<f2",  # (T,) per-token entropy, nats
-    "token_logprob": "<f2",  # (T,) per-token log-prob of the sampled token
-    "curve": "<f4",  # (K,) rank curve ER at prefixes s, 2s, ... of the response
-    "curve_positions": "<i4",  # (K,) token position of each curve point
-}
-SAMPLE_COLUMNS = (
-    "group_idx",
-    "sample_idx",
-    "prompt",
-    "completion",
-    "token_ids",
-    "token_entropy",
-    "token_logprob",
-    "reward",
-    "rewards",
-    "correct",
-    "advantage",
-    "advantage_shaped",
-    "bonus",
-    "er",
-    "erv",
-    "era",
-    "entropy",
-    "mean_logprob",
-    "length",
-    "curve",
-    "curve_stride",
-    "curve_positions",
-    "curve_offset",
-)
-
-# Per-response scalars that Store.sample_values reads as columns (no blob decoding): the
-# integer keys come back int64, the rest float64 with NaN for empty (correct as 1.0 / 0.0).
-SAMPLE_INT_KEYS = ("step", "group_idx", "sample_idx")
-SAMPLE_SCALARS = (*SAMPLE_INT_KEYS, *SAMPLE_FLOATS, "length", "correct")
 
 
 class UTCDateTime(TypeDecorator):
@@ -290,36 +244,35 @@ class Step(Base):
     payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
-class Sample(Base):
-    __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_run_step", "run_id", "step", "group_idx", "sample_idx"),)
+SAMPLE_SQL_TYPES = {
+    samples.KEY: Integer,
+    samples.TEXT: Text,
+    samples.ARRAY: LargeBinary,
+    samples.FLOAT: Float,
+    samples.INT: Integer,
+    samples.BOOL: Boolean,
+    samples.JSON: JSON,
+}
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = _run_fk()
-    step: Mapped[int] = mapped_column(Integer)
-    group_idx: Mapped[int] = mapped_column(Integer, default=0)
-    sample_idx: Mapped[int] = mapped_column(Integer, default=0)
-    prompt: Mapped[str | None] = mapped_column(Text)
-    completion: Mapped[str | None] = mapped_column(Text)
-    token_ids: Mapped[bytes | None] = mapped_column(LargeBinary)
-    token_entropy: Mapped[bytes | None] = mapped_column(LargeBinary)
-    token_logprob: Mapped[bytes | None] = mapped_column(LargeBinary)
-    reward: Mapped[float | None] = mapped_column(Float)
-    rewards: Mapped[dict | None] = mapped_column(JSON)  # reward function name -> value
-    correct: Mapped[bool | None] = mapped_column(Boolean)
-    advantage: Mapped[float | None] = mapped_column(Float)  # A before shaping
-    advantage_shaped: Mapped[float | None] = mapped_column(Float)  # A after the VERL bonus
-    bonus: Mapped[float | None] = mapped_column(Float)
-    er: Mapped[float | None] = mapped_column(Float)
-    erv: Mapped[float | None] = mapped_column(Float)
-    era: Mapped[float | None] = mapped_column(Float)
-    entropy: Mapped[float | None] = mapped_column(Float)
-    mean_logprob: Mapped[float | None] = mapped_column(Float)
-    length: Mapped[int | None] = mapped_column(Integer)
-    curve: Mapped[bytes | None] = mapped_column(LargeBinary)
-    curve_stride: Mapped[int | None] = mapped_column(Integer)  # s
-    curve_positions: Mapped[bytes | None] = mapped_column(LargeBinary)
-    curve_offset: Mapped[int | None] = mapped_column(Integer)  # tokens cut off before the window
+
+def _sample_column(name: str, kind: str) -> Column:
+    if kind == samples.KEY:
+        return Column(name, Integer, nullable=False, default=0)
+    return Column(name, SAMPLE_SQL_TYPES[kind], nullable=True)
+
+
+class Sample(Base):
+    """One generated response: a column per field of `engine.storage.samples.SampleRow`."""
+
+    __table__ = Table(
+        "samples",
+        Base.metadata,
+        Column("id", Integer, primary_key=True),
+        Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+        Column("step", Integer, nullable=False),
+        *(_sample_column(name, kind) for name, kind in samples.SAMPLE_KINDS.items()),
+        Index("ix_samples_run_step", "run_id", "step", "group_idx", "sample_idx"),
+    )
 
 
 class Checkpoint(Base):

@@ -40,9 +40,9 @@ from engine.storage.codec import (
 )
 from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, make_engine
 from engine.storage.migrations import StoreError, ensure_schema
+from engine.storage.samples import SAMPLE_SCALARS
 from engine.storage.schema import (
     RESUMABLE,
-    SAMPLE_SCALARS,
     STEP_COLUMNS,
     STEP_METRICS,
     Checkpoint,
@@ -553,7 +553,7 @@ class Store:
         array (N,) per column ('step' always included), ordered by (step, group, sample).
 
         One SELECT of typed columns and no blob decoding: what the analysis page reads for
-        thousands of responses. Columns: schema.SAMPLE_SCALARS; 'step', 'group_idx' and
+        thousands of responses. Columns: samples.SAMPLE_SCALARS; 'step', 'group_idx' and
         'sample_idx' are int64, the rest float64 with NaN for empty (correct as 1.0 / 0.0)."""
         names = list(dict.fromkeys(["step", *columns]))
         unknown = [c for c in names if c not in SAMPLE_SCALARS]

@@ -67,6 +67,7 @@ from engine.shaping import (
     generation_bonus,
     task_scores,
 )
+from engine.storage.samples import SampleRow
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,7 @@ class VerlTrainer(GRPOTrainer):
             logged[len(logged) - n + i] = value
 
     def _rows(self, pending: PendingGeneration, part: MeasuredSlice) -> list[dict]:
-        """One store row per response of a measured slice."""
+        """One store row (`SampleRow`, as a dict) per response of a measured slice."""
         G = self.num_generations
         local, cap, rd, tp, sh = pending.local, part.cap, part.rd, part.tp, part.sh
         a = pending.out["advantages"].detach().cpu().double()
@@ -366,36 +367,33 @@ class VerlTrainer(GRPOTrainer):
             valid = mask[j]
             length = int(valid.sum())
             g = local["index0"] + i
-            rows.append(
-                {
-                    "group_idx": g // G,
-                    "sample_idx": g % G,
-                    "prompt": prompt_text(pending.inputs[i]["prompt"]),
-                    "completion": local["texts"][i],
-                    "token_ids": ids[i][valid].numpy().astype("int32"),
-                    "token_entropy": ent[j][valid].numpy(),
-                    "token_logprob": logps[j][valid].numpy(),
-                    "reward": float(local["rewards"][i]),
-                    "rewards": {n: _finite(v[i]) for n, v in local["per_func"].items()},
-                    "correct": bool(local["correct"][i]),
-                    "advantage": float(a[i]),
-                    "advantage_shaped": float(a[i] + sh.bonus[j]),
-                    "bonus": float(sh.bonus[j]),
-                    "explore_weight": float(sh.explore_weight[j]),
-                    "aux": float(sh.aux[j]),
-                    "std_zero": bool(local["std_zero"][i]),
-                    "er": float(rd.er[j]),
-                    "erv": float(rd.erv[j]),
-                    "era": float(rd.era[j]),
-                    "entropy": float(tp.entropy[j]),
-                    "mean_logprob": float(tp.mean_logprob[j]),
-                    "length": length,
-                    "curve": rd.curves[j].numpy(),
-                    "curve_stride": self.shaping_cfg.stride,
-                    "curve_positions": rd.positions[j].numpy(),
-                    "curve_offset": max(0, length - max_len) if max_len else 0,
-                }
+            row = SampleRow(
+                group_idx=g // G,
+                sample_idx=g % G,
+                prompt=prompt_text(pending.inputs[i]["prompt"]),
+                completion=local["texts"][i],
+                token_ids=ids[i][valid].numpy().astype("int32"),
+                token_entropy=ent[j][valid].numpy(),
+                token_logprob=logps[j][valid].numpy(),
+                reward=float(local["rewards"][i]),
+                rewards={n: _finite(v[i]) for n, v in local["per_func"].items()},
+                correct=bool(local["correct"][i]),
+                advantage=float(a[i]),
+                advantage_shaped=float(a[i] + sh.bonus[j]),
+                bonus=float(sh.bonus[j]),
+                er=float(rd.er[j]),
+                erv=float(rd.erv[j]),
+                era=float(rd.era[j]),
+                entropy=float(tp.entropy[j]),
+                mean_logprob=float(tp.mean_logprob[j]),
+                length=length,
+                curve=rd.curves[j].numpy(),
+                curve_stride=self.shaping_cfg.stride,
+                curve_positions=rd.positions[j].numpy(),
+                curve_offset=max(0, length - max_len) if max_len else 0,
             )
+            # + the exploration weight, which generation_stats averages but the store does not keep
+            rows.append(row.as_dict() | {"explore_weight": float(sh.explore_weight[j])})
         return rows
 
 
