@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.plots import LEGEND_BELOW, integer_axis
+
 LOWER_IS_BETTER = frozenset({"loss", "kl", "step_seconds", "frac_zero_std"})
 LABELS = {
     "er": "ER",
@@ -30,13 +32,20 @@ def label(metric: str) -> str:
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, revision: str) -> go.Figure:
     fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
+        title={
+            "text": title,
+            "font": {"size": 14},
+            "automargin": True,
+            "yref": "paper",
+            "y": 1,
+            "yanchor": "bottom",
+        },
+        xaxis={"title": {"text": x}, "automargin": True},
+        yaxis={"title": {"text": y}, "automargin": True},
         uirevision=revision,
         template="plotly_white",
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 50, "r": 20, "t": 50, "b": 10},
+        legend=dict(LEGEND_BELOW),
     )
     return fig
 
@@ -59,6 +68,7 @@ def compare_figure(series: dict[str, tuple[Sequence, Sequence]], metric: str) ->
     fig = go.Figure()
     for name, (x, y) in series.items():
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
+    fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in series.values()]))
     return _layout(fig, label(metric), "step", label(metric), f"compare-{metric}")
 
 
@@ -112,7 +122,8 @@ def scatter_figure(
             name="responses",
         )
     )  # fmt: skip
-    title = f"{label(x_metric)} vs {label(y_metric)}: r = {r:+.3f}, R² = {r2:.3f} ({shown})"
+    # two short lines: one long line is wider than a half-page chart and gets cut
+    title = f"{label(x_metric)} vs {label(y_metric)}<br>r = {r:+.3f}, R² = {r2:.3f} ({shown})"
     return _layout(fig, title, label(x_metric), label(y_metric), f"scatter-{x_metric}-{y_metric}")
 
 
@@ -129,6 +140,7 @@ def step_r_figure(
         )  # fmt: skip
     fig.add_hline(y=0, line={"color": "grey", "dash": "dot"})
     fig.update_yaxes(range=[-1.05, 1.05])
+    fig.update_xaxes(integer_axis([np.asarray(steps, dtype=float)]))
     return _layout(fig, "Pearson r per step", "step", "r", "step-r")
 
 

@@ -238,18 +238,41 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+# Below the plot, under the x-axis title: a container-anchored legend pushes the bottom margin
+# (Plotly >= 2.22), so the axis title and the tick labels never sit under it.
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+LEGEND_ROW_PX = 20
+INTEGER_TICKS_SPAN = 10  # an integer axis spanning fewer steps gets a tick at every integer
+
+
 def _layout(title: str, x_label: str, y_label: str, uirevision: str, height: int = 300) -> dict:
+    """The shared layout: axis titles and tick labels push the margins (`automargin`), so a
+    minus sign or a long label is never clipped; the legend sits below the x-axis title."""
     return dict(
-        title=dict(text=title, font=dict(size=14)),
-        xaxis=dict(title=dict(text=x_label), gridcolor="#eee"),
-        yaxis=dict(title=dict(text=y_label), gridcolor="#eee"),
+        title=dict(text=title, font=dict(size=14), automargin=True),
+        xaxis=dict(title=dict(text=x_label), gridcolor="#eee", automargin=True),
+        yaxis=dict(title=dict(text=y_label), gridcolor="#eee", automargin=True),
         uirevision=uirevision,
         height=height,
-        margin=dict(l=50, r=10, t=40, b=50),
-        legend=dict(orientation="h", y=-0.3),
+        margin=dict(l=50, r=10, t=40, b=10),
+        legend=dict(LEGEND_BELOW),
         plot_bgcolor="white",
         template=dict(layout=dict()),  # no default template: ~10 kB less per figure
     )
+
+
+def integer_axis(values: Sequence[np.ndarray]) -> dict:
+    """x-axis settings for integer data (steps): over a short span, one tick per integer
+    (Plotly would label 1.5, 2.5 ...); over a longer one Plotly's own 1-2-5 ticks are integers.
+    values: arrays of x values (any length); returns {} when nothing needs changing."""
+    finite = [v[np.isfinite(v)] for v in (np.asarray(a, dtype=np.float64) for a in values)]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return {}
+    lo, hi = min(float(v.min()) for v in finite), max(float(v.max()) for v in finite)
+    if hi - lo > INTEGER_TICKS_SPAN:
+        return {"tickformat": "d"}
+    return {"tickmode": "linear", "tick0": 0, "dtick": 1}
 
 
 class Figure(go.Figure):
@@ -301,7 +324,13 @@ def panel_figure(
         traces += _traces_for_run(frame, panel, label, colour, x_axis, smoothing)
     if not traces:
         return empty_figure(f"{panel.title}: no data yet", uirevision=f"{uirevision}:{panel.key}")
-    layout = _layout(panel.title, X_AXES[x_axis], panel.y_label, f"{uirevision}:{panel.key}")
+    entries = sum(1 for t in traces if t.get("showlegend", True))
+    height = 300 + LEGEND_ROW_PX * max(0, -(-entries // 2) - 2)  # rows of two beyond the second
+    layout = _layout(
+        panel.title, X_AXES[x_axis], panel.y_label, f"{uirevision}:{panel.key}", height
+    )
+    if x_axis == "step":
+        layout["xaxis"].update(integer_axis([t["x"] for t in traces]))
     return _figure(traces, layout)
 
 

@@ -104,9 +104,9 @@ def build(ctx: AppContext) -> None:
         er_erv = gr.Plot(elem_id="analysis-er-erv")
         ent_lp = gr.Plot(elem_id="analysis-ent-lp")
     step_r = gr.Plot(elem_id="analysis-step-r")
-    with gr.Row():
-        table = gr.Dataframe(elem_id="analysis-table", interactive=False, label="pairs")
-        lengths = gr.Dataframe(elem_id="analysis-length", interactive=False, label="length")
+    # full width, one under the other: side by side, the pairs table's columns were cut off
+    table = gr.Dataframe(elem_id="analysis-table", interactive=False, label="pairs", wrap=True)
+    lengths = gr.Dataframe(elem_id="analysis-length", interactive=False, label="length")
 
     def choices():
         return gr.update(choices=run_choices(store, "train"))
