@@ -76,7 +76,7 @@ class ModelConfig:
     name_or_path: str = _f(
         EMBEDDED_MODEL,
         "Policy model: 'embedded' (the shipped tiny Qwen2 reasoner), a local folder, or a hub id "
-        "(hub ids need network access).",
+        "(from the hub, or with HF_HUB_OFFLINE=1 from the local Hugging Face cache).",
     )
     dtype: str = _f(
         "auto",
@@ -111,7 +111,8 @@ class DataConfig:
     task: str = _f(
         BUILTIN_TASK,
         "Training data: 'arithmetic' (built-in multi-step arithmetic, generated from data.seed), "
-        "a local .jsonl/.csv/.parquet file, or a hub dataset id (needs network access).",
+        "a local .jsonl/.csv/.parquet file, or a hub dataset id (from the hub, or offline from "
+        "the local Hugging Face cache).",
     )
     split: str = _f("train", "Split to read from a hub dataset.")
     eval_task: str = _f(

@@ -208,19 +208,32 @@ def hub_offline() -> str | None:
 
 
 def load_hub_rows(dataset_id: str, split: str) -> list[dict[str, Any]]:
-    """Rows of a hub dataset `id` or `id:config` (needs network access)."""
+    """Rows of a hub dataset `id` or `id:config`: from the hub, or with the hub off (HF_HUB_OFFLINE
+    / HF_DATASETS_OFFLINE) from its snapshot in the local Hugging Face cache, else from
+    `datasets`' own cache of an earlier load (its offline path)."""
     name, _, config = dataset_id.partition(":")
-    offline = hub_offline()
-    if offline:
-        raise DatasetLoadError(
-            f"hub dataset {dataset_id!r} needs network access, but {offline}=1 is set; "
-            "unset it, or point data.task at a local .jsonl/.csv/.parquet file"
-        )
     import datasets
 
+    source = name
+    offline = hub_offline()
+    if offline:
+        from engine.hub import NotCached, cached_snapshot, hub_cache_dir
+
+        try:
+            source = str(cached_snapshot(name, repo_type="dataset"))
+        except NotCached:
+            source = name  # datasets' offline path: its cache of an earlier load_dataset
+        not_cached = (
+            f"hub dataset {dataset_id!r} is not in the local Hugging Face cache "
+            f"({hub_cache_dir()}) nor in datasets' cache, and {offline}=1 is set; download it "
+            f"where there is a network (`hf download {name} --repo-type dataset`) and copy the "
+            "cache here, unset it, or point data.task at a local .jsonl/.csv/.parquet file"
+        )
     try:
-        ds = datasets.load_dataset(name, config or None, split=split)
+        ds = datasets.load_dataset(source, config or None, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; name the id either way
+        if offline and source == name:
+            raise DatasetLoadError(not_cached) from exc
         raise DatasetLoadError(
             f"could not load hub dataset {dataset_id!r} split {split!r}: {exc}"
         ) from exc

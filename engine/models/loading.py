@@ -1,5 +1,8 @@
 """Load a policy: the embedded model, any local folder, or a hub id (+ LoRA via PEFT).
 
+A hub id with the hub off (HF_HUB_OFFLINE=1) loads from its snapshot in the local Hugging Face
+cache (`engine.hub.cached_snapshot`), through the same checks as a local folder.
+
 `load_policy("embedded")` checks the shipped model's manifest (the sha256 of every file);
 demo.py builds that model.
 """
@@ -21,6 +24,7 @@ from engine.config import EMBEDDED_MODEL, ModelConfig
 from engine.data.tasks import (
     hub_offline,
 )
+from engine.hub import NotCached, cached_snapshot
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -143,15 +147,19 @@ def _check_local(folder: Path) -> None:
         )
 
 
-def _hub_guard(model_id: str) -> None:
+def hub_source(model_id: str) -> str | Path:
+    """Where a hub id loads from: its snapshot folder in the local Hugging Face cache when the hub
+    is off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), else the id (transformers downloads and
+    caches it). Raises ModelLoadError when offline and the id is not cached."""
     offline = hub_offline() or (
         "TRANSFORMERS_OFFLINE" if os.environ.get("TRANSFORMERS_OFFLINE") == "1" else None
     )
-    if offline:
-        raise ModelLoadError(
-            f"model {model_id!r} is not a local folder, and loading it from the hub needs network "
-            f"access, but {offline}=1 is set; unset it or use 'embedded' or a local folder"
-        )
+    if not offline:
+        return model_id
+    try:
+        return cached_snapshot(model_id)
+    except NotCached as exc:
+        raise ModelLoadError(f"{exc} ({offline}=1 is set)") from exc
 
 
 def load_tokenizer(source: str | Path, *, require_chat_template: bool = True):
@@ -186,8 +194,8 @@ def load_policy(
     hub id; `lora` wraps fresh trainable LoRA adapters around the model."""
     kind, source = locate(name_or_path)
     if kind == "hub":
-        _hub_guard(str(source))
-    else:
+        source = hub_source(str(source))
+    if isinstance(source, Path):
         _check_local(Path(source))
         if (Path(source) / ADAPTER_CONFIG).is_file() and not any(
             (Path(source) / w).is_file() for w in WEIGHT_FILES
