@@ -140,6 +140,16 @@ def curve_points(length: int, stride: int) -> list[int]:
     return list(range(stride, length, stride))
 
 
+def window(n: int, max_len: int | None) -> tuple[int, int]:
+    """(offset, length) of the curve's window among n valid rows: the last `max_len` of them.
+
+    >>> window(600, 512), window(30, 512), window(30, None)
+    ((88, 512), (0, 30), (0, 30))
+    """
+    length = n if max_len is None else min(n, max_len)
+    return n - length, length
+
+
 def velocity_acceleration(curve: Tensor) -> tuple[float, float]:
     """(ERV, ERA) of one rank curve (J,): mean diff_j and mean diff_j - diff_{j-1}.
 

@@ -34,6 +34,7 @@ from engine.rank.effective_rank import (
     job_cost,
     needs_svd,
     velocity_acceleration,
+    window,
 )
 from engine.threads import single_threaded
 
@@ -104,12 +105,6 @@ def _check(hidden: Tensor, mask: Tensor, stride: int, max_len: int | None) -> No
         raise ValueError(f"stride must be >= 1, got {stride}")
     if max_len is not None and max_len < 1:
         raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-
-
-def window(n: int, max_len: int | None) -> tuple[int, int]:
-    """(offset, length) of the curve's window among n valid rows."""
-    length = n if max_len is None else min(n, max_len)
-    return n - length, length
 
 
 def plan(

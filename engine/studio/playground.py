@@ -261,15 +261,15 @@ class _GrowingCurve:
     def add(self, rows: list) -> None:
         import torch
 
-        from engine.rank.effective_rank import effective_rank
+        from engine.rank.effective_rank import curve_points, effective_rank, window
         from engine.rank.scheduling import rank_dynamics
 
         n, s, max_len = len(rows), self.rank.stride, self.rank.max_len
         t = n - 1  # index of the newest row
-        if t < s or t % s:
+        if curve_points(n, s)[-1:] != [t]:  # the newest row closes no curve point
             return
         with single_threaded():
-            if max_len is None or n <= max_len:
+            if window(n, max_len)[0] == 0:  # the window still holds every row
                 self.values.append(float(effective_rank(torch.stack(rows).double())))
                 self.positions.append(t)
                 return
