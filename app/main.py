@@ -15,7 +15,6 @@ import importlib
 import logging
 import socket
 import threading
-from typing import Any
 
 import gradio as gr
 from sqlalchemy.engine import make_url
@@ -26,6 +25,7 @@ from app.pages.inspector import CSS as INSPECTOR_CSS
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot
 from engine.runs import service
+from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def data_location(root: DataRoot) -> str:
     return f"Data: `{root.root}` · database: `{url}`"
 
 
-def build_app(store: Any, root: DataRoot) -> gr.Blocks:
+def build_app(store: Store, root: DataRoot) -> gr.Blocks:
     """The whole dashboard over one store; nothing outlives the returned Blocks but the store."""
     ctx = AppContext(store=store, root=root, tokenizers=TokenizerCache())
     # the inspector's first open would otherwise wait seconds for transformers + the tokenizer
@@ -125,7 +125,6 @@ def free_port(host: str) -> int:
 def start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
     """An embedded `engine.runs.worker.Worker` on its own store, in a daemon thread, until `stop`."""
     from engine.runs.worker import Worker
-    from engine.storage import Store
 
     worker = Worker(Store.open(root), root, stop=stop)
     thread = threading.Thread(target=worker.run, name="verl-studio-worker", daemon=True)
@@ -133,7 +132,7 @@ def start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def launch(store: Any, root: DataRoot, *, host: str, port: int) -> tuple[gr.Blocks, str]:
+def launch(store: Store, root: DataRoot, *, host: str, port: int) -> tuple[gr.Blocks, str]:
     """Build the dashboard and serve it on host:port (0 = a free one) without blocking;
     returns (the app, its URL). `app.close()` stops it."""
     port = port or free_port(host)

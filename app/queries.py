@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from app.plots import CurveTrace, panel_columns, segment_deltas
+from engine.storage import Store
 from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,13 @@ def eta(run: Any, now: dt.datetime | None = None) -> str:
     return _fmt_duration(elapsed / step * (total - step))
 
 
-def best_heldout(store: Any, run_id: int) -> float | None:
+def best_heldout(store: Store, run_id: int) -> float | None:
     values = store.step_columns(run_id, ["heldout_accuracy"])["heldout_accuracy"]
     values = values[~np.isnan(values)]
     return float(values.max()) if values.size else None
 
 
-def runs_table(store: Any, kind: str | None = "train") -> pd.DataFrame:
+def runs_table(store: Store, kind: str | None = "train") -> pd.DataFrame:
     """The runs table, newest first: one row per run, `RUNS_TABLE_COLUMNS`."""
     rows = []
     for run in sorted(store.list_runs(kind=kind), key=lambda r: r.id, reverse=True):
@@ -102,12 +103,12 @@ def runs_table(store: Any, kind: str | None = "train") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RUNS_TABLE_COLUMNS))
 
 
-def run_choices(store: Any, kind: str | None = "train") -> list[str]:
+def run_choices(store: Store, kind: str | None = "train") -> list[str]:
     """Picker labels of every run, newest first."""
     return [run_label(r) for r in sorted(store.list_runs(kind=kind), key=lambda r: -r.id)]
 
 
-def monitor_signature(store: Any, run_ids: Sequence[int]) -> tuple:
+def monitor_signature(store: Store, run_ids: Sequence[int]) -> tuple:
     """What the timer compares: (run id, status, latest step) per selected run. Cheap."""
     sig = []
     for run_id in run_ids:
@@ -117,13 +118,13 @@ def monitor_signature(store: Any, run_ids: Sequence[int]) -> tuple:
     return tuple(sig)
 
 
-def steps_frame(store: Any, run_id: int) -> pd.DataFrame:
+def steps_frame(store: Store, run_id: int) -> pd.DataFrame:
     """One row per step with the x columns and every column a monitor panel draws."""
     columns = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
     return pd.DataFrame(store.step_columns(run_id, columns), columns=columns)
 
 
-def steps_frames(store: Any, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:
+def steps_frames(store: Store, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:
     """Run label -> steps frame, for every existing run among `run_ids`."""
     frames = {}
     for run_id in run_ids:
@@ -133,7 +134,7 @@ def steps_frames(store: Any, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def log_tail(store: Any, run_id: int, limit: int = 200) -> str:
+def log_tail(store: Store, run_id: int, limit: int = 200) -> str:
     """The run's events, oldest first, one line each; the error tail last when it failed."""
     events = store.events(run_id, limit=limit)
     lines = [
@@ -147,7 +148,7 @@ def log_tail(store: Any, run_id: int, limit: int = 200) -> str:
     return "\n".join(lines) if lines else "(no log lines yet)"
 
 
-def run_details(store: Any, run_id: int) -> tuple[str, str]:
+def run_details(store: Store, run_id: int) -> tuple[str, str]:
     """(config YAML, environment YAML) of a run."""
     run = store.get_run(run_id)
     if run is None:
@@ -162,7 +163,7 @@ def run_details(store: Any, run_id: int) -> tuple[str, str]:
     )
 
 
-def run_status(store: Any, run_id: int) -> dict:
+def run_status(store: Store, run_id: int) -> dict:
     """A JSON-ready status of one run (the /run_status API)."""
     run = store.get_run(run_id)
     if run is None:
@@ -230,18 +231,18 @@ def _response(row: dict) -> Response:
     )
 
 
-def inspector_steps(store: Any, run_id: int) -> list[int]:
+def inspector_steps(store: Store, run_id: int) -> list[int]:
     """Steps with recorded responses."""
     return list(store.sample_steps(run_id))
 
 
-def group_responses(store: Any, run_id: int, step: int, group_idx: int) -> list[Response]:
+def group_responses(store: Store, run_id: int, step: int, group_idx: int) -> list[Response]:
     """Every response of one prompt group, by sample index."""
     rows = store.samples(run_id, step, group_idx=group_idx)
     return sorted((_response(r) for r in rows), key=lambda r: r.sample_idx)
 
 
-def step_groups(store: Any, run_id: int, step: int) -> list[int]:
+def step_groups(store: Store, run_id: int, step: int) -> list[int]:
     """Prompt groups recorded at a step."""
     return sorted({int(r.get("group_idx") or 0) for r in store.samples(run_id, step)})
 

@@ -16,8 +16,12 @@ Statistics are computed on all points; only the chart is subsampled (`subsample`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.storage import Store
 
 METRICS = ("er", "erv", "era", "entropy", "mean_logprob", "length")
 PAIRS = (("er", "erv"), ("entropy", "mean_logprob"))  # the paper's two scatters
@@ -122,7 +126,7 @@ def subsample(n: int, max_points: int = MAX_DRAWN, seed: int = 0) -> np.ndarray:
 
 
 def load_points(
-    store, run_id: int, step_lo: int | None = None, step_hi: int | None = None
+    store: Store, run_id: int, step_lo: int | None = None, step_hi: int | None = None
 ) -> Points:
     """Per-response metrics of a run's recorded samples with step_lo <= step <= step_hi: one
     columns-only query (Store.sample_values), no prompt, text or array is read."""

@@ -20,6 +20,7 @@ from app.pages.common import READ_ONLY, AppContext
 from app.pages.compare import on_show
 from app.queries import choice_id, run_choices
 from engine.analysis import MAX_DRAWN, Decoupling, decoupling, load_points, subsample
+from engine.storage import Store
 
 CONFOUND_R = 0.5  # |r(metric, length)| above which the page warns about the confound
 
@@ -61,7 +62,7 @@ def step_bound(text) -> int | None:
     return int(text)
 
 
-def analyse(store, run_value, step_lo, step_hi):
+def analyse(store: Store, run_value, step_lo, step_hi):
     run_id = choice_id(run_value)
     empty = empty_figure("pick a run")
     if run_id is None:

@@ -17,6 +17,7 @@ import gradio as gr
 
 from engine.config import EMBEDDED_MODEL
 from engine.paths import DataRoot
+from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _load_tokenizer(name_or_path: str) -> Any | None:
 class AppContext:
     """One app's handles. Built per `build_app` call; nothing here is module-level."""
 
-    store: Any
+    store: Store
     root: DataRoot
     tokenizers: TokenizerCache
     tabs: gr.Tabs | None = None

@@ -13,6 +13,7 @@ from gradio.context import Context
 from app.analysis_plots import compare_figure, compare_table
 from app.pages.common import PRIVATE, READ_ONLY, AppContext
 from app.queries import choice_id, run_choices, run_label
+from engine.storage import Store
 from engine.storage.schema import STEP_METRICS
 
 DEFAULT_METRIC = "heldout_accuracy"
@@ -28,7 +29,9 @@ def on_show(fn, inputs, outputs) -> None:
         root.load(fn, inputs, outputs, **READ_ONLY)
 
 
-def compare_series(store, run_values: Sequence[str], metric: str) -> dict[str, tuple[list, list]]:
+def compare_series(
+    store: Store, run_values: Sequence[str], metric: str
+) -> dict[str, tuple[list, list]]:
     """Run label -> (steps, values) of `metric`, for each picked run that exists."""
     series = {}
     for value in run_values or []:

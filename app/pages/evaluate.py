@@ -19,7 +19,7 @@ from app.queries import choice_id, run_choices, run_label
 from engine.config import ConfigError
 from engine.evaluation.jobs import EvalConfig
 from engine.runs import service
-from engine.storage import RunKind
+from engine.storage import RunKind, Store
 
 STATUS_COLUMNS = ("id", "name", "status", "models done", "pass@1 (last)", "error")
 
@@ -28,7 +28,7 @@ def eval_ids(values: Sequence[str] | None) -> list[int]:
     return [i for i in (choice_id(v) for v in values or []) if i is not None]
 
 
-def eval_curves(store, ids: Sequence[int]) -> list[tuple[str, list[int], list[float]]]:
+def eval_curves(store: Store, ids: Sequence[int]) -> list[tuple[str, list[int], list[float]]]:
     """(legend, ks, pass@k) for every stored result of the picked eval runs."""
     curves = []
     for run_id in ids:
@@ -43,7 +43,7 @@ def eval_curves(store, ids: Sequence[int]) -> list[tuple[str, list[int], list[fl
     return curves
 
 
-def status_frame(store, ids: Sequence[int]) -> pd.DataFrame:
+def status_frame(store: Store, ids: Sequence[int]) -> pd.DataFrame:
     rows = []
     for run_id in ids:
         run = store.get_run(run_id)
@@ -69,7 +69,7 @@ def last_line(text: str | None) -> str:
     return lines[-1] if lines else ""
 
 
-def signature(store, ids: Sequence[int]) -> tuple:
+def signature(store: Store, ids: Sequence[int]) -> tuple:
     out = []
     for run_id in ids:
         run = store.get_run(run_id)
@@ -78,13 +78,13 @@ def signature(store, ids: Sequence[int]) -> tuple:
     return tuple(out)
 
 
-def checkpoint_steps(store, run_value) -> list[int]:
+def checkpoint_steps(store: Store, run_value) -> list[int]:
     run_id = choice_id(run_value)
     return [] if run_id is None else [int(c["step"]) for c in store.checkpoints(run_id)]
 
 
 def launch(
-    store, source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new
+    store: Store, source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new
 ):
     """Queue an eval run; returns (message, the eval-runs picker update)."""
     run_id = choice_id(source)

@@ -16,6 +16,7 @@ import gradio as gr
 from app import plots, queries
 from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId
 from engine.runs import service
+from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +138,16 @@ def selected_ids(values: list[str] | None) -> list[int]:
     return [i for i in (queries.choice_id(v) for v in values or []) if i is not None]
 
 
-def table_signature(store: Any) -> tuple:
+def table_signature(store: Store) -> tuple:
     return tuple((r.id, str(r.status), r.step, r.name) for r in store.list_runs(kind="train"))
 
 
-def tick(store: Any, values: list[str] | None) -> tuple[tuple, tuple]:
+def tick(store: Store, values: list[str] | None) -> tuple[tuple, tuple]:
     """The timer's whole work: two small reads."""
     return queries.monitor_signature(store, selected_ids(values)), table_signature(store)
 
 
-def status_text(store: Any, run_ids: list[int]) -> str:
+def status_text(store: Store, run_ids: list[int]) -> str:
     if not run_ids:
         return NO_RUN
     st = queries.run_status(store, run_ids[0])
@@ -161,7 +162,7 @@ def status_text(store: Any, run_ids: list[int]) -> str:
     return text
 
 
-def redraw(store: Any, values: list[str] | None, x_axis: str, smoothing: float) -> list:
+def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float) -> list:
     """Figures, status and log tail of the selected runs (what moves while a run trains)."""
     ids = selected_ids(values)
     frames = queries.steps_frames(store, ids)
@@ -248,7 +249,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         opener.success(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
 
 
-def _current(store: Any, values: list[str] | None) -> Any:
+def _current(store: Store, values: list[str] | None) -> Any:
     ids = selected_ids(values)
     run = store.get_run(ids[0]) if ids else None
     if run is None:

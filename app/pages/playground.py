@@ -15,7 +15,7 @@ from app.pages.compare import on_show
 from app.queries import run_label
 from engine.config import EMBEDDED_MODEL
 from engine.data.tasks import heldout_problems
-from engine.storage import RunKind
+from engine.storage import RunKind, Store
 from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
 
 # generate and analyse share one queue of one: a single kept-loaded model serves both
@@ -26,7 +26,7 @@ GENERATE: dict = {
 }
 
 
-def model_choices(store) -> dict[str, str]:
+def model_choices(store: Store) -> dict[str, str]:
     """Picker label -> what `load_policy` takes: the embedded model and every run checkpoint."""
     out = {EMBEDDED_MODEL: EMBEDDED_MODEL}
     for run in store.list_runs(kind=RunKind.TRAIN):
@@ -35,7 +35,7 @@ def model_choices(store) -> dict[str, str]:
     return out
 
 
-def resolve_model(store, value: str | None) -> str:
+def resolve_model(store: Store, value: str | None) -> str:
     """A picker value to a model: a known label, else a local path or hub id as typed."""
     value = (value or EMBEDDED_MODEL).strip()
     return model_choices(store).get(value, value)

@@ -14,12 +14,15 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.config import BUILTIN_TASK, DEVICES, EMBEDDED_MODEL, DataConfig, StudioConfig
 from engine.evaluation.passk import pass_at_k_curve, prompt_text, sample_completions, score
+
+if TYPE_CHECKING:
+    from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ class EvalResult:
 # ---------------------------------------------------------------- what an eval run evaluates
 
 
-def source_config(store, cfg: EvalConfig) -> StudioConfig | None:
+def source_config(store: Store, cfg: EvalConfig) -> StudioConfig | None:
     """The source run's training config (None when the eval names a model directly)."""
     if cfg.source_run_id is None:
         return None
@@ -141,7 +144,7 @@ def source_config(store, cfg: EvalConfig) -> StudioConfig | None:
     return StudioConfig.from_dict(run.config)
 
 
-def eval_targets(store, cfg: EvalConfig, src: StudioConfig | None) -> list[EvalTarget]:
+def eval_targets(store: Store, cfg: EvalConfig, src: StudioConfig | None) -> list[EvalTarget]:
     """Models to evaluate, in step order; an error names the steps that have no checkpoint."""
     if src is None:
         return [EvalTarget(BASE_STEP, cfg.model)]
@@ -222,7 +225,7 @@ def evaluate_model(
 # ---------------------------------------------------------------- the eval job
 
 
-def run_eval(store, run_id: int) -> list[EvalResult]:
+def run_eval(store: Store, run_id: int) -> list[EvalResult]:
     """Execute eval run `run_id` under its lifecycle; one `evals` row per evaluated model."""
     import torch
 

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
@@ -31,6 +31,9 @@ from engine.runs.lifecycle import enforce_save_total_limit
 from engine.shaping import ShapingState
 from engine.storage.schema import STEP_METRICS
 from engine.training.heldout import HeldOut
+
+if TYPE_CHECKING:
+    from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class RecordingCallback(TrainerCallback):
     def __init__(
         self,
         trainer,
-        store,
+        store: Store,
         run_id: int,
         *,
         run_cfg,

@@ -15,13 +15,16 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.config import ConfigError, ModelConfig, StudioConfig, report_targets
 from engine.paths import DataRoot
 from engine.resources import recipe_path
+
+if TYPE_CHECKING:
+    from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ class Progress:
 def train(
     cfg: StudioConfig,
     *,
-    store,
+    store: Store,
     root: DataRoot,
     run_id: int,
     should_stop=lambda: False,
@@ -238,7 +241,7 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
     return 0
 
 
-def config_from_args(args, store=None) -> StudioConfig:
+def config_from_args(args, store: Store | None = None) -> StudioConfig:
     """--config (a recipe name or a path) + --set, or the queued run's stored config."""
     overrides = list(getattr(args, "overrides", None) or [])
     if getattr(args, "run_id", None) is not None:
