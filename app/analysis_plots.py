@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.plots import LEGEND_BELOW, integer_axis
+from app.plots import axes_layout, empty_figure, integer_axis
 
 LOWER_IS_BETTER = frozenset({"loss", "kl", "step_seconds", "frac_zero_std"})
 LABELS = {
@@ -30,34 +30,6 @@ def label(metric: str) -> str:
     return LABELS.get(metric, metric.replace("_", " "))
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, revision: str) -> go.Figure:
-    fig.update_layout(
-        title={
-            "text": title,
-            "font": {"size": 14},
-            "automargin": True,
-            "yref": "paper",
-            "y": 1,
-            "yanchor": "bottom",
-        },
-        xaxis={"title": {"text": x}, "automargin": True},
-        yaxis={"title": {"text": y}, "automargin": True},
-        uirevision=revision,
-        template="plotly_white",
-        margin={"l": 50, "r": 20, "t": 50, "b": 10},
-        legend=dict(LEGEND_BELOW),
-    )
-    return fig
-
-
-def empty_figure(message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig.update_layout(template="plotly_white", uirevision="empty")
-
-
 # ---------------------------------------------------------------- compare
 
 
@@ -69,7 +41,9 @@ def compare_figure(series: dict[str, tuple[Sequence, Sequence]], metric: str) ->
     for name, (x, y) in series.items():
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
     fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in series.values()]))
-    return _layout(fig, label(metric), "step", label(metric), f"compare-{metric}")
+    return fig.update_layout(
+        **axes_layout(label(metric), "step", label(metric), f"compare-{metric}", height=None)
+    )
 
 
 def compare_table(series: dict[str, tuple[Sequence, Sequence]], metric: str) -> pd.DataFrame:
@@ -124,7 +98,11 @@ def scatter_figure(
     )  # fmt: skip
     # two short lines: one long line is wider than a half-page chart and gets cut
     title = f"{label(x_metric)} vs {label(y_metric)}<br>r = {r:+.3f}, R² = {r2:.3f} ({shown})"
-    return _layout(fig, title, label(x_metric), label(y_metric), f"scatter-{x_metric}-{y_metric}")
+    return fig.update_layout(
+        **axes_layout(
+            title, label(x_metric), label(y_metric), f"scatter-{x_metric}-{y_metric}", height=None
+        )
+    )
 
 
 def step_r_figure(
@@ -141,7 +119,9 @@ def step_r_figure(
     fig.add_hline(y=0, line={"color": "grey", "dash": "dot"})
     fig.update_yaxes(range=[-1.05, 1.05])
     fig.update_xaxes(integer_axis([np.asarray(steps, dtype=float)]))
-    return _layout(fig, "Pearson r per step", "step", "r", "step-r")
+    return fig.update_layout(
+        **axes_layout("Pearson r per step", "step", "r", "step-r", height=None)
+    )
 
 
 def stats_table(pairs, length_r: dict[str, float]) -> pd.DataFrame:
@@ -179,7 +159,9 @@ def pass_at_k_figure(curves: list[tuple[str, Sequence[int], Sequence[float]]]) -
         fig.add_trace(go.Scatter(x=list(ks), y=list(values), mode="lines+markers", name=name))
     fig.update_yaxes(range=[0, 1.02])
     fig.update_xaxes(type="log", dtick=np.log10(2))
-    return _layout(fig, "pass@k (unbiased estimator)", "k", "pass@k", "pass-at-k")
+    return fig.update_layout(
+        **axes_layout("pass@k (unbiased estimator)", "k", "pass@k", "pass-at-k", height=None)
+    )
 
 
 # ---------------------------------------------------------------- playground
@@ -190,7 +172,9 @@ def rank_curve_figure(positions: Sequence[int], curve: Sequence[float], title: s
     fig = go.Figure(
         go.Scatter(x=list(positions), y=list(curve), mode="lines+markers", name="ER of prefix")
     )
-    return _layout(fig, title, "response token", "ER", "playground-curve")
+    return fig.update_layout(
+        **axes_layout(title, "response token", "ER", "playground-curve", height=None)
+    )
 
 
 def token_proxy_figure(entropy: Sequence[float], logprob: Sequence[float]) -> go.Figure:
@@ -198,6 +182,7 @@ def token_proxy_figure(entropy: Sequence[float], logprob: Sequence[float]) -> go
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=list(entropy), mode="lines", name="entropy"))
     fig.add_trace(go.Scatter(x=x, y=list(logprob), mode="lines", name="log-prob"))
-    return _layout(
-        fig, "Token entropy and log-prob", "response token", "nats", "playground-proxies"
+    layout = axes_layout(
+        "Token entropy and log-prob", "response token", "nats", "playground-proxies", height=None
     )
+    return fig.update_layout(**layout)

@@ -245,10 +245,13 @@ LEGEND_ROW_PX = 20
 INTEGER_TICKS_SPAN = 10  # an integer axis spanning fewer steps gets a tick at every integer
 
 
-def _layout(title: str, x_label: str, y_label: str, uirevision: str, height: int = 300) -> dict:
-    """The shared layout: axis titles and tick labels push the margins (`automargin`), so a
-    minus sign or a long label is never clipped; the legend sits below the x-axis title."""
-    return dict(
+def axes_layout(
+    title: str, x_label: str, y_label: str, uirevision: str, height: int | None = 300
+) -> dict:
+    """The one layout of every chart: axis titles and tick labels push the margins
+    (`automargin`), so a minus sign or a long label is never clipped; the legend sits below the
+    x-axis title. `height` in px (None: the page's default)."""
+    layout = dict(
         title=dict(text=title, font=dict(size=14), automargin=True),
         xaxis=dict(title=dict(text=x_label), gridcolor="#eee", automargin=True),
         yaxis=dict(title=dict(text=y_label), gridcolor="#eee", automargin=True),
@@ -259,6 +262,9 @@ def _layout(title: str, x_label: str, y_label: str, uirevision: str, height: int
         plot_bgcolor="white",
         template=dict(layout=dict()),  # no default template: ~10 kB less per figure
     )
+    if height is None:
+        del layout["height"]
+    return layout
 
 
 def integer_axis(values: Sequence[np.ndarray]) -> dict:
@@ -298,7 +304,7 @@ def _figure(traces: list[dict], layout: dict) -> Figure:
 
 def empty_figure(message: str, uirevision: str = "empty") -> go.Figure:
     """A blank figure that says why it is blank (friendly empty state)."""
-    layout = _layout("", "", "", uirevision, height=240)
+    layout = axes_layout("", "", "", uirevision, height=240)
     layout["xaxis"] = dict(visible=False)
     layout["yaxis"] = dict(visible=False)
     layout["annotations"] = [
@@ -326,7 +332,7 @@ def panel_figure(
         return empty_figure(f"{panel.title}: no data yet", uirevision=f"{uirevision}:{panel.key}")
     entries = sum(1 for t in traces if t.get("showlegend", True))
     height = 300 + LEGEND_ROW_PX * max(0, -(-entries // 2) - 2)  # rows of two beyond the second
-    layout = _layout(
+    layout = axes_layout(
         panel.title, X_AXES[x_axis], panel.y_label, f"{uirevision}:{panel.key}", height
     )
     if x_axis == "step":
@@ -391,7 +397,7 @@ def rank_curves_figure(curves: Sequence[CurveTrace], uirevision: str = "inspecto
         return empty_figure("no rank curve (responses shorter than two strides)", uirevision)
     return _figure(
         traces,
-        _layout("ER over response tokens (stride points)", "token position", "ER", uirevision),
+        axes_layout("ER over response tokens (stride points)", "token position", "ER", uirevision),
     )
 
 
@@ -419,7 +425,7 @@ def token_series_figure(
         )
     if not traces:
         return empty_figure("no per-token entropy or log-prob recorded", uirevision)
-    return _figure(traces, _layout("Along the response", "token position", "value", uirevision))
+    return _figure(traces, axes_layout("Along the response", "token position", "value", uirevision))
 
 
 def segment_deltas(n_tokens: int, positions: np.ndarray, curve: np.ndarray) -> list[float | None]:

@@ -16,8 +16,7 @@ from app.analysis_plots import (
     stats_table,
     step_r_figure,
 )
-from app.pages.common import READ_ONLY, AppContext
-from app.pages.compare import on_show
+from app.pages.common import READ_ONLY, AppContext, on_show
 from app.queries import choice_id, run_choices
 from engine.analysis import MAX_DRAWN, Decoupling, decoupling, load_points, subsample
 from engine.storage import Store

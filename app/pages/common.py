@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from engine.config import EMBEDDED_MODEL
 from engine.paths import DataRoot
@@ -92,3 +93,12 @@ class AppContext:
 def elem_id(path: str) -> str:
     """The DOM id of a config field's input: `shaping.kappa` -> `cfg-shaping-kappa`."""
     return "cfg-" + path.replace(".", "-").replace("_", "-")
+
+
+def on_show(fn, inputs, outputs) -> None:
+    """Run a read-only handler when the app loads and whenever this page's tab is opened."""
+    tab, root = Context.block, Context.root_block
+    if isinstance(tab, gr.Tab):
+        tab.select(fn, inputs, outputs, **READ_ONLY)
+    if root is not None:
+        root.load(fn, inputs, outputs, **READ_ONLY)

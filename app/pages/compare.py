@@ -8,25 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import gradio as gr
-from gradio.context import Context
 
 from app.analysis_plots import compare_figure, compare_table
-from app.pages.common import PRIVATE, READ_ONLY, AppContext
+from app.pages.common import PRIVATE, AppContext, on_show
 from app.queries import choice_id, run_choices, run_label
 from engine.storage import Store
 from engine.storage.schema import STEP_METRICS
 
 DEFAULT_METRIC = "heldout_accuracy"
 METRICS = tuple(m for m in STEP_METRICS if m != "wall_time")
-
-
-def on_show(fn, inputs, outputs) -> None:
-    """Run a read-only handler when the app loads and whenever this page's tab is opened."""
-    tab, root = Context.block, Context.root_block
-    if isinstance(tab, gr.Tab):
-        tab.select(fn, inputs, outputs, **READ_ONLY)
-    if root is not None:
-        root.load(fn, inputs, outputs, **READ_ONLY)
 
 
 def compare_series(

@@ -13,8 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from app.analysis_plots import pass_at_k_figure
-from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext
-from app.pages.compare import on_show
+from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, on_show
 from app.queries import choice_id, run_choices, run_label
 from engine.config import ConfigError
 from engine.evaluation.jobs import EvalConfig

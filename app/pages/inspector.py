@@ -139,11 +139,6 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
     run, step, group, response = pickers
     store = ctx.store
 
-    def runs():
-        return gr.Dropdown(choices=queries.run_choices(store, kind="train"))
-
-    pass
-
     def on_run(choice):
         return pick(ctx, queries.choice_id(choice))
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.analysis_plots import rank_curve_figure, token_proxy_figure
-from app.pages.common import AppContext
-from app.pages.compare import on_show
+from app.pages.common import AppContext, on_show
 from app.queries import run_label
 from engine.config import EMBEDDED_MODEL
 from engine.data.tasks import heldout_problems

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.config import BUILTIN_TASK, DEVICES, EMBEDDED_MODEL, DataConfig, StudioConfig
-from engine.evaluation.passk import pass_at_k_curve, prompt_text, sample_completions, score
+from engine.evaluation.passk import pass_at_k_curve, render_prompt, sample_completions, score
 
 if TYPE_CHECKING:
     from engine.storage import Store
@@ -207,7 +207,7 @@ def evaluate_model(
 
             raise RunCancelled()
         batch = problems[start : start + B]
-        prompts = [prompt_text(r["prompt"], tokenizer) for r in batch]
+        prompts = [render_prompt(r["prompt"], tokenizer) for r in batch]
         samples = sample_completions(
             model,
             tokenizer,

@@ -54,8 +54,9 @@ def pass_at_k_curve(correct_counts: Sequence[int], n: int, ks: Sequence[int]) ->
 # ---------------------------------------------------------------- sampling and scoring
 
 
-def prompt_text(prompt: Any, tokenizer) -> str:
-    """A plain-text prompt as is; chat messages through the tokenizer's chat template."""
+def render_prompt(prompt: Any, tokenizer) -> str:
+    """The text the model reads: a plain-text prompt as is; chat messages through the
+    tokenizer's chat template (with the generation prompt)."""
     if isinstance(prompt, str):
         return prompt
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)

@@ -48,6 +48,7 @@ from engine.data.tasks import (
     heldout_problems,
     split_of,
 )
+from engine.evaluation.passk import sample_completions
 from engine.models.loading import MANIFEST, sha256_file
 from engine.threads import single_threaded
 
@@ -225,36 +226,6 @@ def sft(
     return losses
 
 
-@torch.no_grad()
-def sample_completions(
-    model,
-    tok,
-    prompts: list[str],
-    *,
-    k: int = 1,
-    temperature: float = DEMO_TEMPERATURE,
-    max_new_tokens: int = DEMO_MAX_NEW_TOKENS,
-    seed: int = 0,
-) -> list[list[str]]:
-    """k sampled completions per prompt (one batched generate; full softmax, no top-k/top-p)."""
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {n: t.to(model.device).repeat_interleave(k, dim=0) for n, t in enc.items()}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        out = model.generate(
-            **enc,
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
-
-
 def heldout_pass_at_1(
     model,
     tok,
@@ -268,9 +239,11 @@ def heldout_pass_at_1(
 ) -> float:
     """Mean correctness of k samples on each of the first n held-out problems (pass@1)."""
     problems = heldout_problems(n, n_ops, digits)
-    samples = sample_completions(
-        model, tok, [p.prompt for p in problems], k=k, temperature=temperature, seed=seed
-    )
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        samples = sample_completions(
+            model, tok, [p.prompt for p in problems], n=k, max_new_tokens=DEMO_MAX_NEW_TOKENS,
+            temperature=temperature, top_p=1.0, generator_seed=seed,
+        )  # fmt: skip
     hits = [
         is_correct(s, p.answer) for p, group in zip(problems, samples, strict=True) for s in group
     ]

@@ -115,6 +115,15 @@ def enforce_save_total_limit(store: Store, run_id: int, limit: int) -> list[Path
     return removed
 
 
+def register_checkpoint(
+    store: Store, run_id: int, step: int, path: str | Path, save_total_limit: int
+) -> list[Path]:
+    """Record a checkpoint written at `step` in `path`, then enforce save_total_limit; returns
+    the folders removed."""
+    store.add_checkpoint(run_id, step, path)
+    return enforce_save_total_limit(store, run_id, save_total_limit)
+
+
 class RunLifecycle:
     """Context manager marking a run running / completed / cancelled / failed (module docstring)."""
 
@@ -181,11 +190,6 @@ class RunLifecycle:
 
     def event(self, message: str, level: str = "info") -> None:
         self.store.add_event(self.run_id, message, level)
-
-    def checkpoint_saved(self, step: int, path: str | Path, save_total_limit: int) -> list[Path]:
-        """Register a checkpoint, then enforce save_total_limit (returns the folders removed)."""
-        self.store.add_checkpoint(self.run_id, step, path)
-        return enforce_save_total_limit(self.store, self.run_id, save_total_limit)
 
     # ---- leaving ------------------------------------------------------------------------------------
 

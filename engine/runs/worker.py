@@ -46,6 +46,7 @@ from typing import IO
 
 from engine.paths import DB_ENV, DataRoot
 from engine.storage import RunInfo, RunKind, RunStatus, Store
+from engine.storage.schema import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,6 @@ def signal_process(pid: int, signum: int) -> None:
 def _started(run: RunInfo, job: _Job) -> bool:
     """The job's process has started its own lifecycle (it heart-beats for itself)."""
     return run.started_at is not None and run.started_at >= job.spawned_at
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def signal_name(signum: int) -> str:

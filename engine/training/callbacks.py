@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
 
-from engine.runs.lifecycle import enforce_save_total_limit
+from engine.runs.lifecycle import register_checkpoint
 from engine.shaping import ShapingState
 from engine.storage.schema import STEP_METRICS
 from engine.training.heldout import HeldOut
@@ -160,8 +160,9 @@ class RecordingCallback(TrainerCallback):
         if not self.is_main:
             return
         save_shaping_state(folder, self.trainer.shaping_state)
-        self.store.add_checkpoint(self.run_id, state.global_step, folder)
-        enforce_save_total_limit(self.store, self.run_id, self.run_cfg.save_total_limit)
+        register_checkpoint(
+            self.store, self.run_id, state.global_step, folder, self.run_cfg.save_total_limit
+        )
 
     # ---- the step row ---------------------------------------------------------------------
     def step_row(self, step: int, logs: dict[str, Any]) -> tuple[dict, list[dict]]:

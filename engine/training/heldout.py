@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
-from engine.evaluation.passk import prompt_text, sample_completions, score
+from engine.evaluation.passk import render_prompt, sample_completions, score
 
 
 @dataclass
@@ -72,7 +72,7 @@ def correct_counts(
         samples = sample_completions(
             model,
             tok,
-            [prompt_text(r["prompt"], tok) for r in batch],
+            [render_prompt(r["prompt"], tok) for r in batch],
             n=n,
             max_new_tokens=max_new_tokens,
             temperature=temperature,

@@ -370,7 +370,7 @@ class VerlTrainer(GRPOTrainer):
             row = SampleRow(
                 group_idx=g // G,
                 sample_idx=g % G,
-                prompt=prompt_text(pending.inputs[i]["prompt"]),
+                prompt=prompt_transcript(pending.inputs[i]["prompt"]),
                 completion=local["texts"][i],
                 token_ids=ids[i][valid].numpy().astype("int32"),
                 token_entropy=ent[j][valid].numpy(),
@@ -397,8 +397,9 @@ class VerlTrainer(GRPOTrainer):
         return rows
 
 
-def prompt_text(prompt: Any) -> str:
-    """A plain-text prompt as is; chat messages as 'role: content' lines."""
+def prompt_transcript(prompt: Any) -> str:
+    """The prompt as the store keeps it: plain text as is; chat messages as 'role: content'
+    lines (unlike `passk.render_prompt`, no chat template)."""
     if isinstance(prompt, str):
         return prompt
     return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in prompt)
