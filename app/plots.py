@@ -55,12 +55,22 @@ class Line:
 
 @dataclass(frozen=True)
 class Panel:
-    """One monitor chart: a title, a y label and the step columns it draws."""
+    """One monitor chart: a title, a y label and the step columns it draws; with `prefix`, also
+    one line per frame column named `prefix + label` (e.g. one per reward function)."""
 
     key: str
     title: str
     y_label: str
     lines: tuple[Line, ...] = field(default_factory=tuple)
+    prefix: str | None = None
+
+    def lines_for(self, frame: pd.DataFrame) -> tuple[Line, ...]:
+        if self.prefix is None:
+            return self.lines
+        extra = tuple(
+            Line(c, c[len(self.prefix) :]) for c in frame.columns if c.startswith(self.prefix)
+        )
+        return self.lines + extra
 
 
 def _rank_panel(k: str, name: str) -> Panel:
@@ -77,6 +87,51 @@ def _rank_panel(k: str, name: str) -> Panel:
     )
 
 
+REWARD_FUNCTION_PREFIX = "reward_fn/"  # steps-frame columns: mean of one reward function
+
+# The GRPO health panels (issue 17): what says a run is learning nothing.
+HEALTH_PANELS: tuple[Panel, ...] = (
+    Panel(
+        "health",
+        "GRPO health: tied groups, truncated, clipped (share of the step)",
+        "share",
+        (
+            Line("frac_zero_std", "groups tied (no gradient)"),
+            Line("truncated_share", "truncated (no EOS)", dash="dash"),
+            Line("clipped_ratio", "TRL clipped_ratio", dash="dot"),
+        ),
+    ),
+    Panel(
+        "reward_functions",
+        "Reward per function (mean over the step)",
+        "reward",
+        prefix=REWARD_FUNCTION_PREFIX,
+    ),
+    Panel(
+        "completion_length",
+        "Response length (mean, p10-p90 band)",
+        "tokens",
+        (Line("completion_length", "length", band=("length_p10", "length_p90")),),
+    ),
+    Panel("entropy", "Policy entropy (mean token entropy)", "nats", (Line("entropy", "entropy"),)),
+    Panel(
+        "time",
+        "Step time: generation vs training",
+        "seconds",
+        (
+            Line("step_seconds", "step"),
+            Line("generation_seconds", "generation", dash="dash"),
+            Line("train_seconds", "training", dash="dot"),
+        ),
+    ),
+    Panel(
+        "throughput",
+        "Generation throughput",
+        "tokens / s",
+        (Line("tokens_per_second", "tokens/s"),),
+    ),
+)
+
 PANELS: tuple[Panel, ...] = (
     Panel("reward", "Reward", "reward", (Line("reward_mean", "reward", band=None),)),
     Panel(
@@ -85,6 +140,7 @@ PANELS: tuple[Panel, ...] = (
         "accuracy",
         (Line("accuracy", "training"), Line("heldout_accuracy", "held-out", dash="dash")),
     ),
+    *HEALTH_PANELS,
     _rank_panel("er", "ER"),
     _rank_panel("erv", "ERV"),
     _rank_panel("era", "ERA"),
@@ -101,19 +157,13 @@ PANELS: tuple[Panel, ...] = (
     ),
     Panel("loss", "Loss", "loss", (Line("loss", "loss"),)),
     Panel("kl", "KL", "KL", (Line("kl", "KL"),)),
-    Panel("entropy", "Token entropy", "nats", (Line("entropy", "entropy"),)),
     Panel("mean_logprob", "Mean log-prob", "log p", (Line("mean_logprob", "mean log-prob"),)),
-    Panel(
-        "completion_length",
-        "Completion length",
-        "tokens",
-        (Line("completion_length", "length"),),
-    ),
 )
 
 
 def panel_columns() -> list[str]:
-    """Every step column some panel reads (what a monitor query must fetch)."""
+    """Every named column some panel reads: typed step columns, TRL payload series and derived
+    ones (what the monitor's steps frame must hold; prefix panels add their own columns)."""
     cols: list[str] = []
     for panel in PANELS:
         for line in panel.lines:
@@ -189,7 +239,7 @@ def _traces_for_run(
 ) -> list[dict]:
     x = x_values(frame, x_axis)
     traces: list[dict] = []
-    for line in panel.lines:
+    for line in panel.lines_for(frame):
         y = _column(frame, line.column)
         if y is None:
             continue

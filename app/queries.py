@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from app.plots import CurveTrace, panel_columns, segment_deltas
+from app.plots import REWARD_FUNCTION_PREFIX, CurveTrace, panel_columns, segment_deltas
+from engine.config import HEALTH_FLAGS
+from engine.health import CLEAR, FLAG, STOP, flagged_responses
 from engine.storage import Store
 from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
+from engine.storage.schema import STEP_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ RUNS_TABLE_COLUMNS = (
     "step / total",
     "ETA",
     "best held-out acc",
+    "health",
     "started",
 )
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -86,7 +91,9 @@ def best_heldout(store: Store, run_id: int) -> float | None:
 def runs_table(store: Store, kind: str | None = "train") -> pd.DataFrame:
     """The runs table, newest first: one row per run, `RUNS_TABLE_COLUMNS`."""
     rows = []
-    for run in sorted(store.list_runs(kind=kind), key=lambda r: r.id, reverse=True):
+    runs = sorted(store.list_runs(kind=kind), key=lambda r: r.id, reverse=True)
+    flags = health_flags(store, [r.id for r in runs])
+    for run in runs:
         best = best_heldout(store, run.id)
         rows.append(
             (
@@ -97,10 +104,113 @@ def runs_table(store: Store, kind: str | None = "train") -> pd.DataFrame:
                 f"{run.step or 0} / {run.total_steps or 0}",
                 eta(run),
                 "" if best is None else f"{best:.3f}",
+                flags_cell(flags.get(run.id, [])),
                 _fmt_time(run.started_at),
             )
         )
     return pd.DataFrame(rows, columns=list(RUNS_TABLE_COLUMNS))
+
+
+# ----------------------------------------------------------------------------- health flags
+
+
+@dataclass(frozen=True)
+class FlagState:
+    """One health flag of a run as its events tell it: raised at `since`, last held at `last`
+    (the run's latest step while active), with the sentence of the step that raised it."""
+
+    kind: str
+    since: int
+    last: int
+    message: str
+    active: bool
+    stopped: bool = False  # this flag stopped the run
+
+
+def health_flags(store: Store, run_ids: Sequence[int]) -> dict[int, list[FlagState]]:
+    """Run id -> its health flags, latest episode of each kind, active ones first. One query."""
+    if not run_ids:
+        return {}
+    events = store.kind_events([FLAG, CLEAR, STOP], run_ids)
+    states: dict[int, dict[str, FlagState]] = {}
+    latest = {r: None for r in run_ids}
+    for e in events:
+        verb, _, kind = e["kind"].partition(":")
+        run_flags = states.setdefault(e["run_id"], {})
+        step = int(e["step"] or 0)
+        if verb + ":" == FLAG:
+            run_flags[kind] = FlagState(kind, step, step, e["message"], active=True)
+        elif kind in run_flags and verb + ":" == CLEAR:
+            run_flags[kind] = replace(run_flags[kind], last=step - 1, active=False)
+        elif kind in run_flags and verb + ":" == STOP:
+            run_flags[kind] = replace(run_flags[kind], last=step, stopped=True)
+    out = {}
+    for run_id, run_flags in states.items():
+        if latest.get(run_id) is None:
+            latest[run_id] = store.latest_step(run_id)
+        flags = [
+            replace(f, last=max(f.last, latest[run_id])) if f.active else f
+            for f in run_flags.values()
+        ]
+        out[run_id] = sorted(flags, key=lambda f: (not f.active, HEALTH_FLAGS.index(f.kind)))
+    return out
+
+
+def flags_cell(flags: Sequence[FlagState]) -> str:
+    """The runs table's health cell: active flags by name ('' when healthy)."""
+    active = [f.kind.replace("_", " ") for f in flags if f.active or f.stopped]
+    return ("⚠ " + ", ".join(active)) if active else ""
+
+
+def flags_markdown(flags: Sequence[FlagState]) -> str:
+    """The banner at the top of a run's monitor: one line per flag, active ones first."""
+    if not flags:
+        return ""
+    lines = ["**GRPO health**"]
+    for f in flags:
+        span = f"step {f.since}" if f.last <= f.since else f"steps {f.since}-{f.last}"
+        state = "stopped the run" if f.stopped else "active" if f.active else "cleared"
+        icon = "⚠️" if f.active or f.stopped else "✓"
+        lines.append(f"- {icon} **{f.kind}** ({state}, {span}): {escape_markdown(f.message)}")
+    return "\n".join(lines)
+
+
+def escape_markdown(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
+
+
+def flag_links(flags: Sequence[FlagState]) -> list[tuple[str, str]]:
+    """(label, kind) of each flag, for the picker that lists the responses behind one."""
+    return [(f"{f.kind}: responses at step {f.last}", f.kind) for f in flags]
+
+
+FLAG_RESPONSE_COLUMNS = ("step", "group", "sample", "reward", "length", "truncated", "reason")
+
+
+def flag_responses(store: Store, run_id: int, kind: str) -> pd.DataFrame:
+    """The responses behind a run's flag at the last step it held (with recorded responses):
+    step, group, sample, reward, length, truncated and the flag's reason for each."""
+    flag = next((f for f in health_flags(store, [run_id]).get(run_id, []) if f.kind == kind), None)
+    if flag is None:
+        return pd.DataFrame(columns=list(FLAG_RESPONSE_COLUMNS))
+    steps = [s for s in store.sample_steps(run_id) if flag.since <= s <= flag.last]
+    if not steps:
+        return pd.DataFrame(columns=list(FLAG_RESPONSE_COLUMNS))
+    step = steps[-1]
+    rows = flagged_responses(kind, store.samples(run_id, step))
+    table = [
+        (
+            step,
+            r.get("group_idx"),
+            r.get("sample_idx"),
+            r.get("reward"),
+            r.get("length"),
+            r.get("truncated"),
+            r["reason"],
+        )
+        for r in rows
+    ]
+    return pd.DataFrame(table, columns=list(FLAG_RESPONSE_COLUMNS))
 
 
 def run_choices(store: Store, kind: str | None = "train") -> list[str]:
@@ -118,10 +228,37 @@ def monitor_signature(store: Store, run_ids: Sequence[int]) -> tuple:
     return tuple(sig)
 
 
+# steps-frame column -> the step-payload key it is read from (TRL logs it; no typed column)
+PAYLOAD_SERIES = {"clipped_ratio": "completions/clipped_ratio"}
+REWARD_MEAN_KEY = re.compile(r"rewards/(.+)/mean")  # TRL: mean of one reward function per step
+
+
+def reward_function_keys(store: Store, run_id: int) -> dict[str, str]:
+    """Steps-frame column -> payload key of each reward function's per-step mean."""
+    keys = {}
+    for key in store.last_payload_keys(run_id):
+        match = REWARD_MEAN_KEY.fullmatch(key)
+        if match:
+            keys[REWARD_FUNCTION_PREFIX + match.group(1)] = key
+    return keys
+
+
 def steps_frame(store: Store, run_id: int) -> pd.DataFrame:
-    """One row per step with the x columns and every column a monitor panel draws."""
-    columns = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
-    return pd.DataFrame(store.step_columns(run_id, columns), columns=columns)
+    """One row per step with the x columns and every column a monitor panel draws: typed step
+    columns, TRL's payload series (clipped ratio, the mean of each reward function) and the
+    training seconds of a step (its seconds minus generation)."""
+    wanted = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
+    typed = [c for c in wanted if c in STEP_METRICS or c == "step"]
+    frame = pd.DataFrame(store.step_columns(run_id, typed), columns=typed)
+    payload = PAYLOAD_SERIES | reward_function_keys(store, run_id)
+    values = store.step_payload_columns(run_id, list(payload.values()))
+    if not np.array_equal(values["step"], frame["step"].to_numpy()):  # a step landed between
+        by_step = pd.DataFrame(values).drop_duplicates("step").set_index("step")
+        values = by_step.reindex(frame["step"].to_numpy()).to_dict("series")
+    for column, key in payload.items():
+        frame[column] = np.asarray(values[key], dtype=np.float64)
+    frame["train_seconds"] = frame["step_seconds"] - frame["generation_seconds"]
+    return frame
 
 
 def steps_frames(store: Store, run_ids: Sequence[int]) -> dict[str, pd.DataFrame]:

@@ -29,6 +29,7 @@ from app.pages.common import AppContext, TokenizerCache
 from engine.config import StudioConfig
 from engine.paths import resolve
 from engine.storage import Store
+from engine.storage.schema import STEP_METRICS
 
 log = logging.getLogger("bench_dashboard")
 
@@ -67,8 +68,14 @@ def sample(rng: np.random.Generator, group: int, idx: int) -> dict:
 
 
 def step_row(rng: np.random.Generator, k: int) -> dict:
-    row = {c: float(rng.random()) for c in plots.panel_columns()}
+    """Every typed column a panel draws, and what TRL logs into the payload: its clipped ratio,
+    the mean of each of two reward functions and ~30 other keys (a real step's payload)."""
+    row = {c: float(rng.random()) for c in plots.panel_columns() if c in STEP_METRICS}
     row.update(step=k, wall_time=1.7e9 + k, tokens=k * 2560)
+    payload = {f"trl/other_{i}": float(rng.random()) for i in range(30)}
+    payload["completions/clipped_ratio"] = float(rng.random())
+    payload.update({f"rewards/{f}/mean": float(rng.random()) for f in ("accuracy", "format")})
+    row["payload"] = payload
     return row
 
 

@@ -32,6 +32,9 @@ from typing import Any
 from engine.config import HEALTH_FLAGS, HealthConfig
 
 TRUNCATION, TIED_GROUPS, ENTROPY_COLLAPSE, MISSING_REWARD, NAN_LOSS = HEALTH_FLAGS
+# run-event kinds: f"{FLAG}{name}" when a flag is raised, CLEAR when it no longer holds, STOP
+# when it stopped the run
+FLAG, CLEAR, STOP = "flag:", "clear:", "stop:"
 TIE_ATOL = 1e-9  # rewards closer than this count as equal (TRL: std == 0 after float sums)
 
 
@@ -80,6 +83,7 @@ class HealthUpdate:
     raised: tuple[Flag, ...]  # held now, not at the previous step
     cleared: tuple[str, ...]  # kinds held at the previous step, not now
     stop_reason: str | None  # set once a `stop_on` flag held `stop_after` consecutive steps
+    stop_kind: str | None = None  # that flag
 
 
 def _missing_value(v: Any) -> bool:
@@ -202,25 +206,58 @@ class HealthTracker:
         self.streak: dict[str, int] = {}
 
     def update(self, h: StepHealth) -> HealthUpdate:
+        """Check step `h`. A flag whose data this step lacks (no new generation: nothing about
+        responses) keeps its previous state and streak."""
         if self.first_entropy is None and h.entropy is not None and math.isfinite(h.entropy):
             self.first_entropy = h.entropy
         flags = check(self.cfg, h, self.first_entropy)
         now = {f.kind: f for f in flags}
+        unknown = {k for k in self.held if k not in now and not _known(k, h)}
         raised = tuple(f for f in flags if f.kind not in self.held)
-        cleared = tuple(k for k in self.held if k not in now)
-        self.streak = {k: self.streak.get(k, 0) + 1 for k in now}
-        self.held = now
-        return HealthUpdate(tuple(flags), raised, cleared, self._stop_reason())
+        cleared = tuple(k for k in self.held if k not in now and k not in unknown)
+        self.streak = {k: self.streak.get(k, 0) + (k in now) for k in [*now, *unknown]}
+        self.held = now | {k: self.held[k] for k in unknown}
+        stop_kind = self._stop_kind()
+        reason = None
+        if stop_kind is not None:
+            reason = (
+                f"stopped by the health check '{stop_kind}' after {self.streak[stop_kind]} "
+                f"consecutive steps (health.stop_on): {self.held[stop_kind].message}"
+            )
+        return HealthUpdate(tuple(flags), raised, cleared, reason, stop_kind)
 
-    def _stop_reason(self) -> str | None:
+    def _stop_kind(self) -> str | None:
+        """The first `stop_on` flag that held `stop_after` consecutive steps, or None."""
         for kind in self.cfg.stop_on:
             if self.streak.get(kind, 0) >= self.cfg.stop_after:
-                flag = self.held[kind]
-                return (
-                    f"stopped by the health check '{kind}' after {self.streak[kind]} consecutive "
-                    f"steps (health.stop_on): {flag.message}"
-                )
+                return kind
         return None
+
+
+def _known(kind: str, h: StepHealth) -> bool:
+    """Whether step `h` carries the data that flag `kind` is checked on."""
+    if kind in (TRUNCATION, TIED_GROUPS, MISSING_REWARD):
+        return h.responses > 0
+    if kind == ENTROPY_COLLAPSE:
+        return h.entropy is not None
+    return h.loss is not None
+
+
+def update_events(update: HealthUpdate) -> list[dict]:
+    """Run events (message, level, kind) for what changed at a step: raised, cleared, stop."""
+    events = [
+        {"message": f"health: {f.message}", "level": "warning", "kind": FLAG + f.kind}
+        for f in update.raised
+    ]
+    events += [
+        {"message": f"health: {k} no longer holds", "level": "info", "kind": CLEAR + k}
+        for k in update.cleared
+    ]
+    if update.stop_kind:
+        events.append(
+            {"message": update.stop_reason, "level": "warning", "kind": STOP + update.stop_kind}
+        )
+    return events
 
 
 # ----------------------------------------------------------------------------- responses behind a flag
@@ -258,7 +295,8 @@ def flagged_responses(kind: str, rows: Sequence[dict], *, loss: float | None = N
             if names:
                 chosen.append((r, f"no value from {', '.join(names)}"))
     elif kind == NAN_LOSS:
-        chosen = [(r, f"the step's loss is {loss}") for r in rows]
+        what = "not finite" if loss is None else str(loss)
+        chosen = [(r, f"the step's loss is {what}") for r in rows]
     else:
         raise ValueError(f"unknown health flag {kind!r}; known: {', '.join(HEALTH_FLAGS)}")
     if kind != ENTROPY_COLLAPSE:

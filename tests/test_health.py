@@ -19,6 +19,7 @@ from engine.health import (
     entropy_drop,
     flagged_responses,
     step_health,
+    update_events,
 )
 
 
@@ -149,3 +150,23 @@ def test_health_config_is_validated_with_field_names():
     fields = {p for p, _ in err.value.errors}
     assert fields == {"health.max_truncated", "health.max_entropy_drop", "health.stop_on"}
     assert StudioConfig.from_dict({}).health == HealthConfig()
+
+
+def test_a_step_without_a_generation_keeps_response_flags_as_they_were():
+    """num_iterations > 1: steps that reuse a generation carry no responses; a truncation flag
+    must neither clear nor count towards stop_after there."""
+    tracker = HealthTracker(HealthConfig(stop_on=["truncation"], stop_after=2))
+    bad = rows([[0, 1]], truncated={(0, 0), (0, 1)})
+    assert kinds(tracker.update(step_health(1, bad, loss=0.1)).raised) == [TRUNCATION]
+    between = tracker.update(step_health(2, [], loss=0.1))
+    assert between.cleared == () and between.stop_reason is None
+    assert tracker.update(step_health(3, bad, loss=0.1)).stop_kind == TRUNCATION
+
+
+def test_update_events_name_the_flag_in_their_kind():
+    tracker = HealthTracker(HealthConfig(stop_on=["nan_loss"], stop_after=1))
+    events = update_events(tracker.update(StepHealth(1, loss=math.nan)))
+    assert [e["kind"] for e in events] == ["flag:nan_loss", "stop:nan_loss"]
+    assert events[1]["message"].startswith("stopped by the health check 'nan_loss'")
+    (cleared,) = update_events(tracker.update(StepHealth(2, loss=0.5)))
+    assert cleared["kind"] == "clear:nan_loss" and cleared["level"] == "info"

@@ -47,6 +47,8 @@ def slow_ema(y: np.ndarray, w: float) -> np.ndarray:
 def steps_frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({c: rng.random(n) for c in plots.panel_columns()})
+    for name in ("accuracy", "format"):  # what the query adds per reward function
+        frame[plots.REWARD_FUNCTION_PREFIX + name] = rng.random(n)
     frame["step"] = np.arange(1, n + 1)
     frame["wall_time"] = 1.7e9 + np.arange(n) * 3.0
     frame["tokens"] = np.arange(1, n + 1) * 100
@@ -116,6 +118,25 @@ def test_rank_panel_draws_band_and_split_lines():
     assert np.allclose(by_name["r · ER all"].y, frame["er_mean"])
     for label in ("ER correct", "ER incorrect", "baseline m_ER"):
         assert f"r · {label}" in by_name
+
+
+def test_health_panels_draw_shares_each_reward_function_and_the_length_band():
+    frame = steps_frame(10)
+    panels = {p.key: p for p in plots.PANELS}
+    names = [t.name for t in plots.panel_figure({"r": frame}, panels["health"]).data]
+    assert names == [
+        "r · groups tied (no gradient)",
+        "r · truncated (no EOS)",
+        "r · TRL clipped_ratio",
+    ]
+    by_name = {t.name: t for t in plots.panel_figure({"r": frame}, panels["reward_functions"]).data}
+    assert set(by_name) == {"r · accuracy", "r · format"}
+    assert np.allclose(by_name["r · format"].y, frame["reward_fn/format"])
+    length = {t.name: t for t in plots.panel_figure({"r": frame}, panels["completion_length"]).data}
+    assert np.allclose(length["r · length p10"].y, frame["length_p10"])
+    assert length["r · length p90"].fill == "tonexty"
+    time = [t.name for t in plots.panel_figure({"r": frame}, panels["time"]).data]
+    assert time == ["r · step", "r · generation", "r · training"]
 
 
 def test_long_series_are_downsampled_to_the_budget():

@@ -176,3 +176,51 @@ def test_inspector_pick_fills_latest_step_first_group_and_renders(data_root, sto
     assert inspector.pick(ctx, run_id, 1, 1)[1].value == 1
     nothing = inspector.pick(ctx, new_run(store, "empty"))
     assert nothing[0].value is None and "No responses" in nothing[3]
+
+
+# ----------------------------------------------------------------------------- GRPO health
+
+
+def test_steps_frame_reads_trl_payload_series_and_derives_training_seconds(store):
+    run_id = new_run(store)
+    for k in (1, 2):
+        row = step_row(k) | {"step_seconds": 3.0, "generation_seconds": 2.0}
+        row["payload"] = {"completions/clipped_ratio": k / 4, "rewards/acc/mean": k / 2}
+        store.log_step(run_id, row)
+    frame = queries.steps_frame(store, run_id)
+    assert frame["clipped_ratio"].tolist() == [0.25, 0.5]
+    assert frame[plots.REWARD_FUNCTION_PREFIX + "acc"].tolist() == [0.5, 1.0]
+    assert frame["train_seconds"].tolist() == [1.0, 1.0]
+
+
+def flag(kind, step, message="m"):
+    return {"message": message, "kind": f"flag:{kind}", "level": "warning"}
+
+
+def test_health_flags_follow_raise_and_clear_events_and_show_in_the_runs_table(store):
+    healthy, sick = new_run(store, "healthy", steps=2), new_run(store)
+    store.log_step(sick, step_row(1), events=[flag("tied_groups", 1, "90% of groups tied")])
+    store.log_step(sick, step_row(2), events=[flag("truncation", 2)])
+    store.log_step(sick, step_row(3), events=[{"message": "c", "kind": "clear:truncation"}])
+    store.log_step(sick, step_row(4))
+    (tied, trunc) = queries.health_flags(store, [healthy, sick])[sick]
+    assert (tied.kind, tied.since, tied.last, tied.active) == ("tied_groups", 1, 4, True)
+    assert (trunc.kind, trunc.since, trunc.last, trunc.active) == ("truncation", 2, 2, False)
+    assert "**tied_groups** (active, steps 1-4): 90% of groups tied" in queries.flags_markdown(
+        [tied, trunc]
+    )
+    table = queries.runs_table(store).set_index("id")
+    assert table.loc[sick, "health"] == "⚠ tied groups"
+    assert table.loc[healthy, "health"] == ""
+
+
+def test_flag_responses_lists_the_tied_groups_of_the_last_flagged_step(store):
+    run_id = new_run(store)
+    tied = [sample_row(0, i) | {"reward": 0.0} for i in range(3)]
+    mixed = [sample_row(1, i) for i in range(3)]
+    store.log_step(run_id, step_row(1), tied + mixed, events=[flag("tied_groups", 1)])
+    frame = queries.flag_responses(store, run_id, "tied_groups")
+    assert list(frame.columns) == list(queries.FLAG_RESPONSE_COLUMNS)
+    assert frame[["step", "group", "sample"]].values.tolist() == [[1, 0, 0], [1, 0, 1], [1, 0, 2]]
+    assert set(frame["reason"]) == {"group 0 tied: every reward 0"}
+    assert queries.flag_responses(store, run_id, "truncation").empty

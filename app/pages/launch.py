@@ -30,6 +30,7 @@ SECTION_TITLES = {
     "grpo": "GRPO settings (TRL)",
     "data": "Task / dataset and reward",
     "model": "Model",
+    "health": "GRPO health flags: thresholds, and which flag stops the run",
 }
 
 

@@ -1,5 +1,9 @@
 """Runs and live monitor: the runs table, live charts of the selected runs, run actions.
 
+GRPO health: the first selected run's flags (engine/health.py, read from its run events) sit at
+the top of its monitor; picking one lists the responses behind it (step, group, reward, length,
+the flag's reason). The runs table has a health column with each run's active flags.
+
 Refresh (cheap poll, render on change): a `gr.Timer` reads each selected run's (status, latest
 step) into `chart_sig` and the runs' (id, status, step, name) into `table_sig`; both are
 `gr.State`s, whose `.change` fires only when the value moved, and only then are the figures or
@@ -49,6 +53,7 @@ def build(ctx: AppContext) -> None:
         x_axis = gr.Radio(X_CHOICES, value="step", label="x axis", elem_id="monitor-x", scale=2)
         smoothing = gr.Slider(0.0, 0.99, value=0.0, step=0.01, label="Smoothing", scale=2)
     status = gr.Markdown(NO_RUN, elem_id="run-status")
+    health = _layout_health()
     actions = _layout_actions()
     figures = _layout_plots()
     with gr.Accordion("Log, config and environment", open=False):
@@ -69,10 +74,34 @@ def build(ctx: AppContext) -> None:
         env=env,
         chart_sig=gr.State(()),
         table_sig=gr.State(()),
+        **health,
         **actions,
     )
     _wire_refresh(ctx, view)
+    _wire_health(ctx, view)
     _wire_actions(ctx, view)
+
+
+def _layout_health() -> dict[str, Any]:
+    """The selected run's health flags (top of the monitor) and the responses behind one."""
+    flags = gr.Markdown("", elem_id="health-flags")
+    with gr.Row():
+        links = gr.Radio(
+            choices=[],
+            value=None,
+            label="Show the responses behind a flag",
+            elem_id="health-flag-links",
+            visible=False,
+            scale=1,
+        )
+    responses = gr.Dataframe(
+        label="Responses behind the flag (the last step it held)",
+        interactive=False,
+        visible=False,
+        elem_id="flag-responses",
+        max_height=320,
+    )
+    return dict(health_flags=flags, flag_links=links, flag_responses=responses)
 
 
 def _layout_actions() -> dict[str, Any]:
@@ -157,7 +186,9 @@ def status_text(store: Store, run_ids: list[int]) -> str:
         f"**#{st['id']} {st['name']}** · {st['algorithm']} · status **{st['status']}** · "
         f"step {st['step']} / {st['total_steps']} · attempt {st['attempt']}"
     )
-    if st["error"]:
+    if st["error"] and st["status"] == "cancelled":
+        text += f"\n\n**Stopped:** {queries.escape_markdown(st['error'][-600:])}"
+    elif st["error"]:
         text += f"\n\n```\n{st['error'][-600:]}\n```"
     return text
 
@@ -171,7 +202,17 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
     if not ids:
         figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
     tail = queries.log_tail(store, ids[0]) if ids else ""
-    return [*figs, status_text(store, ids), tail]
+    return [*figs, status_text(store, ids), tail, *health_view(store, ids)]
+
+
+def health_view(store: Store, run_ids: list[int]) -> list:
+    """(flag banner, flag links) of the first selected run."""
+    flags = queries.health_flags(store, run_ids[:1]).get(run_ids[0], []) if run_ids else []
+    links = queries.flag_links(flags)
+    return [
+        queries.flags_markdown(flags),
+        gr.Radio(choices=links, visible=bool(links)),
+    ]
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -186,7 +227,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         outputs=[v["chart_sig"], v["table_sig"]],
         **READ_ONLY,
     )
-    drawn = [*v["figures"], v["status"], v["log_tail"]]
+    drawn = [*v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"]]
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
     def draw(values, x_axis, smoothing):
@@ -247,6 +288,25 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
 
     for opener in ctx.monitor_openers:
         opener.success(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
+
+
+def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
+    store = ctx.store
+
+    def show(values, kind):
+        ids = selected_ids(values)
+        if not ids or not kind:
+            return gr.Dataframe(visible=False)
+        return gr.Dataframe(value=queries.flag_responses(store, ids[0], kind), visible=True)
+
+    v["flag_links"].input(
+        show, inputs=[v["selected"], v["flag_links"]], outputs=[v["flag_responses"]], **READ_ONLY
+    )
+    v["selected"].change(
+        lambda: (gr.Radio(value=None), gr.Dataframe(visible=False)),
+        outputs=[v["flag_links"], v["flag_responses"]],
+        **READ_ONLY,
+    )
 
 
 def _current(store: Store, values: list[str] | None) -> Any:

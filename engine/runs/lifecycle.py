@@ -5,7 +5,7 @@
             ...
             if life.should_stop():          # cancel requested in the store, or SIGTERM
                 save_checkpoint(...)
-                raise RunCancelled()        # -> cancelled (the exception is swallowed)
+                raise RunCancelled(reason)  # -> cancelled, the reason (if any) as its error
     # normal exit -> completed; any other exception -> failed with the traceback's last lines
 
 A background thread refreshes the heartbeat every `heartbeat_s` seconds and notices a cancel
@@ -237,7 +237,7 @@ class RunLifecycle:
         if issubclass(exc_type, RunCancelled):
             if self._sigterms and not self._cancel_was_requested():
                 return RunStatus.INTERRUPTED, SIGTERM_NOT_CANCEL, True
-            return RunStatus.CANCELLED, None, True
+            return RunStatus.CANCELLED, str(exc) or None, True  # the reason, when one was given
         if issubclass(exc_type, KeyboardInterrupt) and self._stop.is_set():
             return RunStatus.CANCELLED, None, False
         if issubclass(exc_type, SystemExit) and exc.code in (0, None):

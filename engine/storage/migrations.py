@@ -8,6 +8,7 @@ transaction that records the new version, so a failed migration leaves the old v
     v2  runs.attempt (resume counter) and events.level
     v3  GRPO health: steps.truncated_share / length_p10 / length_p90 / generation_seconds /
         tokens_per_second, events.kind and events.step
+    v4  samples.truncated (the response hit max_completion_length without end of sequence)
 """
 
 from __future__ import annotations
@@ -65,9 +66,14 @@ def _v3_health(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE events ADD COLUMN step INTEGER"))
 
 
+def _v4_truncated(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE samples ADD COLUMN truncated BOOLEAN"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
     Migration(3, "GRPO health step columns, events.kind and events.step", _v3_health),
+    Migration(4, "samples.truncated", _v4_truncated),
 )
 
 

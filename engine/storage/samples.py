@@ -47,6 +47,7 @@ class SampleRow:
     entropy: float = _column(FLOAT, "mean per-token entropy, nats")
     mean_logprob: float = _column(FLOAT, "mean log-prob of the sampled tokens")
     length: int = _column(INT, "response tokens T (up to and with eos)")
+    truncated: bool = _column(BOOL, "hit max_completion_length without end of sequence (v4)")
     curve: np.ndarray = _column(ARRAY, "(K,) rank curve: ER at prefixes s, 2s, ...", "<f4")
     curve_stride: int = _column(INT, "curve stride s, tokens")
     curve_positions: np.ndarray = _column(ARRAY, "(K,) token position of each curve point", "<i4")

@@ -42,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from engine.storage import samples
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class RunStatus(StrEnum):

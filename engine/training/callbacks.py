@@ -10,7 +10,11 @@ generation's samples belong to the first optimizer step that consumes them). Als
 - a checkpoint every `run.checkpoint_every` steps and at the last step, registered in the store
   with the shaping state beside it (`shaping_state.json`); older ones are pruned to
   `run.save_total_limit` (folder and row together; the newest is never pruned);
-- a cancel check at each step boundary: checkpoint, then stop training.
+- a cancel check at each step boundary: checkpoint, then stop training;
+- the GRPO health checks (`engine.health`) of every step, on every response of its generation:
+  flags raised or cleared are written as run events in the step's transaction, and a
+  `health.stop_on` flag that held `health.stop_after` consecutive steps stops the run like a
+  cancel (checkpoint, then stop), with the reason in `stop_reason`.
 
 Only the main process writes; every process takes part in evaluation.
 """
@@ -24,9 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
 
+from engine.config import HealthConfig
+from engine.health import HealthTracker, step_health, update_events
 from engine.runs.lifecycle import register_checkpoint
 from engine.shaping import ShapingState
 from engine.storage.schema import STEP_METRICS
@@ -54,6 +61,13 @@ TRL_COLUMNS = {
 }
 
 
+def first_entropy(store: Store, run_id: int) -> float | None:
+    """The entropy of the run's first recorded step (a resumed run keeps its reference)."""
+    values = store.step_columns(run_id, ["entropy"])["entropy"]
+    values = values[np.isfinite(values)]
+    return float(values[0]) if values.size else None
+
+
 def save_shaping_state(folder: str | Path, state: ShapingState) -> None:
     Path(folder, SHAPING_STATE_FILE).write_text(json.dumps(state.state_dict()))
 
@@ -75,6 +89,7 @@ class RecordingCallback(TrainerCallback):
         run_id: int,
         *,
         run_cfg,
+        health_cfg=None,
         heldout: HeldOut | None,
         should_stop: Callable[[], bool] = lambda: False,
         on_step: Callable[[dict], None] | None = None,
@@ -87,6 +102,8 @@ class RecordingCallback(TrainerCallback):
         self.should_stop = should_stop
         self.on_step = on_step
         self.cancelled = False
+        self.stop_reason: str | None = None  # why a health check stopped the run
+        self.health = HealthTracker(health_cfg or HealthConfig(), first_entropy(store, run_id))
         self.store_seconds = 0.0
         self._t_step = time.perf_counter()
         self._t_start = time.perf_counter()
@@ -146,14 +163,35 @@ class RecordingCallback(TrainerCallback):
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not self.is_main or not logs or "loss" not in logs:
+        if not logs or "loss" not in logs:
             return
-        t0 = time.perf_counter()
-        step, samples = self.step_row(state.global_step, logs)
-        self.store.log_step(self.run_id, step, samples)
-        self.store_seconds += time.perf_counter() - t0
-        if self.on_step:
-            self.on_step(step)
+        reason = None
+        if self.is_main:
+            t0 = time.perf_counter()
+            step, samples, every = self.step_row(state.global_step, logs)
+            health = step_health(
+                step["step"], every, loss=logs.get("loss"), entropy=logs.get("entropy")
+            )
+            update = self.health.update(health)
+            self.store.log_step(self.run_id, step, samples, events=update_events(update))
+            self.store_seconds += time.perf_counter() - t0
+            reason = update.stop_reason
+            if self.on_step:
+                self.on_step(step)
+        reason = self._agreed(reason)
+        if reason:
+            log.warning("run %d: %s", self.run_id, reason)
+            self.cancelled, self.stop_reason = True, reason
+            control.should_save = True  # saved right after this log, then training stops
+            control.should_training_stop = True
+        return control
+
+    def _agreed(self, value):
+        """The main process's value, on every process."""
+        box = [value]
+        if self.trainer.accelerator.num_processes > 1:
+            broadcast_object_list(box, from_process=0)
+        return box[0]
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
@@ -165,29 +203,32 @@ class RecordingCallback(TrainerCallback):
         )
 
     # ---- the step row ---------------------------------------------------------------------
-    def step_row(self, step: int, logs: dict[str, Any]) -> tuple[dict, list[dict]]:
-        """The store's step dict and the sample rows of the generation this step consumed."""
+    def step_row(self, step: int, logs: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
+        """The store's step dict, the sample rows of the generation this step consumed that are
+        recorded (`run.record_samples`), and all of them (what the health checks read)."""
         row: dict[str, Any] = {"step": step, "payload": {}}
         for key, column in TRL_COLUMNS.items():
             if logs.get(key) is not None:
                 row[column] = logs[key]
         samples: list[dict] = []
+        every: list[dict] = []
         generations = self.trainer.generations
         if generations:
             record = generations.popleft()
             for name, value in record.stats.items():
                 (row if name in STEP_METRICS else row["payload"])[name] = value
             row["payload"]["generation"] = record.generation
-            samples = self._select(record.samples)
+            samples, every = self._select(record.samples), list(record.samples)
             while generations:  # never expected with logging_steps=1; keep rows, lose none
                 extra = generations.popleft()
                 samples += self._select(extra.samples)
+                every += extra.samples
         row["payload"].update({k: v for k, v in logs.items() if k not in TRL_COLUMNS})
         row["heldout_accuracy"] = self._heldout_now
         row["step_seconds"] = self._step_seconds
         row["wall_time"] = time.time()
         row["payload"]["elapsed_s"] = time.perf_counter() - self._t_start
-        return row, samples
+        return row, samples, every
 
     def _select(self, rows: list[dict]) -> list[dict]:
         """All responses, or the first whole groups holding `run.record_samples` of them."""

@@ -38,6 +38,7 @@ class TrainResult:
     cancelled: bool
     trainer: Any
     callback: Any
+    stop_reason: str | None = None  # a health check stopped the run (None: a cancel or the end)
 
 
 def device_of(cfg: StudioConfig) -> str:
@@ -186,6 +187,7 @@ def train(
         store,
         run_id,
         run_cfg=cfg.run,
+        health_cfg=cfg.health,
         heldout=build_heldout(cfg),
         should_stop=should_stop,
         on_step=bar,
@@ -198,7 +200,14 @@ def train(
         trainer.train(resume_from_checkpoint=str(last["path"]) if last else None)
     finally:
         bar.close()
-    return TrainResult(run_id, trainer.state.global_step, callback.cancelled, trainer, callback)
+    return TrainResult(
+        run_id,
+        trainer.state.global_step,
+        callback.cancelled,
+        trainer,
+        callback,
+        callback.stop_reason,
+    )
 
 
 def is_main_process() -> bool:
@@ -235,7 +244,7 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
                 progress=progress,
             )  # fmt: skip
             if result.cancelled:
-                raise RunCancelled()
+                raise RunCancelled(result.stop_reason or "")
     finally:
         store.close()
     return 0

@@ -116,6 +116,7 @@ class PendingGeneration:
     out: dict[str, Any]  # what TRL's `_generate_and_score_completions` returned
     local: dict[str, Any]  # `_local_view`: rewards, correctness, group ties
     slices: list[MeasuredSlice] = field(default_factory=list)
+    seconds: float = 0.0  # TRL's generation and scoring of this generation (this process)
 
     @property
     def complete(self) -> bool:
@@ -148,13 +149,15 @@ class VerlTrainer(GRPOTrainer):
 
     # ---- the overrides --------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        t0 = time.perf_counter()
         out = super()._generate_and_score_completions(inputs)
+        seconds = time.perf_counter() - t0
         if not self.model.training:
             return out
         if self._pending is not None:
             raise RuntimeError("a training generation was never consumed by its loss forward")
         pending = PendingGeneration(
-            inputs, out, self._timed("shaping", self._local_view, inputs, out)
+            inputs, out, self._timed("shaping", self._local_view, inputs, out), seconds=seconds
         )
         if self.capture_in_loss:
             out[ROW_KEY] = torch.arange(len(inputs), device=out["advantages"].device)
@@ -253,7 +256,7 @@ class VerlTrainer(GRPOTrainer):
         self.timings["shaping"] += time.perf_counter() - t0
         all_rows = gather_object(rows)
         record = GenerationRecord(self.shaping_state.n, {}, all_rows)
-        record.stats = generation_stats(all_rows, self.shaping_state)
+        record.stats = generation_stats(all_rows, self.shaping_state, pending.seconds)
         for name, value in record.stats.items():
             if value is not None:
                 self._metrics[TRAIN][METRIC_PREFIX + name].append(value)
@@ -359,6 +362,8 @@ class VerlTrainer(GRPOTrainer):
         local, cap, rd, tp, sh = pending.local, part.cap, part.rd, part.tp, part.sh
         a = pending.out["advantages"].detach().cpu().double()
         ids = pending.out["completion_ids"].cpu()
+        ends = {*self.eos_token_ids, self.processing_class.pad_token_id}  # as TRL's clipped_ratio
+        limit = self.args.max_completion_length
         mask = cap.mask.cpu()
         logps, ent = cap.logps.float().cpu(), cap.entropies.float().cpu()
         max_len = self.shaping_cfg.max_len
@@ -366,6 +371,7 @@ class VerlTrainer(GRPOTrainer):
         for j, i in enumerate(part.index):  # j: row in the slice, i: row in the generation
             valid = mask[j]
             length = int(valid.sum())
+            last = int(ids[i][valid][-1]) if length else None
             g = local["index0"] + i
             row = SampleRow(
                 group_idx=g // G,
@@ -387,6 +393,7 @@ class VerlTrainer(GRPOTrainer):
                 entropy=float(tp.entropy[j]),
                 mean_logprob=float(tp.mean_logprob[j]),
                 length=length,
+                truncated=length >= limit and last not in ends,
                 curve=rd.curves[j].numpy(),
                 curve_stride=self.shaping_cfg.stride,
                 curve_positions=rd.positions[j].numpy(),
@@ -419,8 +426,11 @@ def _quantile(values: list[float], q: float) -> float | None:
     return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
 
 
-def generation_stats(rows: list[dict[str, Any]], state: ShapingState) -> dict[str, float | None]:
-    """Step-row scalars of one generation (every process's rows) in the store's column names."""
+def generation_stats(
+    rows: list[dict[str, Any]], state: ShapingState, seconds: float | None = None
+) -> dict[str, float | None]:
+    """Step-row scalars of one generation (every process's rows) in the store's column names.
+    `seconds`: TRL's generation + scoring time of it (the main process's), for the time split."""
     stats: dict[str, float | None] = {}
     for k in ("er", "erv", "era"):
         values = [r[k] for r in rows]
@@ -440,4 +450,10 @@ def generation_stats(rows: list[dict[str, Any]], state: ShapingState) -> dict[st
     stats["bonus_share"] = _quantile(shares, 0.5)  # median bonus / |A| over shaped responses
     stats["mean_logprob"] = _mean([r["mean_logprob"] for r in rows])
     stats["token_entropy"] = _mean([r["entropy"] for r in rows])
+    lengths = [float(r["length"]) for r in rows]
+    stats["truncated_share"] = _mean([float(r["truncated"]) for r in rows])
+    stats["length_p10"] = _quantile(lengths, 0.1)
+    stats["length_p90"] = _quantile(lengths, 0.9)
+    stats["generation_seconds"] = seconds
+    stats["tokens_per_second"] = sum(lengths) / seconds if seconds and lengths else None
     return stats
