@@ -69,6 +69,7 @@ def sample_dict(rng: np.random.Generator, group: int, idx: int, length: int = 12
         "entropy": 1.25,
         "mean_logprob": -0.75,
         "length": length,
+        "truncated": idx % 3 == 0,
         "curve": rng.random(5) * 20,
         "curve_stride": 4,
         "curve_positions": np.arange(1, 6) * 4,
@@ -439,6 +440,7 @@ ADDED_IN = {
     2: ["ALTER TABLE runs DROP COLUMN attempt", "ALTER TABLE events DROP COLUMN level"],
     3: [f"ALTER TABLE steps DROP COLUMN {c}" for c in V3_STEP_COLUMNS]
     + ["ALTER TABLE events DROP COLUMN kind", "ALTER TABLE events DROP COLUMN step"],
+    4: ["ALTER TABLE samples DROP COLUMN truncated"],
 }
 
 
@@ -469,6 +471,22 @@ def test_migrates_a_v2_database_to_health_columns(store_url):
         store.log_step(run_id, {"step": 2, "truncated_share": 0.9}, events=[flag])
         (event,) = store.kind_events(["flag:"], [run_id])
         assert (event["step"], event["kind"], event["level"]) == (2, "flag:truncation", "warning")
+
+
+def test_migrates_a_v3_database_to_truncated_samples(store_url):
+    """A v3 database's responses read back with truncated unknown (None); new ones keep it."""
+    with Store(store_url) as store:
+        run_id = new_run(store)
+        store.log_step(run_id, {"step": 1}, [sample_dict(np.random.default_rng(0), 0, 0)])
+    _downgrade(store_url, 3)
+    with Store(store_url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        (old,) = store.samples(run_id, 1)
+        assert old["truncated"] is None and old["length"] == 12
+        new = sample_dict(np.random.default_rng(1), 0, 0)  # sample 0: truncated
+        store.log_step(run_id, {"step": 2}, [new])
+        assert store.samples(run_id, 2)[0]["truncated"] is True
+        assert store.sample_values(run_id, ["truncated"])["truncated"].tolist()[1] == 1.0
 
 
 def test_migrates_an_older_database(store_url):

@@ -83,6 +83,33 @@ def test_store_holds_steps_responses_evals_and_checkpoints(trained_run):
             assert all(r[k] is not None for k in SAMPLE_COLUMNS), r  # every SampleRow field
 
 
+def test_health_numbers_of_each_step_match_its_responses(trained_run):
+    """truncated = hit max_completion_length without EOS (TRL's clipped_ratio rule), and the
+    step's truncated share, length p10/p90 and tokens/s follow from its responses."""
+    from engine.models.loading import load_policy
+    from engine.storage import Store
+
+    cfg = trained_run.config
+    _, tokenizer = load_policy(cfg.model.name_or_path, dtype="float32", device="cpu")
+    ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    limit = cfg.grpo.max_completion_length
+    with Store(trained_run.store_url) as store:
+        steps = {s["step"]: s for s in store.steps(trained_run.run_id)}
+        samples = all_samples(store, trained_run.run_id)
+    for step, rows in samples.items():
+        s = steps[step]
+        for r in rows:
+            cut = r["length"] == limit and int(r["token_ids"][-1]) not in ends
+            assert r["truncated"] is cut, r
+        lengths = np.array([r["length"] for r in rows], dtype=np.float64)
+        assert s["truncated_share"] == pytest.approx(np.mean([r["truncated"] for r in rows]))
+        assert s["length_p10"] == pytest.approx(np.quantile(lengths, 0.1))
+        assert s["length_p90"] == pytest.approx(np.quantile(lengths, 0.9))
+        assert 0 < s["generation_seconds"] < s["step_seconds"]
+        assert s["tokens_per_second"] == pytest.approx(lengths.sum() / s["generation_seconds"])
+        assert s["payload"]["completions/clipped_ratio"] == pytest.approx(s["truncated_share"])
+
+
 def test_shaping_invariants_hold_on_every_response(trained_run):
     from engine.storage import Store
 
