@@ -188,6 +188,27 @@ def test_lora_run_trains_the_adapters_only(tmp_path):
         store.close()
 
 
+def test_building_the_trainer_emits_no_checkpointing_alias_warning(tmp_path):
+    """transformers 5.x warned (FutureWarning) at every trainer build that TRL's
+    `gradient_checkpointing` is a deprecated alias: twice per run in every log. Exactly that
+    warning is filtered where the trainer and its GRPOConfig (CPU and CUDA settings) are built."""
+    import warnings
+
+    require(embedded_model_ready(), "the embedded demo model (assets/demo-model)")
+    from engine.training.train import build_trainer, grpo_args
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_trainer(tiny_config(), tmp_path / "out")
+        grpo_args(tiny_config("run.device=cuda"), tmp_path / "gpu")  # checkpointing on
+    alias = [w for w in caught if "gradient_checkpointing" in str(w.message)]
+    assert alias == [], [str(w.message) for w in alias]
+    with pytest.warns(FutureWarning, match="gradient_checkpointing"):  # the filter is scoped
+        from transformers import TrainingArguments
+
+        TrainingArguments(output_dir=str(tmp_path / "plain"), gradient_checkpointing=True)
+
+
 @pytest.mark.parametrize("alignment", ["produced", "read"])
 def test_captured_hidden_states_equal_the_last_layer_of_output_hidden_states(tmp_path, alignment):
     """Row j is the state that produced completion token j (position P - 1 + j, the reference's

@@ -13,6 +13,8 @@ import logging
 import os
 import socket
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,22 @@ def device_of(cfg: StudioConfig) -> str:
     return cfg.run.device
 
 
+# transformers 5.x calls `gradient_checkpointing(_kwargs)`, which TRL 1.16's GRPOConfig still
+# sets, deprecated aliases of `activation_checkpointing(_kwargs)`: a FutureWarning at every config
+# and trainer built, in every run's log and dozens of times in a benchmark. Nothing to act on here.
+CHECKPOINTING_ALIAS_WARNING = (
+    r"`gradient_checkpointing(_kwargs)?` is deprecated and will be removed in v6\."
+)
+
+
+@contextmanager
+def no_checkpointing_alias_warning() -> Iterator[None]:
+    """Silence exactly the FutureWarning above (message and category) while building."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", CHECKPOINTING_ALIAS_WARNING, FutureWarning)
+        yield
+
+
 def grpo_args(cfg: StudioConfig, output_dir: Path):
     """TRL's GRPOConfig from the studio config (CPU: fp32, no checkpointing, no completions log)."""
     from trl import GRPOConfig
@@ -54,37 +72,38 @@ def grpo_args(cfg: StudioConfig, output_dir: Path):
     g, run = cfg.grpo, cfg.run
     on_cpu = device_of(cfg) == CPU
     bf16 = not on_cpu and cfg.model.dtype in (AUTO, "bfloat16") and torch.cuda.is_bf16_supported()
-    return GRPOConfig(
-        output_dir=str(output_dir),
-        use_cpu=on_cpu,
-        bf16=bf16,
-        fp16=False,
-        gradient_checkpointing=not on_cpu,
-        learning_rate=g.learning_rate,
-        lr_scheduler_type=g.lr_scheduler_type,
-        per_device_train_batch_size=g.per_device_train_batch_size,
-        gradient_accumulation_steps=g.gradient_accumulation_steps,
-        num_generations=g.num_generations,
-        max_completion_length=g.max_completion_length,
-        temperature=g.temperature,
-        top_p=g.top_p,
-        beta=g.beta,
-        num_iterations=g.num_iterations,
-        epsilon=g.epsilon,
-        loss_type=g.loss_type,
-        scale_rewards=g.scale_rewards,
-        max_grad_norm=g.max_grad_norm,
-        weight_decay=g.weight_decay,
-        max_steps=run.max_steps,
-        seed=run.seed,
-        data_seed=run.seed,
-        logging_steps=1,
-        save_strategy="no",  # the recording callback decides when (and registers each one)
-        report_to=report_targets(run.report_to) or "none",
-        log_completions=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    with no_checkpointing_alias_warning():
+        return GRPOConfig(
+            output_dir=str(output_dir),
+            use_cpu=on_cpu,
+            bf16=bf16,
+            fp16=False,
+            gradient_checkpointing=not on_cpu,
+            learning_rate=g.learning_rate,
+            lr_scheduler_type=g.lr_scheduler_type,
+            per_device_train_batch_size=g.per_device_train_batch_size,
+            gradient_accumulation_steps=g.gradient_accumulation_steps,
+            num_generations=g.num_generations,
+            max_completion_length=g.max_completion_length,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            beta=g.beta,
+            num_iterations=g.num_iterations,
+            epsilon=g.epsilon,
+            loss_type=g.loss_type,
+            scale_rewards=g.scale_rewards,
+            max_grad_norm=g.max_grad_norm,
+            weight_decay=g.weight_decay,
+            max_steps=run.max_steps,
+            seed=run.seed,
+            data_seed=run.seed,
+            logging_steps=1,
+            save_strategy="no",  # the recording callback decides when (and registers each one)
+            report_to=report_targets(run.report_to) or "none",
+            log_completions=False,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
 
 
 def lora_config(model: ModelConfig):
@@ -109,16 +128,17 @@ def build_trainer(cfg: StudioConfig, output_dir: Path):
         require_chat_template=cfg.data.chat_template,
     )
     rewards = [get_reward(cfg.data.reward), *(get_reward(r) for r in cfg.data.extra_rewards)]
-    return VerlTrainer(
-        model=model,
-        reward_funcs=rewards,
-        args=grpo_args(cfg, output_dir),
-        train_dataset=load_dataset_for(cfg.data, "train"),
-        processing_class=tokenizer,
-        peft_config=lora_config(cfg.model),
-        shaping=cfg.shaping,
-        algorithm=cfg.run.algorithm,
-    )
+    with no_checkpointing_alias_warning():  # TRL reads and copies the args while it builds
+        return VerlTrainer(
+            model=model,
+            reward_funcs=rewards,
+            args=grpo_args(cfg, output_dir),
+            train_dataset=load_dataset_for(cfg.data, "train"),
+            processing_class=tokenizer,
+            peft_config=lora_config(cfg.model),
+            shaping=cfg.shaping,
+            algorithm=cfg.run.algorithm,
+        )
 
 
 def build_heldout(cfg: StudioConfig):
