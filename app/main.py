@@ -12,6 +12,7 @@ until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import logging
 import socket
 import threading
@@ -20,11 +21,13 @@ import gradio as gr
 from sqlalchemy.engine import make_url
 
 from app import queries
-from app.pages.common import AppContext, PageId, TokenizerCache
+from app.auth import WriteGuard
+from app.pages.common import AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot
 from engine.runs import service
+from engine.runs.admission import AccessPolicy
 from engine.storage import Store
 
 log = logging.getLogger(__name__)
@@ -48,15 +51,33 @@ def data_location(root: DataRoot) -> str:
     return f"Data: `{root.root}` · database: `{url}`"
 
 
-def build_app(store: Store, root: DataRoot) -> gr.Blocks:
-    """The whole dashboard over one store; nothing outlives the returned Blocks but the store."""
-    ctx = AppContext(store=store, root=root, tokenizers=TokenizerCache())
+def build_app(
+    store: Store,
+    root: DataRoot,
+    *,
+    policy: AccessPolicy | None = None,
+    guard: WriteGuard | None = None,
+) -> gr.Blocks:
+    """The whole dashboard over one store; nothing outlives the returned Blocks but the store.
+
+    `policy` is what configs from the page and the API may name (default: the network policy
+    over `root` with default limits); `guard` who may change runs (default: anyone, as on a
+    loopback-only server)."""
+    ctx = AppContext(
+        store=store,
+        root=root,
+        tokenizers=TokenizerCache(),
+        policy=policy or AccessPolicy.network(root),
+        guard=guard or WriteGuard(),
+    )
     # the inspector's first open would otherwise wait seconds for transformers + the tokenizer
     threading.Thread(
         target=ctx.tokenizers.get, args=(EMBEDDED_MODEL,), name="tokenizer-warmup", daemon=True
     ).start()
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE} · velocity-exploiting rank learning")
+        if ctx.guard.required:
+            _token_box(ctx)
         ctx.focus_run = gr.State(None)
         ctx.inspect_run = gr.State(None)
         with gr.Tabs() as tabs:
@@ -69,28 +90,57 @@ def build_app(store: Store, root: DataRoot) -> gr.Blocks:
     return app
 
 
+def _token_box(ctx: AppContext) -> None:
+    """The operator token, typed once per browser session (see app.auth)."""
+    with gr.Row(elem_id="token-row"):
+        token = gr.Textbox(
+            label="Operator token (needed to launch, cancel, delete or edit runs)",
+            type="password",
+            elem_id="operator-token",
+            scale=4,
+        )
+        unlock_btn = gr.Button("Unlock", elem_id="unlock-btn", scale=1)
+    state = gr.Markdown("Locked: read-only until the token is entered.", elem_id="token-state")
+
+    def unlock(given: str, request: gr.Request = None):
+        if not ctx.guard.unlock(given or "", request):
+            raise user_error("Wrong token.")
+        return "", "Unlocked for this browser session."
+
+    unlock_btn.click(unlock, [token], [token, state], api_visibility="private")
+    token.submit(unlock, [token], [token, state], api_visibility="private")
+
+
 def _api(ctx: AppContext) -> None:
-    """The public endpoints: /submit_run, /run_status, /cancel_run, /list_runs."""
+    """The public endpoints: /submit_run, /run_status, /cancel_run, /list_runs.
+
+    The two that write check the operator token (app.auth) inside the handler; a refusal or a
+    bad config is one line."""
     store = ctx.store
 
-    def submit_run(config_yaml: str) -> int:
+    def submit_run(config_yaml: str, request: gr.Request = None) -> int:
         """Queue a run from a YAML config (the same shape as a recipe); returns its id."""
+        ctx.guard.require(request)
         try:
-            cfg = StudioConfig.from_yaml(config_yaml)
+            cfg = StudioConfig.from_yaml(str(config_yaml or ""))
+            return service.submit(store, cfg, policy=ctx.policy, origin="the API")
         except ConfigError as exc:
-            raise gr.Error(str(exc)) from exc
-        return service.submit(store, cfg, origin="the API")
+            raise user_error(exc) from None
 
     def run_status(run_id: int) -> dict:
-        """Status, progress and error of one run."""
-        return queries.run_status(store, int(run_id))
+        """Status, progress and error (one line) of one run."""
+        try:
+            return queries.run_status(store, int(run_id))
+        except (TypeError, ValueError):
+            raise user_error("run_id must be an integer") from None
 
-    def cancel_run(run_id: int) -> str:
+    def cancel_run(run_id: int, request: gr.Request = None) -> str:
         """Request cancellation; returns the run's status afterwards."""
+        ctx.guard.require(request)
         try:
             return str(service.cancel(store, int(run_id)))
-        except service.RunError as exc:
-            raise gr.Error(str(exc)) from exc
+        except (service.RunError, TypeError, ValueError) as exc:
+            raise user_error(exc) from None
 
     def list_runs() -> list[dict]:
         """Every run: id, name, algorithm, status, step, total_steps."""
@@ -132,11 +182,35 @@ def start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def launch(store: Store, root: DataRoot, *, host: str, port: int) -> tuple[gr.Blocks, str]:
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server on this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def launch(
+    store: Store,
+    root: DataRoot,
+    *,
+    host: str,
+    port: int,
+    policy: AccessPolicy | None = None,
+    guard: WriteGuard | None = None,
+) -> tuple[gr.Blocks, str]:
     """Build the dashboard and serve it on host:port (0 = a free one) without blocking;
-    returns (the app, its URL). `app.close()` stops it."""
+    returns (the app, its URL). `app.close()` stops it. `policy` and `guard` as in build_app;
+    uploads through Gradio are capped at the policy's max_upload_mb."""
     port = port or free_port(host)
-    app = build_app(store, root)
+    policy = policy or AccessPolicy.network(root)
+    app = build_app(store, root, policy=policy, guard=guard)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(
         server_name=host,
@@ -145,5 +219,7 @@ def launch(store: Store, root: DataRoot, *, host: str, port: int) -> tuple[gr.Bl
         quiet=True,
         css=CSS,
         footer_links=["api"],
+        max_file_size=int(policy.limits.max_upload_mb * (1 << 20)),
+        show_error=True,
     )
     return app, url

@@ -21,6 +21,7 @@ import yaml
 from app.plots import REWARD_FUNCTION_PREFIX, CurveTrace, panel_columns, segment_deltas
 from engine.config import HEALTH_FLAGS
 from engine.health import CLEAR, FLAG, STOP, flagged_responses
+from engine.runs.lifecycle import error_summary
 from engine.storage import Store
 from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
 from engine.storage.schema import STEP_METRICS
@@ -313,7 +314,7 @@ def run_status(store: Store, run_id: int) -> dict:
         "step": store.latest_step(run_id),
         "total_steps": run.total_steps,
         "attempt": getattr(run, "attempt", 1),
-        "error": run.error,
+        "error": error_summary(run.error),
         "created": _fmt_time(run.created_at),
         "started": _fmt_time(run.started_at),
         "finished": _fmt_time(run.finished_at),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.runs.admission import AccessPolicy
+
 pytestmark = pytest.mark.browser
 WAIT_MS = 120_000
 SHORT_STEPS = 20
@@ -25,6 +27,8 @@ START_TRACEBACK = (
     "    model = load_policy(cfg.model)\n"
     "OSError: /data/models/missing-7b is not a folder with a config.json"
 )
+
+TRUSTED = AccessPolicy.command_line()
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def _short_run(store) -> int:
     from tests.fixtures.training import tiny_config
 
     cfg = tiny_config("run.algorithm=grpo", f"run.max_steps={SHORT_STEPS}", "run.eval_every=0")
-    run_id = submit(store, cfg, name="short", claimed_by="test-host")
+    run_id = submit(store, cfg, policy=TRUSTED, name="short", claimed_by="test-host")
     for step in range(1, SHORT_STEPS + 1):
         store.log_step(
             run_id,
@@ -77,7 +81,7 @@ def _failed_run(store) -> int:
     from engine.storage import RunStatus
     from tests.fixtures.training import tiny_config
 
-    run_id = submit(store, tiny_config(), name="bad-model", claimed_by="test-host")
+    run_id = submit(store, tiny_config(), policy=TRUSTED, name="bad-model", claimed_by="test-host")
     store.finish_run(run_id, RunStatus.FAILED, error=START_TRACEBACK)
     return run_id
 
@@ -93,7 +97,7 @@ def ux_server(trained_run, tmp_path_factory):
     with Store(root.db_url) as store:
         short_id = _short_run(store)
         failed_id = _failed_run(store)
-        eval_id = submit_eval(store, EvalConfig(source_run_id=trained_run.run_id))
+        eval_id = submit_eval(store, EvalConfig(source_run_id=trained_run.run_id), policy=TRUSTED)
     with run_server(Path(root.root), worker=False) as server:
         yield UxServer(server.url, server.db_url, trained_run.run_id, short_id, failed_id, eval_id)
 

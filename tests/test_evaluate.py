@@ -89,6 +89,7 @@ def test_targets_follow_the_source_runs_checkpoints(data_root):
 
 def test_eval_job_through_the_cli(finished_run_copy):
     """A queued eval run executed by `verl-studio evaluate`: one row per model, coherent numbers."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
 
@@ -102,7 +103,7 @@ def test_eval_job_through_the_cli(finished_run_copy):
             k_max=4,
             max_new_tokens=48,
         )
-        eval_id = submit_eval(store, cfg)
+        eval_id = submit_eval(store, cfg, policy=AccessPolicy.command_line())
         steps = [0] + [c["step"] for c in store.checkpoints(finished_run_copy.run_id)]
     cmd = [sys.executable, "-m", "engine.cli", "evaluate", "--run-id", str(eval_id)]
     cmd += ["--db", root.db_url, "--data-dir", str(root.root)]
@@ -127,6 +128,7 @@ def test_eval_job_through_the_cli(finished_run_copy):
 def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
     """No source run: the embedded model on the first GSM8K problems of a local file."""
     from engine.evaluation.jobs import run_eval
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
     from tests.fixtures.training import embedded_model_ready
@@ -135,7 +137,7 @@ def test_embedded_model_on_a_chosen_dataset_file(data_root, shared_dir):
     path = str(shared_dir / "data" / "benchmarks" / "gsm8k.jsonl")
     store = Store(data_root.db_url)
     cfg = EvalConfig(dataset=path, num_problems=3, n=2, k_max=2, max_new_tokens=8)
-    eval_id = submit_eval(store, cfg)
+    eval_id = submit_eval(store, cfg, policy=AccessPolicy.command_line())
     results = run_eval(store, eval_id)
     run = store.get_run(eval_id)
     assert run.status is RunStatus.COMPLETED
@@ -151,6 +153,7 @@ def test_a_resumed_eval_run_records_each_model_once(data_root):
     per model, and the progress counts models evaluated."""
     from engine.evaluation.jobs import run_eval
     from engine.models.loading import embedded_model_dir
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit_eval
     from engine.storage import RunStatus, Store
     from tests.fixtures.training import embedded_model_ready
@@ -168,7 +171,7 @@ def test_a_resumed_eval_run_records_each_model_once(data_root):
     cfg = EvalConfig(
         source_run_id=src, include_base=True, num_problems=2, n=2, k_max=2, max_new_tokens=4
     )
-    eval_id = submit_eval(store, cfg)
+    eval_id = submit_eval(store, cfg, policy=AccessPolicy.command_line())
     run_eval(store, eval_id)
     run = store.get_run(eval_id)
     assert run.status is RunStatus.CANCELLED and (run.step, run.total_steps) == (1, 2)
@@ -186,12 +189,14 @@ def test_a_resumed_eval_run_records_each_model_once(data_root):
 def test_evaluate_page_refuses_an_invalid_job(data_root):
     """The page's launch handler queues nothing and names the field when n < K."""
     from app.pages.evaluate import launch
+    from engine.runs.admission import AccessPolicy
     from engine.storage import Store
 
     store = Store(data_root.db_url)
     src = store.create_run(StudioConfig().to_dict(), name="src", algorithm="grpo", total_steps=1)
-    message, _ = launch(store, f"#{src} src", [], False, "", 5, 2, 4, 1.0, 0)
-    assert "Not queued" in message and "eval.n" in message
+    policy = AccessPolicy.network(data_root)
+    message, _ = launch(store, policy, f"#{src} src", [], False, "", 5, 2, 4, 1.0, 0)
+    assert "Not queued" in message and "eval\\.n" in message  # Markdown-escaped
     assert store.list_runs(kind="eval") == []
-    message, picker = launch(store, f"#{src} src", [], True, "", 5, 4, 4, 1.0, 0)
+    message, picker = launch(store, policy, f"#{src} src", [], True, "", 5, 4, 4, 1.0, 0)
     assert "Queued eval run" in message and len(store.list_runs(kind="eval")) == 1

@@ -6,6 +6,7 @@ import pytest
 
 from app import queries
 from app.main import build_app
+from engine.config import StudioConfig
 from engine.paths import resolve
 from engine.storage import Store
 
@@ -32,7 +33,8 @@ def test_save_duplicate_resume(app):
     assert (store.get_run(run_id).name, store.get_run(run_id).notes) == ("new", "my notes")
     new_id, _ = fns["duplicate"](sel)
     copy = store.get_run(new_id)
-    assert copy.parent_id == run_id and copy.config == store.get_run(run_id).config
+    same = StudioConfig.from_dict(store.get_run(run_id).config).to_dict()
+    assert copy.parent_id == run_id and copy.config == same  # checked and written out in full
     with pytest.raises(gr.Error, match="only failed, cancelled"):
         fns["resume"](sel)  # a queued run does not resume
     store.request_cancel(run_id)

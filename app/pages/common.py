@@ -7,6 +7,7 @@ tab `app.main` opened for it, then wiring them. Cross-page navigation goes throu
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any
 import gradio as gr
 from gradio.context import Context
 
-from engine.config import EMBEDDED_MODEL
+from app.auth import WriteGuard
+from engine.config import EMBEDDED_MODEL, ConfigError
 from engine.paths import DataRoot
+from engine.runs.admission import AccessPolicy, one_line
 from engine.storage import Store
 
 log = logging.getLogger(__name__)
@@ -66,9 +69,14 @@ def _model_path(name_or_path: str) -> str:
 def _load_tokenizer(name_or_path: str) -> Any | None:
     from transformers import AutoTokenizer
 
+    from engine.models.loading import HUB_ID, is_explicit_path
+
     path = _model_path(name_or_path)
+    hub_id = bool(HUB_ID.match(path)) and not is_explicit_path(path)
+    if hub_id and Path(path).exists():  # a local folder shadows the id: read neither
+        return None
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=not Path(path).exists())
+        return AutoTokenizer.from_pretrained(path, local_files_only=hub_id)
     except Exception as exc:  # unknown or offline model: the inspector shows plain text
         log.warning("no tokenizer for %s (%s); responses are shown unshaded", name_or_path, exc)
         return None
@@ -81,6 +89,8 @@ class AppContext:
     store: Store
     root: DataRoot
     tokenizers: TokenizerCache
+    policy: AccessPolicy  # what configs from the page and the API may name
+    guard: WriteGuard  # who may change runs and files (checked inside each write handler)
     tabs: gr.Tabs | None = None
     focus_run: gr.State | None = None  # run id the monitor should show (set by launch)
     inspect_run: gr.State | None = None  # run id the inspector should open (set by monitor)
@@ -102,3 +112,27 @@ def on_show(fn, inputs, outputs) -> None:
         tab.select(fn, inputs, outputs, **READ_ONLY)
     if root is not None:
         root.load(fn, inputs, outputs, **READ_ONLY)
+
+
+def user_error(problem: str | Exception) -> gr.Error:
+    """A refusal for the page or the API: one line, shown as text (gr.Error renders HTML).
+
+    A ConfigError becomes its (field: message) pairs joined on one line; the trace, if any,
+    stays in the server's log.
+    """
+    text = one_line(problem) if isinstance(problem, ConfigError) else str(problem)
+    text = " ".join(text.split()) or "the request was refused"
+    return gr.Error(html.escape(text[:1000]), print_exception=False)
+
+
+def as_text(value: Any) -> str:
+    r"""User-supplied text made safe inside Markdown: HTML escaped, Markdown syntax inert.
+
+    >>> print(as_text("<img src=x> *bold* [a](b)"))
+    &lt;img src=x&gt; \*bold\* \[a\]\(b\)
+    """
+    text = html.escape(str(value), quote=False)
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in text)
+
+
+MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|~>")

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from app.analysis_plots import pass_at_k_figure
-from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, on_show
+from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, as_text, on_show
 from app.queries import choice_id, run_choices, run_label
 from engine.config import ConfigError
 from engine.evaluation.jobs import EvalConfig
@@ -83,9 +83,19 @@ def checkpoint_steps(store: Store, run_value) -> list[int]:
 
 
 def launch(
-    store: Store, source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new
+    store: Store,
+    policy,
+    source,
+    steps,
+    include_base,
+    dataset,
+    num_problems,
+    n,
+    k_max,
+    temperature,
+    max_new,
 ):
-    """Queue an eval run; returns (message, the eval-runs picker update)."""
+    """Queue an eval run under `policy`; returns (message, the eval-runs picker update)."""
     run_id = choice_id(source)
     try:
         cfg = EvalConfig.from_dict(
@@ -103,11 +113,13 @@ def launch(
         )
         if run_id is None:
             raise ConfigError([("eval.source_run_id", "pick the run to evaluate")])
-        new_id = service.submit_eval(store, cfg)
-    except ConfigError as exc:
-        return "**Not queued:**\n" + "\n".join(f"- `{p}`: {m}" for p, m in exc.errors), gr.skip()
+        new_id = service.submit_eval(store, cfg, policy=policy)
+    except (ConfigError, ValueError, TypeError) as exc:
+        errors = exc.errors if isinstance(exc, ConfigError) else [("eval", str(exc))]
+        lines = (f"- {as_text(p)}: {as_text(m)}" for p, m in errors)
+        return "**Not queued:**\n" + "\n".join(lines), gr.skip()
     new = run_label(store.get_run(new_id))
-    return f"Queued eval run **{new}**.", gr.update(
+    return f"Queued eval run **{as_text(new)}**.", gr.update(
         choices=run_choices(store, RunKind.EVAL), value=[new]
     )
 
@@ -116,7 +128,12 @@ def build(ctx: AppContext) -> None:
     store = ctx.store
     defaults = EvalConfig()
     with gr.Row():
-        source = gr.Dropdown(label="run", choices=[], elem_id="eval-source", scale=2)
+        source = gr.Dropdown(
+            label="run",
+            choices=run_choices(store, RunKind.TRAIN),
+            elem_id="eval-source",
+            scale=2,
+        )
         steps = gr.CheckboxGroup(label="checkpoints (none = all)", choices=[], elem_id="eval-steps")
         include_base = gr.Checkbox(label="also the starting model (step 0)", elem_id="eval-base")
     with gr.Row():
@@ -158,8 +175,13 @@ def build(ctx: AppContext) -> None:
         steps,
         **READ_ONLY,
     )
+
+    def evaluate(*values, request: gr.Request = None):
+        ctx.guard.require(request)
+        return launch(store, ctx.policy, *values)
+
     go_btn.click(
-        lambda *a: launch(store, *a),
+        evaluate,
         [source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new],
         [message, runs],
         **PRIVATE,

@@ -14,10 +14,11 @@ import gradio as gr
 import yaml
 
 from app import queries
-from app.pages.common import PRIVATE, READ_ONLY, AppContext, PageId, elem_id
+from app.pages.common import PRIVATE, READ_ONLY, AppContext, PageId, elem_id, user_error
 from engine.config import ConfigError, StudioConfig, field_specs
 from engine.resources import recipe_names, recipe_path
 from engine.runs import service
+from engine.runs.admission import check_submission
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,20 @@ def check_form(specs: list[dict], values: list[Any]) -> tuple[StudioConfig | Non
         cfg = StudioConfig.from_dict(data)
     except ConfigError as exc:
         errors += exc.errors
+    by_field = _by_field(errors)
+    return (cfg if not by_field else None), by_field
+
+
+def _by_field(errors: list[tuple[str, str]]) -> dict[str, str]:
+    """(field path, message) pairs -> {field path: messages joined}; a path that extends a
+    form field (`data.extra_rewards[0]`, `run.name (characters)`) goes to that field, any other
+    to ''."""
+    paths = {s["path"] for s in field_specs()}
     by_field: dict[str, str] = {}
     for path, msg in errors:
-        by_field[path] = f"{by_field[path]}; {msg}" if path in by_field else msg
-    return (cfg if not by_field else None), by_field
+        key = next((p for p in paths if path == p or path.startswith((p + "[", p + " "))), "")
+        by_field[key] = f"{by_field[key]}; {msg}" if key in by_field else msg
+    return by_field
 
 
 def config_to_values(specs: list[dict], config: dict) -> list[Any]:
@@ -147,7 +158,10 @@ def build(ctx: AppContext) -> None:
         )
         load_recipe_btn = gr.Button("Load recipe", scale=1)
         source_run = gr.Dropdown(
-            choices=[], label="Duplicate from run", elem_id="duplicate-from", scale=2
+            choices=queries.run_choices(ctx.store, kind=None),
+            label="Duplicate from run",
+            elem_id="duplicate-from",
+            scale=2,
         )
         load_run_btn = gr.Button("Load run's config", scale=1)
     parent = gr.State(None)
@@ -188,19 +202,34 @@ def _wire(
     store = ctx.store
 
     def validator(*values):
-        _, errors = check_form(specs, list(values[:-1]))
+        cfg, errors = check_form(specs, list(values[:-1]))
+        if cfg is not None:  # the form parses: what this server admits, field by field
+            try:
+                check_submission(cfg, ctx.policy)
+            except ConfigError as exc:
+                errors = _by_field(exc.errors)
         general = errors.pop("", None)
         out = [gr.validate(s["path"] not in errors, errors.get(s["path"], "")) for s in specs]
         if general:
             out[0] = gr.validate(False, general)
         return [*out, gr.validate(True, "")]
 
-    def launch(*values):
+    def launch(*values, request: gr.Request = None):
+        ctx.guard.require(request)
         cfg, errors = check_form(specs, list(values[:-1]))
         if cfg is None:  # the validator stops this first; an API caller may not
-            raise gr.Error("; ".join(f"{p}: {m}" for p, m in errors.items()))
-        run_id = service.submit(store, cfg, parent_id=values[-1], origin="the dashboard")
+            raise user_error(ConfigError(list(errors.items())))
+        parent_id = values[-1] if store.get_run(values[-1] or -1) else None
+        run_id = _submit(cfg, parent_id)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued run #{run_id}.", None
+
+    def _submit(cfg: StudioConfig, parent_id: int | None = None) -> int:
+        try:
+            return service.submit(
+                store, cfg, policy=ctx.policy, parent_id=parent_id, origin="the dashboard"
+            )
+        except ConfigError as exc:
+            raise user_error(exc) from None
 
     launched = launch_btn.click(
         launch,
@@ -210,19 +239,20 @@ def _wire(
         **PRIVATE,
     )
 
-    def run_demo():
+    def run_demo(request: gr.Request = None):
+        ctx.guard.require(request)
         try:
             cfg = StudioConfig.load(recipe_path(DEMO_RECIPE))
         except ConfigError as exc:
-            raise gr.Error(str(exc)) from exc
-        run_id = service.submit(store, cfg, origin="the dashboard")
+            raise user_error(exc) from None
+        run_id = _submit(cfg)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
     demo = demo_btn.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
     ctx.monitor_openers += [launched, demo]
 
     def load_recipe(name):
-        if not name:
+        if name not in recipe_names():  # a shipped recipe by name, never a server path
             raise gr.Error("Pick a recipe first.")
         cfg = StudioConfig.load(recipe_path(name)).to_dict()
         return [*config_to_values(specs, cfg), None, f"Loaded recipe `{name}`."]

@@ -18,7 +18,8 @@ from typing import Any
 import gradio as gr
 
 from app import plots, queries
-from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId
+from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId, as_text, user_error
+from engine.config import ConfigError
 from engine.runs import service
 from engine.storage import Store
 
@@ -29,6 +30,7 @@ EMPTY = (
     "**No runs yet.** Open **Launch** and press **Run the demo** (or launch your own config); "
     "the run appears here and its charts update live."
 )
+LOG_LOCKED = "(the log is shown to the operator: enter the token at the top of the page)"
 X_CHOICES = [(label, key) for key, label in plots.X_AXES.items()]
 
 
@@ -183,13 +185,14 @@ def status_text(store: Store, run_ids: list[int]) -> str:
     if st["status"] == "missing":
         return f"Run #{run_ids[0]} no longer exists."
     text = (
-        f"**#{st['id']} {st['name']}** · {st['algorithm']} · status **{st['status']}** · "
-        f"step {st['step']} / {st['total_steps']} · attempt {st['attempt']}"
+        f"**#{st['id']} {as_text(st['name'])}** · {as_text(st['algorithm'])} · "
+        f"status **{st['status']}** · step {st['step']} / {st['total_steps']} · "
+        f"attempt {st['attempt']}"
     )
     if st["error"] and st["status"] == "cancelled":
-        text += f"\n\n**Stopped:** {queries.escape_markdown(st['error'][-600:])}"
+        text += f"\n\n**Stopped:** {as_text(st['error'])}"
     elif st["error"]:
-        text += f"\n\n```\n{st['error'][-600:]}\n```"
+        text += f"\n\n{as_text(st['error'])}"
     return text
 
 
@@ -230,8 +233,11 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     drawn = [*v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"]]
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
-    def draw(values, x_axis, smoothing):
-        return redraw(store, values, x_axis, smoothing)
+    def draw(values, x_axis, smoothing, request: gr.Request = None):
+        out = redraw(store, values, x_axis, smoothing)
+        if not ctx.guard.allows(request):  # events and errors name server paths: operator only
+            out[-1] = LOG_LOCKED
+        return out
 
     v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
     v["x_axis"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
@@ -317,23 +323,27 @@ def _current(store: Store, values: list[str] | None) -> Any:
     return run
 
 
-def _service(operation, *args):
+def _service(operation, *args, **kwargs):
     """Call a run-service operation; a refusal becomes the page's one-line error."""
     try:
-        return operation(*args)
+        return operation(*args, **kwargs)
     except service.RunError as exc:
-        raise gr.Error(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+        raise user_error(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+    except ConfigError as exc:
+        raise user_error(exc) from None
 
 
 def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel, msg = ctx.store, v["selected"], v["message"]
 
-    def cancel(values):
+    def cancel(values, request: gr.Request = None):
+        ctx.guard.require(request)
         run = _current(store, values)
         status = _service(service.cancel, store, run.id)
         return f"Cancel requested for run #{run.id} (status now {status})."
 
-    def resume(values):
+    def resume(values, request: gr.Request = None):
+        ctx.guard.require(request)
         run = _current(store, values)
         step = _service(service.resume, store, run.id)
         attempt = store.get_run(run.id).attempt
@@ -342,9 +352,10 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
     v["cancel"].click(cancel, inputs=[sel], outputs=[msg], **PRIVATE)
     v["resume"].click(resume, inputs=[sel], outputs=[msg], **PRIVATE)
 
-    def duplicate(values):
+    def duplicate(values, request: gr.Request = None):
+        ctx.guard.require(request)
         run = _current(store, values)
-        new_id = _service(service.duplicate, store, run.id)
+        new_id = _service(service.duplicate, store, run.id, policy=ctx.policy)
         return new_id, f"Queued run #{new_id}, a copy of #{run.id}."
 
     v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE).success(
@@ -367,9 +378,10 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
         )
     )
 
-    def save(values, name, notes):
+    def save(values, name, notes, request: gr.Request = None):
+        ctx.guard.require(request)
         run = _current(store, values)
-        store.update_run(run.id, name=name.strip() or run.name, notes=notes)
+        _service(service.rename, store, run.id, name=name or "", notes=notes or "", policy=ctx.policy)  # fmt: skip
         return f"Saved name and notes of run #{run.id}."
 
     v["save"].click(save, inputs=[sel, v["name"], v["notes"]], outputs=[msg], **PRIVATE)
@@ -380,11 +392,13 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
 def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel = ctx.store, v["selected"]
 
-    def ask(values):
+    def ask(values, request: gr.Request = None):
+        ctx.guard.require(request)
         _service(service.check_deletable, _current(store, values))
         return gr.Row(visible=True)
 
-    def really(values):
+    def really(values, request: gr.Request = None):
+        ctx.guard.require(request)
         run = _current(store, values)
         _service(service.delete, store, ctx.root, run.id)
         return gr.Row(visible=False), [], f"Deleted run #{run.id}."
@@ -399,12 +413,14 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
 def _wire_export(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel = ctx.store, v["selected"]
 
-    def export_steps(values):
+    def export_steps(values, request: gr.Request = None):
+        ctx.guard.require(request)  # writes a file under the data root
         run = _current(store, values)
         path, _ = _service(service.export, store, ctx.root, run.id, "steps", "csv")
         return str(path)
 
-    def export_samples(values):
+    def export_samples(values, request: gr.Request = None):
+        ctx.guard.require(request)  # writes a file under the data root
         run = _current(store, values)
         path, _ = _service(service.export, store, ctx.root, run.id, "samples", "jsonl")
         return str(path)

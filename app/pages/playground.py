@@ -7,15 +7,20 @@ level); generation runs with `concurrency_limit=1` and 1 torch thread.
 
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from app.analysis_plots import rank_curve_figure, token_proxy_figure
-from app.pages.common import AppContext, on_show
+from app.pages.common import AppContext, on_show, user_error
 from app.queries import run_label
-from engine.config import EMBEDDED_MODEL
+from engine.config import EMBEDDED_MODEL, ConfigError
 from engine.data.tasks import heldout_problems
+from engine.runs.admission import check_model
 from engine.storage import RunKind, Store
 from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
+
+log = logging.getLogger(__name__)
 
 # generate and analyse share one queue of one: a single kept-loaded model serves both
 GENERATE: dict = {
@@ -105,12 +110,19 @@ def build(ctx: AppContext) -> None:
         a_proxies = gr.Plot(elem_id="pg-a-proxies")
 
     def load(value):
-        try:
-            pg.load(resolve_model(store, value))
-        except Exception as exc:  # a missing path, an offline hub id: say so on the page
-            raise gr.Error(f"cannot load {value}: {exc}") from exc
+        try:  # a typed name passes the same check as a run's model (no server paths)
+            source = check_model(resolve_model(store, value), ctx.policy, "model")
+            pg.load(source)
+        except ConfigError as exc:
+            raise user_error(exc) from None
+        except Exception as exc:  # an offline hub id, a broken folder: one line on the page
+            log.warning("playground: cannot load %s", value, exc_info=True)
+            raise user_error(f"cannot load the model: {exc}") from None
 
     def generate(value, text, use_chat, s, n_new, temp, sd, use_greedy):
+        ceiling = ctx.policy.limits.max_completion_length
+        if not ctx.policy.trusted and int(n_new or 0) > ceiling:
+            raise user_error(f"max new tokens: over this server's limit of {ceiling}")
         load(value)
         gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
         try:

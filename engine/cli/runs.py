@@ -30,6 +30,7 @@ def submit(args: argparse.Namespace) -> int:
     """`verl-studio submit [--config C] [--set K=V ...] [--name N]`: prints the new run's id."""
     from engine.config import StudioConfig
     from engine.resources import recipe_path
+    from engine.runs.admission import AccessPolicy
 
     overrides = list(getattr(args, "overrides", None) or [])
     if args.config:
@@ -38,7 +39,13 @@ def submit(args: argparse.Namespace) -> int:
         cfg = StudioConfig().with_overrides(overrides)
     _, store = _open(args)
     with store:
-        run_id = service.submit(store, cfg, name=args.name or "", origin="the command line")
+        run_id = service.submit(
+            store,
+            cfg,
+            policy=AccessPolicy.command_line(),  # the user's own shell: trusted
+            name=args.name or "",
+            origin="the command line",
+        )
     print(run_id)
     return 0
 

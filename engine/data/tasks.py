@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ HELDOUT_BUCKETS = 10
 HELDOUT_SIZE = 500
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 PROMPT_FORMAT = "Q: {question}\nA:"
+HUB_DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?$")
 ANSWER_PREFIX = "Answer: "
 
 
@@ -183,8 +185,12 @@ def _source_rows(cfg: DataConfig, split: str, source: str) -> list[dict[str, Any
 
 
 def _is_local(source: str) -> bool:
+    """A file (written as a path, or with a data-file suffix), else a hub id: `org/name` is
+    never read from a local folder of that name (submissions store files as absolute paths)."""
     path = Path(source).expanduser()
-    return path.exists() or path.suffix.lower() in FILE_SUFFIXES or source.startswith(("/", "."))
+    if source.startswith(("/", ".", "~")) or path.suffix.lower() in FILE_SUFFIXES:
+        return True
+    return not HUB_DATASET_ID.match(source) and path.exists()
 
 
 def _shape_row(cfg: DataConfig, row: dict[str, Any], source: str, i: int) -> dict[str, Any]:
@@ -222,13 +228,21 @@ def load_hub_rows(dataset_id: str, split: str) -> list[dict[str, Any]]:
         try:
             source = str(cached_snapshot(name, repo_type="dataset"))
         except NotCached:
-            source = name  # datasets' offline path: its cache of an earlier load_dataset
+            # datasets' offline path (its cache of an earlier load_dataset), unless a local
+            # folder of that name would be read instead
+            source = None if Path(name).exists() else name
         not_cached = (
             f"hub dataset {dataset_id!r} is not in the local Hugging Face cache "
             f"({hub_cache_dir()}) nor in datasets' cache, and {offline}=1 is set; download it "
             f"where there is a network (`hf download {name} --repo-type dataset`) and copy the "
             "cache here, unset it, or point data.task at a local .jsonl/.csv/.parquet file"
         )
+    elif Path(name).exists():  # a local folder of that name would shadow the hub id
+        from huggingface_hub import snapshot_download
+
+        source = snapshot_download(name, repo_type="dataset")
+    if source is None:
+        raise DatasetLoadError(not_cached)
     try:
         ds = datasets.load_dataset(source, config or None, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; name the id either way

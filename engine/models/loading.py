@@ -117,13 +117,30 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def is_explicit_path(name: str) -> bool:
+    """Written as a path (absolute, ./, ../, ~), never taken for a hub id.
+
+    >>> is_explicit_path("/models/x"), is_explicit_path("./org/name"), is_explicit_path("org/name")
+    (True, True, False)
+    """
+    return name.startswith(("/", "./", "../", "~")) or name in (".", "..")
+
+
 def locate(name_or_path: str) -> tuple[str, str | Path]:
-    """("local", folder) or ("hub", id); raises ModelLoadError for a missing local path."""
+    """("local", folder) or ("hub", id); raises ModelLoadError for a missing local path.
+
+    A name shaped like a hub id (`org/name`, `gpt2`) is a hub id even when a folder of that
+    name exists in the working directory: the folder is read only when written as a path
+    (`./org/name`, absolute). Submissions store local folders as absolute paths
+    (engine.runs.admission), so the worker reads what was checked whatever its cwd.
+    """
     name = name_or_path.strip()
     if name == EMBEDDED_MODEL:
         folder = embedded_model_dir()
         verify_manifest(folder)
         return "local", folder
+    if HUB_ID.match(name) and not is_explicit_path(name):
+        return "hub", name
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -131,8 +148,6 @@ def locate(name_or_path: str) -> tuple[str, str | Path]:
         if (path / MANIFEST).is_file():
             verify_manifest(path)
         return "local", path
-    if HUB_ID.match(name) and not name.startswith("."):
-        return "hub", name
     raise ModelLoadError(f"model folder not found: {path}")
 
 
@@ -150,12 +165,18 @@ def _check_local(folder: Path) -> None:
 def hub_source(model_id: str) -> str | Path:
     """Where a hub id loads from: its snapshot folder in the local Hugging Face cache when the hub
     is off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), else the id (transformers downloads and
-    caches it). Raises ModelLoadError when offline and the id is not cached."""
+    caches it; its snapshot folder when a folder of that name is in the cwd). Raises
+    ModelLoadError when offline and the id is not cached."""
     offline = hub_offline() or (
         "TRANSFORMERS_OFFLINE" if os.environ.get("TRANSFORMERS_OFFLINE") == "1" else None
     )
     if not offline:
-        return model_id
+        if not Path(model_id).exists():
+            return model_id
+        # a local folder of that name would shadow the id (transformers tries the cwd first)
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id))
     try:
         return cached_snapshot(model_id)
     except NotCached as exc:

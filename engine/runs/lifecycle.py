@@ -94,6 +94,22 @@ def traceback_tail(
     return "\n".join(lines[-TRACEBACK_TAIL_LINES:])
 
 
+def error_summary(text: str | None, limit: int = 300) -> str:
+    """One line of a stored error, for the page and the API: a traceback's final
+    "Type: message" line, else the first line; at most `limit` characters.
+
+    >>> error_summary('Traceback (most recent call last):\\n  File "/srv/x.py"\\nKeyError: 3')
+    'KeyError: 3'
+    >>> error_summary("killed by signal SIGKILL\\nmore")
+    'killed by signal SIGKILL'
+    """
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if any(x.startswith("Traceback") for x in lines) else lines[0]
+    return line[:limit]
+
+
 def enforce_save_total_limit(store: Store, run_id: int, limit: int) -> list[Path]:
     """Keep the newest `limit` checkpoints of a run: delete the others' rows, then their folders.
 
@@ -242,4 +258,11 @@ class RunLifecycle:
             return RunStatus.CANCELLED, None, False
         if issubclass(exc_type, SystemExit) and exc.code in (0, None):
             return RunStatus.COMPLETED, None, False
-        return RunStatus.FAILED, traceback_tail(exc_type, exc, tb), False
+        # the whole trace to this process's log (the run's log file); one line to the store
+        log.error("run %d failed", self.run_id, exc_info=(exc_type, exc, tb))
+        line = " ".join(str(exc).split())
+        return (
+            RunStatus.FAILED,
+            f"{exc_type.__name__}: {line}"[:2000] if line else exc_type.__name__,
+            False,
+        )

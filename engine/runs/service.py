@@ -10,7 +10,10 @@ Rules, in one place:
   <source run name>");
 - a queued or running run is never deleted: cancel it first (its process checkpoints and stops);
 - deleting removes the run's checkpoint folder unless it is kept;
-- an export goes to `<data root>/exports/run<ID>-<what>.<format>` unless a path is given.
+- an export goes to `<data root>/exports/run<ID>-<what>.<format>` unless a path is given;
+- every config that enters (submit, duplicate, submit_eval) and every name or note passes
+  `engine.runs.admission` under the caller's `AccessPolicy` (the CLI's, or the network's for
+  the dashboard and the API): the policy is a required argument, so no entry can skip it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.runs.admission import AccessPolicy, check_eval, check_submission, check_texts
 from engine.storage import RunInfo, RunKind, RunStatus
 
 if TYPE_CHECKING:
@@ -57,6 +61,7 @@ def submit(
     store: Store,
     cfg: StudioConfig,
     *,
+    policy: AccessPolicy,
     name: str = "",
     notes: str = "",
     parent_id: int | None = None,
@@ -67,8 +72,11 @@ def submit(
 
     `claimed_by` (a host name) creates it already running there, for a process that trains it
     directly (`verl-studio train --config`), so no worker claims it. `origin` ("the dashboard",
-    "the API", ...) is recorded as the run's first event.
+    "the API", ...) is recorded as the run's first event. `policy` decides what the config may
+    name (`engine.runs.admission.check_submission`: ConfigError when it names too much).
     """
+    check_texts(policy, name=name, notes=notes)
+    cfg = check_submission(cfg, policy)
     run_id = store.create_run(
         cfg.to_dict(),
         name=name or default_name(cfg),
@@ -83,13 +91,18 @@ def submit(
     return run_id
 
 
-def duplicate(store: Store, run_id: int) -> int:
-    """Queue a copy of a run (same config and notes, name + " (copy)"); returns the new id."""
+def duplicate(store: Store, run_id: int, *, policy: AccessPolicy) -> int:
+    """Queue a copy of a run (same config and notes, name + " (copy)"); returns the new id.
+
+    The copy is a new submission: its config passes `policy` as if typed in (ConfigError)."""
+    from engine.config import StudioConfig
+
     run = get(store, run_id)
     if run.kind != RunKind.TRAIN:
         raise RunError(f"run {run.id} is an {run.kind} job: duplicate its source run instead")
+    cfg = check_submission(StudioConfig.from_dict(run.config), policy)
     new_id = store.create_run(
-        run.config,
+        cfg.to_dict(),
         name=f"{run.name} (copy)",
         algorithm=run.algorithm,
         total_steps=run.total_steps,
@@ -98,6 +111,14 @@ def duplicate(store: Store, run_id: int) -> int:
     )
     store.add_event(new_id, f"queued as a copy of run {run.id}")
     return new_id
+
+
+def rename(store: Store, run_id: int, *, name: str, notes: str, policy: AccessPolicy) -> None:
+    """Set a run's name (blank keeps the old one) and notes, within the policy's text limits."""
+    run = get(store, run_id)
+    name = name.strip() or run.name
+    check_texts(policy, name=name, notes=notes)
+    store.update_run(run.id, name=name, notes=notes)
 
 
 def cancel(store: Store, run_id: int) -> RunStatus:
@@ -162,14 +183,17 @@ def export(
     return path, write_rows(store, run.id, what, fmt, path, progress=progress)
 
 
-def submit_eval(store: Store, cfg: EvalConfig, *, name: str = "") -> int:
-    """Queue an eval job (the worker executes it); returns its run id."""
+def submit_eval(store: Store, cfg: EvalConfig, *, policy: AccessPolicy, name: str = "") -> int:
+    """Queue an eval job (the worker executes it); returns its run id. Its model and dataset
+    pass `policy` (`engine.runs.admission.check_eval`)."""
     from engine.config import ConfigError
     from engine.evaluation.jobs import EVAL_SECTION
 
     errors = [(f"eval.{p}", m) for p, m in cfg.check()]
     if errors:
         raise ConfigError(errors)
+    check_texts(policy, name=name)
+    cfg = check_eval(cfg, policy)
     algorithm, total = "grpo", 1
     if cfg.source_run_id is not None:
         src = store.get_run(cfg.source_run_id)

@@ -269,7 +269,7 @@ class Worker:
             hint = " (kill -9 or the out-of-memory killer)" if -code == signal.SIGKILL else ""
             return RunStatus.INTERRUPTED, f"killed by signal {name}{hint}"
         tail = _log_tail(job.log_path)
-        where = f"; log {job.log_path}" if job.log_path else ""
+        where = "; see the run's log" if job.log_path else ""
         what = f"exited with code {code}" if code else "exited"
         return (
             RunStatus.FAILED,

@@ -238,6 +238,7 @@ def is_main_process() -> bool:
 def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progress=True) -> int:
     """Train one run under its lifecycle (creates the run when `run_id` is None); exit code."""
     from engine.runs import service
+    from engine.runs.admission import AccessPolicy, check_submission
     from engine.runs.lifecycle import RunCancelled, RunLifecycle
     from engine.storage import Store
 
@@ -253,7 +254,9 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
                 ]
             )
         if run_id is None:  # trained here, not through the queue: no worker may claim it
-            run_id = service.submit(store, cfg, claimed_by=socket.gethostname())
+            trusted = AccessPolicy.command_line()
+            cfg = check_submission(cfg, trusted)  # local paths absolute, as the store keeps them
+            run_id = service.submit(store, cfg, policy=trusted, claimed_by=socket.gethostname())
         log.info("run %s: %s", run_id, service.default_name(cfg))
         if not is_main_process():  # under accelerate launch the main process owns the status
             train(cfg, store=store, root=root, run_id=run_id, progress=False)
