@@ -89,8 +89,8 @@ class AppContext:
     store: Store
     root: DataRoot
     tokenizers: TokenizerCache
-    policy: AccessPolicy  # what configs from the page and the API may name
-    guard: WriteGuard  # who may change runs and files (checked inside each write handler)
+    policy: AccessPolicy | None = None  # what page and API configs may name (None: network)
+    guard: WriteGuard = field(default_factory=WriteGuard)  # checked in each write handler
     tabs: gr.Tabs | None = None
     focus_run: gr.State | None = None  # run id the monitor should show (set by launch)
     inspect_run: gr.State | None = None  # run id the inspector should open (set by monitor)
@@ -98,6 +98,10 @@ class AppContext:
     # chains `.success(...)` on each, so its update follows the tab switch.
     monitor_openers: list = field(default_factory=list)
     inspector_openers: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.policy is None:  # untrusted unless told otherwise
+            self.policy = AccessPolicy.network(self.root)
 
 
 def elem_id(path: str) -> str:
