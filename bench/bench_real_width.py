@@ -56,6 +56,7 @@ def child(folder: Path, dtype: str, steps: int, vocab: int, workdir: Path) -> di
     from engine.config import StudioConfig
     from engine.data.rewards import REGISTRY
     from engine.resources import recipe_path
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.callbacks import RecordingCallback
@@ -74,7 +75,7 @@ def child(folder: Path, dtype: str, steps: int, vocab: int, workdir: Path) -> di
     )  # fmt: skip
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store = Store(f"sqlite:///{workdir / f'{dtype}.db'}")
-    run_id = submit(store, cfg)
+    run_id = submit(store, cfg, policy=AccessPolicy.command_line())
     trainer = build_trainer(cfg, workdir / f"{dtype}-{run_id}")
     tok = trainer.processing_class
     covers = decodes_every_id(tok, vocab)

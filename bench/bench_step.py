@@ -74,6 +74,7 @@ def plain_trainer(cfg, out: Path):
 
 def run_arm(arm: str, cfg, workdir: Path) -> dict:
     """One short run of one arm; returns its step intervals and cost breakdown."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.callbacks import RecordingCallback
@@ -87,7 +88,7 @@ def run_arm(arm: str, cfg, workdir: Path) -> dict:
         trainer = plain_trainer(cfg, workdir / arm)
     else:
         store = Store(f"sqlite:///{workdir / 'bench.db'}")
-        run_id = submit(store, cfg)
+        run_id = submit(store, cfg, policy=AccessPolicy.command_line())
         trainer = build_trainer(cfg, workdir / f"{arm}-{run_id}")
         recorder = RecordingCallback(trainer, store, run_id, run_cfg=cfg.run, heldout=None)
         trainer.add_callback(recorder)

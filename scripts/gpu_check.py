@@ -97,6 +97,7 @@ def verl_steps(tmp: Path, steps: int, completion: int, device: str, shape: dict)
     from engine.config import StudioConfig
     from engine.data.rewards import REGISTRY
     from engine.resources import recipe_path
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.callbacks import RecordingCallback
@@ -118,7 +119,7 @@ def verl_steps(tmp: Path, steps: int, completion: int, device: str, shape: dict)
         ],
     )  # fmt: skip
     store = Store(f"sqlite:///{tmp / 'gpu.db'}")
-    run_id = submit(store, cfg)
+    run_id = submit(store, cfg, policy=AccessPolicy.command_line())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer = build_trainer(cfg, tmp / "out")

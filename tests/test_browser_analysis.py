@@ -56,6 +56,7 @@ def shot(page, artifacts_dir, name: str) -> None:
 @pytest.fixture
 def two_runs(finished_run_copy):
     """The trained `verl` run and a `grpo` run of the same recipe, trained here for real."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.train import main
@@ -64,7 +65,7 @@ def two_runs(finished_run_copy):
     cfg = tiny_config("run.algorithm=grpo", "run.checkpoint_every=3")
     root = finished_run_copy.root
     with Store(root.db_url) as store:
-        grpo_id = submit(store, cfg)
+        grpo_id = submit(store, cfg, policy=AccessPolicy.command_line())
     assert main(cfg, root=root, run_id=grpo_id, progress=False) == 0
     return finished_run_copy, grpo_id
 

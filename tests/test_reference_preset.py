@@ -120,6 +120,7 @@ def test_trainer_with_the_reference_preset_matches_the_transcription(tmp_path):
     """Through the real trainer (TRL, capture, rank dynamics, the store): the recorded bonus of
     every response of 4 steps equals the transcription fed with the recorded indicators,
     correctness, texts and TRL's advantages."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.train import train
@@ -133,7 +134,7 @@ def test_trainer_with_the_reference_preset_matches_the_transcription(tmp_path):
     )  # fmt: skip
     root = data_root_at(tmp_path / "home")
     with Store(root.db_url) as store:
-        run_id = submit(store, cfg)
+        run_id = submit(store, cfg, policy=AccessPolicy.command_line())
         train(cfg, store=store, root=root, run_id=run_id, progress=False)
         steps = [store.samples(run_id, s) for s in store.sample_steps(run_id)]
     assert len(steps) == 4

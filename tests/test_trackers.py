@@ -24,6 +24,7 @@ def test_two_steps_write_tensorboard_event_files_beside_the_store(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.train import train
@@ -34,7 +35,7 @@ def test_two_steps_write_tensorboard_event_files_beside_the_store(tmp_path):
     )  # fmt: skip
     root = data_root_at(tmp_path / "home")
     with Store(root.db_url) as store:
-        run_id = submit(store, cfg)
+        run_id = submit(store, cfg, policy=AccessPolicy.command_line())
         result = train(cfg, store=store, root=root, run_id=run_id, progress=False)
         assert result.trainer.args.report_to == ["tensorboard"]
         assert len(store.steps(run_id)) == 2  # the store still records every step

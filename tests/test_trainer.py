@@ -143,6 +143,7 @@ def test_shaping_invariants_hold_on_every_response(trained_run):
 
 def run_directly(tmp_path, *overrides):
     """engine.train.train on a fresh root (returns the trainer for white-box checks)."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from engine.training.train import train
@@ -150,7 +151,7 @@ def run_directly(tmp_path, *overrides):
     root = data_root_at(tmp_path / "home")
     cfg = tiny_config(*overrides)
     store = Store(root.db_url)
-    run_id = submit(store, cfg)
+    run_id = submit(store, cfg, policy=AccessPolicy.command_line())
     result = train(cfg, store=store, root=root, run_id=run_id, progress=False)
     return result, store, run_id
 
