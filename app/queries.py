@@ -20,6 +20,7 @@ import yaml
 
 from app.plots import REWARD_FUNCTION_PREFIX, CurveTrace, panel_columns, segment_deltas
 from engine.config import HEALTH_FLAGS
+from engine.data.audit import AuditResult, answer_label, audit
 from engine.health import CLEAR, FLAG, STOP, flagged_responses
 from engine.runs.lifecycle import error_summary
 from engine.storage import Store
@@ -344,6 +345,7 @@ class Response:
 STAT_KEYS = tuple(n for n, k in SAMPLE_KINDS.items() if k in (FLOAT, INT, BOOL))
 # the group table leaves out the curve's geometry (stride, offset)
 TABLE_KEYS = tuple(k for k in STAT_KEYS if not k.startswith("curve_"))
+ANSWER_KEYS = ("answer_read", "gold_read")  # text: what the verifier read, the gold it compared
 
 
 def _array(value: Any, dtype: Any) -> np.ndarray:
@@ -365,7 +367,8 @@ def _response(row: dict) -> Response:
         else _array(row["token_logprob"], np.float64),
         curve=_array(row.get("curve"), np.float64),
         positions=_array(row.get("curve_positions"), np.int64),
-        stats={k: row.get(k) for k in STAT_KEYS} | {"rewards": row.get("rewards") or {}},
+        stats={k: row.get(k) for k in (*STAT_KEYS, *ANSWER_KEYS)}
+        | {"rewards": row.get("rewards") or {}},
     )
 
 
@@ -378,6 +381,25 @@ def group_responses(store: Store, run_id: int, step: int, group_idx: int) -> lis
     """Every response of one prompt group, by sample index."""
     rows = store.samples(run_id, step, group_idx=group_idx)
     return sorted((_response(r) for r in rows), key=lambda r: r.sample_idx)
+
+
+AUDIT_COLUMNS = (
+    "group_idx",
+    "sample_idx",
+    "prompt",
+    "completion",
+    "correct",
+    "reward",
+    "answer_read",
+    "gold_read",
+)
+
+
+def answer_audit(
+    store: Store, run_id: int, step_min: int | None = None, step_max: int | None = None
+) -> AuditResult:
+    """The answer audit (engine.data.audit) of a run's responses in [step_min, step_max]."""
+    return audit(store.sample_records(run_id, AUDIT_COLUMNS, step_min, step_max))
 
 
 def step_groups(store: Store, run_id: int, step: int) -> list[int]:
@@ -403,9 +425,16 @@ def _num(v: Any) -> str:
 
 
 def stats_table(responses: Sequence[Response]) -> pd.DataFrame:
-    """One row per response of the group: reward, correctness, advantages, bonus, ER/ERV/ERA."""
-    rows = [[r.sample_idx] + [r.stats.get(k) for k in TABLE_KEYS] for r in responses]
-    return pd.DataFrame(rows, columns=["sample", *TABLE_KEYS]).round(4)
+    """One row per response of the group: reward, the answer read and the gold beside it,
+    correctness, advantages, bonus, ER/ERV/ERA."""
+    rest = [k for k in TABLE_KEYS if k != "reward"]
+    rows = [
+        [r.sample_idx, r.stats.get("reward")]
+        + [answer_label(r.stats.get(k)) for k in ANSWER_KEYS]
+        + [r.stats.get(k) for k in rest]
+        for r in responses
+    ]
+    return pd.DataFrame(rows, columns=["sample", "reward", "answer read", "gold", *rest]).round(4)
 
 
 def token_pieces(tokenizer: Any, token_ids: np.ndarray, completion: str) -> list[str]:

@@ -74,6 +74,8 @@ def sample_dict(rng: np.random.Generator, group: int, idx: int, length: int = 12
         "curve_stride": 4,
         "curve_positions": np.arange(1, 6) * 4,
         "curve_offset": 3,
+        "answer_read": "" if idx == 0 else str(idx),
+        "gold_read": "1",
     }
 
 
@@ -164,8 +166,8 @@ def test_samples_round_trip(store):
         assert row["step"] == 1
         assert row["token_ids"].dtype == np.int32
         np.testing.assert_array_equal(row["token_ids"], w["token_ids"])
-        for name in ("token_entropy", "token_logprob"):  # float16 storage
-            np.testing.assert_array_equal(row[name], w[name].astype(np.float16).astype(np.float32))
+        for name in ("token_entropy", "token_logprob"):  # float32 storage (float16 before v5)
+            np.testing.assert_array_equal(row[name], w[name].astype(np.float32))
         np.testing.assert_array_equal(row["curve"], w["curve"].astype(np.float32))
         np.testing.assert_array_equal(row["curve_positions"], w["curve_positions"])
         scalars = set(w) - {"token_ids", "token_entropy", "token_logprob", "curve"}
@@ -199,7 +201,8 @@ def test_sample_row_is_the_one_definition_of_a_response(store):
             np.testing.assert_allclose(back[name], values[name], rtol=1e-3)
         else:
             assert back[name] == pytest.approx(values[name]), name
-    shown = set(queries.STAT_KEYS) | {"rewards", "prompt", "completion", "group_idx", "sample_idx"}
+    shown = set(queries.STAT_KEYS) | set(queries.ANSWER_KEYS)
+    shown |= {"rewards", "prompt", "completion", "group_idx", "sample_idx"}
     assert shown | set(SAMPLE_ARRAYS) == set(SAMPLE_COLUMNS)
 
 
@@ -441,6 +444,7 @@ ADDED_IN = {
     3: [f"ALTER TABLE steps DROP COLUMN {c}" for c in V3_STEP_COLUMNS]
     + ["ALTER TABLE events DROP COLUMN kind", "ALTER TABLE events DROP COLUMN step"],
     4: ["ALTER TABLE samples DROP COLUMN truncated"],
+    5: ["ALTER TABLE samples DROP COLUMN answer_read", "ALTER TABLE samples DROP COLUMN gold_read"],
 }
 
 

@@ -19,7 +19,9 @@ from typing import Any
 import gradio as gr
 
 from app import plots, queries
+from app.pages import answer_audit
 from app.pages.common import READ_ONLY, AppContext
+from engine.data.audit import answer_label
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ def build(ctx: AppContext) -> None:
     pickers = [run, step, group, response]
     shown = [stats, text, curve, tokens, table]
     _wire(ctx, pickers, shown)
+    answer_audit.build(
+        ctx, run, [step, group, response, *shown], lambda *ids: open_response(ctx, *ids)
+    )
 
 
 # ----------------------------------------------------------------------------- handlers (plain)
@@ -84,7 +89,17 @@ def _stats_md(r: queries.Response) -> str:
         f"{k} {_fmt(s.get(k))}" for k in ("entropy", "mean_logprob", "length", "curve_stride")
     )
     rewards = ", ".join(f"{html.escape(str(k))}={_fmt(v)}" for k, v in s["rewards"].items())
-    return f"{head}\n\n{more}" + (f"\n\nrewards: {rewards}" if rewards else "")
+    read = (
+        f"**answer read** {_shown(answer_label(s.get('answer_read')))} · "
+        f"**gold** {_shown(answer_label(s.get('gold_read')))} · **reward** {_fmt(s.get('reward'))}"
+    )
+    return f"{head}\n\n{read}\n\n{more}" + (f"\n\nrewards: {rewards}" if rewards else "")
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """Model text on one markdown line: escaped, cut at `limit` characters."""
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    return html.escape(short.replace("\n", " "))
 
 
 def render(
@@ -127,6 +142,19 @@ def pick(
     return [
         gr.Dropdown(choices=steps, value=step),
         gr.Dropdown(choices=[(f"group {g}", g) for g in groups], value=group),
+        gr.Dropdown(choices=_choices_response(responses), value=sample),
+        *render(ctx, run_id, step, group, sample),
+    ]
+
+
+def open_response(ctx: AppContext, run_id: int | None, step: int, group: int, sample: int) -> list:
+    """Fill the pickers below the run and the views for one response (the audit's click)."""
+    filled = pick(ctx, run_id, step, group)
+    responses = queries.group_responses(ctx.store, run_id, step, group) if run_id else []
+    if not any(r.sample_idx == sample for r in responses):
+        return filled
+    return [
+        *filled[:2],
         gr.Dropdown(choices=_choices_response(responses), value=sample),
         *render(ctx, run_id, step, group, sample),
     ]

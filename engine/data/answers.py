@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import Any
 
 MAX_ANSWER_CHARS = 500  # longer "answers" are compared as strings, never parsed by math-verify
-MATH_VERIFY_TIMEOUT_S = 2
+MATH_VERIFY_TIMEOUT_S = 5  # a cold first parse (lazy sympy imports) takes ~1 s, more under load
 EXACT_REL_TOL = 1e-20  # two exact numbers (fractions, powers) must agree to this
 FLOAT_REL_TOL = 1e-5  # a decimal answer must agree with the gold to about 6 significant digits
 NONE_FOUND = "none found"
@@ -388,7 +388,13 @@ def extract_gold(gold: Any) -> str | None:
         return None
     if isinstance(gold, int | float):
         return normalize_number(repr(gold)) or str(gold)
-    text = normalize_text(str(gold))
+    return _gold_text(str(gold))
+
+
+@lru_cache(maxsize=4096)
+def _gold_text(gold: str) -> str | None:
+    """extract_gold of a string (cached: GRPO scores a group of responses per gold)."""
+    text = normalize_text(gold)
     boxed = last_boxed(text)
     if boxed is not None:
         return clean_answer(boxed)
@@ -430,15 +436,30 @@ def _timeout() -> int | None:
     return MATH_VERIFY_TIMEOUT_S if main else None
 
 
+class _NotParsed(Exception):
+    """Raised inside the cache so that a failed (perhaps timed-out) parse is not remembered."""
+
+
 @lru_cache(maxsize=4096)
-def _parsed(answer: str, timeout: int | None) -> tuple[Any, ...]:
-    """math-verify's reading of one `$answer$` (cached: a gold is read once per group)."""
+def _parsed_cached(answer: str, timeout: int | None) -> tuple[Any, ...]:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
     try:
-        return tuple(parse(f"${answer}$", extraction_config=configs, parsing_timeout=timeout))
-    except Exception:  # noqa: BLE001 - an unparsable answer is simply not an answer
+        found = parse(f"${answer}$", extraction_config=configs, parsing_timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - an unparsable answer is simply not an answer
+        raise _NotParsed from exc
+    if not found:
+        raise _NotParsed
+    return tuple(found)
+
+
+def _parsed(answer: str, timeout: int | None) -> tuple[Any, ...]:
+    """math-verify's reading of one `$answer$`, () if none (cached: a gold is read once per
+    group; failures are not cached, since a cold first parse can hit the timeout)."""
+    try:
+        return _parsed_cached(answer, timeout)
+    except _NotParsed:
         return ()
 
 
@@ -449,12 +470,38 @@ def _math_verify(pred: str, gold: str) -> bool:
     g, p = _parsed(gold, timeout), _parsed(pred, timeout)
     if not g or not p:
         return False
+    if "%" not in pred + gold and _clearly_different(g[0], p[0]):
+        return False  # two numbers far apart: skip math-verify's symbolic simplification
     try:
         if not verify(list(g), list(p), timeout_seconds=timeout):
             return False
     except Exception:  # noqa: BLE001 - a comparison that fails is not a match
         return False
     return _close_relatively(g[0], p[0])
+
+
+def _numbers(gold: Any, pred: Any) -> tuple[Any, Any] | None:
+    """(gold, pred) as 40-digit sympy numbers when both are plain numbers, else None."""
+    import sympy
+
+    if not (isinstance(gold, sympy.Expr) and isinstance(pred, sympy.Expr)):
+        return None
+    try:
+        if not (gold.is_number and pred.is_number):
+            return None
+        a, b = sympy.N(gold, 40), sympy.N(pred, 40)
+    except Exception:  # noqa: BLE001 - sympy could not evaluate: not a plain number
+        return None
+    return (a, b) if a.is_real and b.is_real else None
+
+
+def _clearly_different(gold: Any, pred: Any) -> bool:
+    """Two real numbers further apart than any rounding math-verify forgives (6 decimals)."""
+    values = _numbers(gold, pred)
+    if values is None:
+        return False
+    a, b = values
+    return bool(abs(a - b) > 1e-4 * max(abs(a), abs(b)) + 1e-5)
 
 
 def _close_relatively(gold: Any, pred: Any) -> bool:

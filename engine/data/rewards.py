@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from engine.data.answers import (
@@ -34,12 +35,14 @@ from engine.data.answers import (
     last_boxed,
     normalize_choice,
     normalize_number,
+    prompt_text,
 )
 
 __all__ = [
     "BOXED",
     "MAX_ANSWER_CHARS",
     "REGISTRY",
+    "answer_audit",
     "RewardFn",
     "Verdict",
     "answers_match",
@@ -62,6 +65,40 @@ RewardFn = Callable[..., list[float]]
 
 _FORMAT = re.compile(r"Answer:[ \t]*-?[0-9][0-9,]*(?:\.[0-9]+)?\s*$")
 _BOXED_FORMAT = r"\\(?:boxed|fbox)\s*\{\s*[^\s}]"  # a box with something in it
+
+
+@lru_cache(maxsize=4096)
+def _judge_text(completion: str, gold: str | int | float | None, prompt: str) -> Verdict:
+    """`judge` on plain values, cached: the audit re-reads what the reward just judged."""
+    return judge(completion, gold, prompt or None)
+
+
+def judged(completion: Any, gold: Any, prompt: Any = None) -> Verdict:
+    """`judge`, through a small cache when the values are plain (they are, from TRL)."""
+    if gold is None or isinstance(gold, str | int | float):
+        return _judge_text(completion_text(completion), gold, prompt_text(prompt))
+    return judge(completion, gold, prompt)
+
+
+def answer_audit(
+    reward_name: str, completion: Any, row: Mapping[str, Any], prompt: Any = None
+) -> tuple[str, str]:
+    """(answer read, normalised gold) that reward `reward_name` compared, for the answer audit;
+    "" for an answer not found or a gold the row lacks. `choice` reads the letter and the row's
+    `choice_answer`; every other reward is audited as `accuracy` on the row's `answer`.
+
+    >>> answer_audit("accuracy", "Answer: 35 m/s", {"answer": "#### 35"})
+    ('35', '35')
+    >>> answer_audit("choice", "The answer is C. A is wrong.", {"choice_answer": "c"})
+    ('C', 'C')
+    >>> answer_audit("accuracy", "no idea", {"answer": "4"})
+    ('', '4')
+    """
+    if reward_name == "choice":
+        letter = extract_choice(completion, prompt)
+        return letter or "", normalize_choice(row.get("choice_answer")) or ""
+    verdict = judged(completion, row.get("answer"), prompt)
+    return verdict.answer or "", verdict.gold or ""
 
 
 def _prompts(kwargs: dict[str, Any], n: int) -> list[Any]:
@@ -92,7 +129,7 @@ def make_accuracy_reward(answer_field: str = "answer") -> RewardFn:
         golds = _golds(kwargs, answer_field, len(completions))
         prompts = _prompts(kwargs, len(completions))
         return [
-            float(judge(c, g, p).correct)
+            float(judged(c, g, p).correct)
             for c, g, p in zip(completions, golds, prompts, strict=True)
         ]
 

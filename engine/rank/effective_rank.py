@@ -210,6 +210,29 @@ def job_cost(ts: Sequence[int], d: int) -> float:
 
 
 # ---- public API ---------------------------------------------------------------------------
+class NonFiniteHiddenStates(ValueError):
+    """NaN or inf in a response's hidden states (a diverging model, an fp16 overflow).
+
+    `response`: the row of the batch; `token`: the first bad token of that response."""
+
+    def __init__(self, response: int, token: int):
+        super().__init__(
+            f"response {response}: non-finite hidden states (NaN or inf) at its token {token}; "
+            "the effective rank needs finite values"
+        )
+        self.response, self.token = response, token
+
+
+def check_finite(hidden: Tensor, mask: Tensor) -> None:
+    """Raise NonFiniteHiddenStates naming the first response (row of `mask`) whose response
+    tokens hold a NaN or inf; padding (mask False) is not looked at. hidden (B, T, D)."""
+    bad = ~torch.isfinite(hidden).all(dim=-1) & mask  # (B, T)
+    if not bool(bad.any()):
+        return
+    i, t = (int(v) for v in bad.nonzero()[0])
+    raise NonFiniteHiddenStates(i, int(mask[i, :t].sum()))
+
+
 def effective_rank(h: Tensor) -> float:
     """ER of the rows of h (T, D), in float64.
 
@@ -218,6 +241,7 @@ def effective_rank(h: Tensor) -> float:
     >>> effective_rank(torch.ones(1, 3))
     0.0
     """
+    check_finite(h.unsqueeze(0), torch.ones(1, h.shape[0], dtype=torch.bool, device=h.device))
     if h.shape[0] < 2:
         return 0.0
     with single_threaded():

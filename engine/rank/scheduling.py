@@ -28,6 +28,7 @@ from engine.rank.effective_rank import (
     Tensor,
     at_noise_level,
     blocks,
+    check_finite,
     curve_points,
     er_from_sigma,
     helmert_contrasts,
@@ -68,9 +69,11 @@ def rank_dynamics(
     hidden: (B, T, D) float tensor, any float dtype, CPU or CUDA; mask: (B, T) bool, True = a
     response token (response i is hidden[i][mask[i]], in order). workers: CPU threads for the
     eigenvalue calls, None = min(2, CPU count). Leaves torch's thread settings as it found them.
+    Raises NonFiniteHiddenStates naming the response when one of its tokens holds NaN or inf.
     """
     _check(hidden, mask, stride, max_len)
     hidden, mask = hidden.detach(), mask.detach().to(device=hidden.device, dtype=torch.bool)
+    check_finite(hidden, mask)  # NonFiniteHiddenStates names the response, not LAPACK
     workers = default_workers(workers)
     largest_block = min(int(mask.sum(1).max()) if mask.numel() else 0, hidden.shape[2])
     if hidden.is_cuda or largest_block <= SMALL_BLOCK:

@@ -1,7 +1,8 @@
 """Values between Python and the database: compact array blobs, finite floats, plain JSON.
 
 Arrays are stored as little-endian blobs of the dtype that samples.SampleRow's fields name (int32
-token ids, float16 per-token entropy and log-prob, float32 curve); float16 blobs are widened to
+token ids, float32 per-token entropy and log-prob, float32 curve). Per-token blobs written before
+schema v5 are float16: they hold 2 bytes per token id, are told apart by that and widened to
 float32 on read. Non-finite floats (NaN, inf) become None, so every backend stores the same.
 """
 
@@ -149,11 +150,27 @@ def sample_row(run_id: int, step: int, sample: dict) -> dict:
     return dict(zip(SAMPLE_INSERT_COLUMNS, sample_tuple(run_id, step, sample, False), strict=True))
 
 
+PER_TOKEN_FLOATS = ("token_entropy", "token_logprob")
+LEGACY_PER_TOKEN = "<f2"  # what schema versions before 5 wrote
+
+
+def per_token_dtype(blob: bytes | None, n_tokens: int | None) -> str:
+    """float32, or float16 for a blob an older version wrote (2 bytes per response token)."""
+    if blob and n_tokens and len(blob) == 2 * n_tokens:
+        return LEGACY_PER_TOKEN
+    return SAMPLE_ARRAYS["token_entropy"]
+
+
 def sample_dict(row: Any) -> dict:
     out = {"step": row.step}
+    ids = getattr(row, "token_ids", None)
+    n_tokens = len(ids) // 4 if ids is not None else getattr(row, "length", None)
     for name in SAMPLE_COLUMNS:
         value = getattr(row, name)
-        out[name] = unpack(value, SAMPLE_ARRAYS[name]) if name in SAMPLE_ARRAYS else value
+        if name in PER_TOKEN_FLOATS:
+            out[name] = unpack(value, per_token_dtype(value, n_tokens))
+        else:
+            out[name] = unpack(value, SAMPLE_ARRAYS[name]) if name in SAMPLE_ARRAYS else value
     for name in BOOL_COLUMNS:
         if out[name] is not None:
             out[name] = bool(out[name])

@@ -3,20 +3,23 @@
 One row per step, per response or per evaluation. Arrays (token ids, per-token entropy and
 log-prob, the rank curve and its positions) are lists in parquet and jsonl and JSON text in csv;
 dicts (the step payload, per-reward values) are JSON text in csv and parquet, objects in jsonl.
-Samples are read one step at a time, so a long run never sits in memory twice.
+Non-finite numbers (a zero-probability token's entropy, an overflowed log-prob) are null: every
+JSONL line is valid JSON, array cells hold `null`, and a scalar CSV cell is empty. Samples are
+read one step at a time, so a long run never sits in memory twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.storage.codec import dumps, jsonable
 from engine.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -26,10 +29,17 @@ WHATS = ("steps", "samples", "evals")
 
 
 def _plain(value: Any) -> Any:
+    """A plain Python value: arrays as lists, non-finite floats as None, times as ISO text."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return [v if math.isfinite(v) else None for v in value.tolist()]
         return value.tolist()
     if isinstance(value, dt.datetime):
         return value.isoformat()
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict | list | tuple):
+        return jsonable(value)
     return value
 
 
@@ -56,7 +66,7 @@ def _json_text(rows: list[dict], keep_lists: bool) -> list[dict]:
     for row in rows:
         out.append(
             {
-                k: json.dumps(v)
+                k: dumps(v)
                 if isinstance(v, dict) or (isinstance(v, list) and not keep_lists)
                 else v
                 for k, v in row.items()
@@ -76,7 +86,7 @@ def export(
         with out.open("w") as f:
             for chunk in chunks:
                 for row in chunk:
-                    f.write(json.dumps(row) + "\n")
+                    f.write(dumps(row) + "\n")
                 n += len(chunk)
         return n
     import pandas as pd

@@ -9,6 +9,9 @@ transaction that records the new version, so a failed migration leaves the old v
     v3  GRPO health: steps.truncated_share / length_p10 / length_p90 / generation_seconds /
         tokens_per_second, events.kind and events.step
     v4  samples.truncated (the response hit max_completion_length without end of sequence)
+    v5  the answer audit: samples.answer_read and samples.gold_read; per-token entropy and
+        log-prob blobs are written as float32 from now on (older float16 blobs are left as they
+        are and still decode: the codec tells them apart by size)
 """
 
 from __future__ import annotations
@@ -70,10 +73,16 @@ def _v4_truncated(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE samples ADD COLUMN truncated BOOLEAN"))
 
 
+def _v5_answer_audit(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE samples ADD COLUMN answer_read TEXT"))
+    conn.execute(text("ALTER TABLE samples ADD COLUMN gold_read TEXT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
     Migration(3, "GRPO health step columns, events.kind and events.step", _v3_health),
     Migration(4, "samples.truncated", _v4_truncated),
+    Migration(5, "answer audit: samples.answer_read and samples.gold_read", _v5_answer_audit),
 )
 
 

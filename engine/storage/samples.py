@@ -33,8 +33,8 @@ class SampleRow:
     prompt: str = _column(TEXT, "the prompt as text (chat: 'role: content' lines)")
     completion: str = _column(TEXT, "the decoded response")
     token_ids: np.ndarray = _column(ARRAY, "(T,) completion token ids", "<i4")
-    token_entropy: np.ndarray = _column(ARRAY, "(T,) per-token entropy, nats", "<f2")
-    token_logprob: np.ndarray = _column(ARRAY, "(T,) log-prob of each sampled token", "<f2")
+    token_entropy: np.ndarray = _column(ARRAY, "(T,) per-token entropy, nats (f2 before v5)", "<f4")
+    token_logprob: np.ndarray = _column(ARRAY, "(T,) log-prob of each token (f2 before v5)", "<f4")
     reward: float = _column(FLOAT, "total reward")
     rewards: dict[str, float | None] = _column(JSON, "reward function name -> value")
     correct: bool = _column(BOOL, "the answer checker's verdict")
@@ -52,6 +52,8 @@ class SampleRow:
     curve_stride: int = _column(INT, "curve stride s, tokens")
     curve_positions: np.ndarray = _column(ARRAY, "(K,) token position of each curve point", "<i4")
     curve_offset: int = _column(INT, "tokens cut off before the curve window")
+    answer_read: str = _column(TEXT, "the answer the verifier read; '' none found (v5)")
+    gold_read: str = _column(TEXT, "the normalised gold it compared with (v5)")
 
     def as_dict(self) -> dict[str, Any]:
         """Column name -> value (the arrays are not copied)."""

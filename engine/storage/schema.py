@@ -4,7 +4,9 @@
     steps        one row per optimizer step; typed columns for what the dashboard sorts and plots,
                  a JSON payload for the rest; (run_id, step) is unique
     samples      one row per generated response; arrays are compact little-endian blobs
-                 (token ids int32, per-token entropy / log-prob float16, rank curve float32)
+                 (token ids int32, per-token entropy / log-prob float32 (float16 before v5),
+                 rank curve float32); the answer the verifier read and the gold it compared
+                 with (v5; null: not recorded)
     checkpoints  (run_id, step, path) of every checkpoint kept on disk
     evals        pass@k of a run's checkpoint on a held-out set
     events       run log lines and lifecycle events, for the app's log tail; health flags are
@@ -42,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from engine.storage import samples
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class RunStatus(StrEnum):

@@ -40,7 +40,7 @@ from engine.storage.codec import (
 )
 from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, make_engine
 from engine.storage.migrations import StoreError, ensure_schema
-from engine.storage.samples import SAMPLE_SCALARS
+from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_SCALARS
 from engine.storage.schema import (
     RESUMABLE,
     STEP_COLUMNS,
@@ -571,6 +571,34 @@ class Store:
         with self._read() as conn:
             rows = [tuple(row) for row in conn.execute(query)]  # Row objects trip numpy
         return scalar_arrays(rows, names)
+
+    def sample_records(
+        self,
+        run_id: int,
+        columns: Sequence[str],
+        step_min: int | None = None,
+        step_max: int | None = None,
+    ) -> list[dict]:
+        """Per-response text and scalar columns (never the array blobs) of a run's samples with
+        step_min <= step <= step_max, one dict per response ('step' always included), ordered by
+        (step, group, sample); `correct` as a bool or None. What the answer audit reads."""
+        names = list(dict.fromkeys(["step", *columns]))
+        table = Sample.__table__
+        unknown = [c for c in names if c not in table.c or c in SAMPLE_ARRAYS]
+        if unknown:
+            raise ValueError(f"not sample text or scalar columns: {unknown}")
+        query = select(*[table.c[n] for n in names]).where(table.c.run_id == run_id)
+        if step_min is not None:
+            query = query.where(table.c.step >= step_min)
+        if step_max is not None:
+            query = query.where(table.c.step <= step_max)
+        query = query.order_by(table.c.step, table.c.group_idx, table.c.sample_idx)
+        with self._read() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            if row.get("correct") is not None:
+                row["correct"] = bool(row["correct"])
+        return rows
 
     # ---- checkpoints ------------------------------------------------------------------------------
 

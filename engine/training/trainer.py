@@ -56,8 +56,13 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from engine.config import ShapingConfig
-from engine.data.rewards import last_boxed
-from engine.rank.effective_rank import RankDynamics, TokenProxies, token_proxies
+from engine.data.rewards import answer_audit, last_boxed
+from engine.rank.effective_rank import (
+    NonFiniteHiddenStates,
+    RankDynamics,
+    TokenProxies,
+    token_proxies,
+)
 from engine.rank.scheduling import rank_dynamics
 from engine.shaping import (
     Shaping,
@@ -121,6 +126,19 @@ class PendingGeneration:
     @property
     def complete(self) -> bool:
         return sum(len(s.index) for s in self.slices) == len(self.inputs)
+
+
+class NonFiniteRun(RuntimeError):
+    """A step whose hidden states hold NaN or inf: the run stops with the step, the response
+    and a hint, instead of LAPACK's "ill-conditioned" error from the eigenvalue solver."""
+
+    def __init__(self, step: int, row: int, group_size: int):
+        super().__init__(
+            f"step {step}: non-finite hidden states (NaN or inf) in response {row} "
+            f"(group {row // group_size}, sample {row % group_size}): the model diverged or "
+            "overflowed. Lower grpo.learning_rate, or set model.dtype to bfloat16 (not float16)"
+        )
+        self.step, self.row = step, row
 
 
 class VerlTrainer(GRPOTrainer):
@@ -210,15 +228,19 @@ class VerlTrainer(GRPOTrainer):
     def _measure_slice(self, pending: PendingGeneration, index: list[int], cap: Capture):
         """Rank dynamics and bonus of the generation rows `index` (captured in `cap`); returns
         their A' ((b,), or (b, C) for `last_token`). The last slice completes the generation."""
-        rd = self._timed(
-            "rank_dynamics",
-            rank_dynamics,
-            cap.hidden,
-            cap.mask,
-            stride=self.shaping_cfg.stride,
-            max_len=self.shaping_cfg.max_len,
-            workers=torch.get_num_threads(),  # the run's torch_threads: keep the app live
-        )
+        try:
+            rd = self._timed(
+                "rank_dynamics",
+                rank_dynamics,
+                cap.hidden,
+                cap.mask,
+                stride=self.shaping_cfg.stride,
+                max_len=self.shaping_cfg.max_len,
+                workers=torch.get_num_threads(),  # the run's torch_threads: keep the app live
+            )
+        except NonFiniteHiddenStates as exc:
+            row = pending.local["index0"] + index[exc.response]
+            raise NonFiniteRun(self.state.global_step + 1, row, self.num_generations) from exc
         t0 = time.perf_counter()
         tp = token_proxies(cap.logps, cap.entropies, cap.mask)
         x = torch.stack([rd.era, rd.erv, rd.er], dim=1).to(torch.float64)  # (b, 3)
@@ -356,6 +378,12 @@ class VerlTrainer(GRPOTrainer):
         for i, value in enumerate(gathered):
             logged[len(logged) - n + i] = value
 
+    def _answer_read(self, pending: PendingGeneration, i: int) -> tuple[str, str]:
+        """(answer read, normalised gold) of generation row i, as the first reward judged it."""
+        inputs = pending.inputs[i]
+        text = pending.local["texts"][i]
+        return answer_audit(self.reward_func_names[0], text, inputs, inputs.get("prompt"))
+
     def _rows(self, pending: PendingGeneration, part: MeasuredSlice) -> list[dict]:
         """One store row (`SampleRow`, as a dict) per response of a measured slice."""
         G = self.num_generations
@@ -373,6 +401,7 @@ class VerlTrainer(GRPOTrainer):
             length = int(valid.sum())
             last = int(ids[i][valid][-1]) if length else None
             g = local["index0"] + i
+            answer_read, gold_read = self._answer_read(pending, i)
             row = SampleRow(
                 group_idx=g // G,
                 sample_idx=g % G,
@@ -398,6 +427,8 @@ class VerlTrainer(GRPOTrainer):
                 curve_stride=self.shaping_cfg.stride,
                 curve_positions=rd.positions[j].numpy(),
                 curve_offset=max(0, length - max_len) if max_len else 0,
+                answer_read=answer_read,
+                gold_read=gold_read,
             )
             # + the exploration weight, which generation_stats averages but the store does not keep
             rows.append(row.as_dict() | {"explore_weight": float(sh.explore_weight[j])})
