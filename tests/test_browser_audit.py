@@ -53,6 +53,7 @@ def _samples(step: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def audited_server(tmp_path_factory):
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store
     from tests.fixtures.server import run_server
@@ -61,7 +62,7 @@ def audited_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("audit")
     root = data_root_at(folder)
     with Store(root.db_url) as store:
-        run_id = submit(store, tiny_config("run.name=audited"))
+        run_id = submit(store, tiny_config("run.name=audited"), policy=AccessPolicy.command_line())
         for step in (1, 2, 3, 4):
             store.log_step(run_id, {"step": step, "reward_mean": 0.5}, _samples(step))
         label = next(r for r in _labels(store) if "audited" in r)

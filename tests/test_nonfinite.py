@@ -120,6 +120,7 @@ def test_a_run_with_non_finite_hidden_states_fails_naming_step_and_response(tmp_
     records that message as the run's error (before: LAPACK's "ill-conditioned")."""
     from contextlib import contextmanager
 
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.training.train import main
     from engine.training.trainer import VerlTrainer
@@ -139,7 +140,7 @@ def test_a_run_with_non_finite_hidden_states_fails_naming_step_and_response(tmp_
     root = data_root_at(tmp_path)
     cfg = tiny_config("run.eval_every=0", "run.max_steps=1")
     with Store(root.db_url) as store:
-        run_id = submit(store, cfg)
+        run_id = submit(store, cfg, policy=AccessPolicy.command_line())
     with pytest.raises(NonFiniteRun) as err:
         main(cfg, root=root, run_id=run_id, progress=False)
     assert err.value.step == 1
