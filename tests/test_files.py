@@ -161,3 +161,17 @@ def test_empty_and_broken_csv_are_named(tmp_path):
     ragged.write_text('question,answer\n"1+1",2\n"2+2",4,extra,more\n')
     with pytest.raises(DatasetLoadError, match="ragged.csv: not a valid CSV file"):
         read_table(ragged)
+
+
+def test_the_submit_check_peeks_with_the_same_reader(tmp_path):
+    """The submit-time check reads a file's first rows with this reader: a columnar .json has
+    rows there too, and a latin-1 file is named as such before the run is queued."""
+    from engine.runs.admission import first_rows
+
+    columnar = tmp_path / "columnar.json"
+    columnar.write_text(json.dumps({k: [r[k] for r in ROWS] for k in ROWS[0]}))
+    assert first_rows(columnar, 2) == ROWS[:2]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("question,answer\ncafé,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv:2: not UTF-8"):
+        first_rows(latin, 2)

@@ -10,7 +10,8 @@ What is read, and what is refused with one line naming the file and the fix:
   (`{"question": [...], "answer": [...]}`, equal lengths), an object keyed by id
   (`{"0": {...}, "1": {...}}`, the key kept as `id` when rows have none) and one list of objects
   under a key (`{"data": [...]}`). Any other layout is refused with a message naming it.
-- CSV through pandas (`dtype=str`, empty cells stay ""), Parquet through pandas/pyarrow.
+- CSV through pandas (`dtype=str`, empty cells stay "", in chunks), Parquet through pyarrow
+  record batches.
 - A directory, a missing path or another suffix is named as such.
 """
 
@@ -228,13 +229,14 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
-    import pandas as pd
+    """Rows in record batches (pyarrow), so the first rows never read the whole file."""
+    import pyarrow.parquet as pq
 
     try:
-        frame = pd.read_parquet(path)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            yield from batch.to_pylist()
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types; name the file
         raise DatasetLoadError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
-    return iter(frame.to_dict(orient="records"))
 
 
 def _one_line(exc: Exception) -> str:

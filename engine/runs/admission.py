@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, ConfigError, StudioConfig
+from engine.data.files import FILE_SUFFIXES, read_table
 
 if TYPE_CHECKING:
     from engine.evaluation.jobs import EvalConfig
 
 Errors = list[tuple[str, str]]
-FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PEEK_ROWS = 5
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -388,35 +388,12 @@ def _json_object(path: Path) -> dict:
 
 
 def first_rows(path: Path, n: int = PEEK_ROWS) -> list[dict]:
-    """The first `n` rows of a .jsonl/.json/.csv/.parquet file, reading no more than needed
-    (a .json file is one document: it is read whole, under the dataset size limit).
+    """The first `n` rows of a .jsonl/.json/.csv/.parquet file, read by the one dataset reader
+    (`engine.data.files.read_table`: JSON lines, CSV and Parquet stop after `n` rows; a .json
+    document is read whole, under its size limit).
 
-    Raises ValueError with one line when the file cannot be read as rows."""
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        rows = []
-        with path.open(encoding="utf-8-sig") as f:
-            for line in f:
-                if line.strip():
-                    rows.append(json.loads(line))
-                if len(rows) >= n:
-                    break
-        return rows
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-        if isinstance(data, dict):
-            data = next((v for v in data.values() if isinstance(v, list)), [])
-        return list(data[:n]) if isinstance(data, list) else []
-    if suffix == ".csv":
-        import pandas as pd
-
-        return pd.read_csv(path, dtype=str, keep_default_na=False, nrows=n).to_dict("records")
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        batch = next(pq.ParquetFile(path).iter_batches(batch_size=n), None)
-        return [] if batch is None else batch.to_pylist()
-    raise ValueError(f"unsupported file type (use one of {', '.join(FILE_SUFFIXES)})")
+    Raises ValueError (DatasetLoadError) with one line when the file cannot be read as rows."""
+    return read_table(path, limit=n)
 
 
 def _dataset_field_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
