@@ -300,7 +300,7 @@ def form_values(**changes) -> list:
 def test_the_form_refuses_what_the_api_refuses(form, changes):
     store, fns, *_ = form
     with pytest.raises(gr.Error) as info:
-        fns["launch"](*form_values(**changes))
+        fns["launch"](None, *form_values(**changes))
     assert "\n" not in info.value.message and next(iter(changes)) in info.value.message
     assert store.list_runs() == []
     checks = fns["validator"](*form_values(**changes))
@@ -312,7 +312,7 @@ def test_the_form_refuses_the_same_way_whether_a_path_exists(form):
     messages = []
     for task in (str(secret / "creds.csv"), str(secret / "nothing.csv")):
         with pytest.raises(gr.Error) as info:
-            fns["launch"](*form_values(**{"data.task": task}))
+            fns["launch"](None, *form_values(**{"data.task": task}))
         messages.append(info.value.message)
     assert messages[0] == messages[1] and store.list_runs() == []
 

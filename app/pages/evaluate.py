@@ -176,7 +176,7 @@ def build(ctx: AppContext) -> None:
         **READ_ONLY,
     )
 
-    def evaluate(*values, request: gr.Request = None):
+    def evaluate(request: gr.Request, *values):  # Gradio passes a Request only before *args
         ctx.guard.require(request)
         return launch(store, ctx.policy, *values)
 

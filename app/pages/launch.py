@@ -214,7 +214,7 @@ def _wire(
             out[0] = gr.validate(False, general)
         return [*out, gr.validate(True, "")]
 
-    def launch(*values, request: gr.Request = None):
+    def launch(request: gr.Request, *values):  # Gradio passes a Request only before *args
         ctx.guard.require(request)
         cfg, errors = check_form(specs, list(values[:-1]))
         if cfg is None:  # the validator stops this first; an API caller may not

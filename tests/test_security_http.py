@@ -1,0 +1,218 @@
+"""Every function the app registers, called over raw HTTP (Gradio's queue protocol) on a server
+started in the mode a non-loopback bind uses (`--require-token`, bound to 127.0.0.1).
+
+Regression: `/cancel_run` cancelled anyone's run and a raw queue call of the private delete
+confirmation handler deleted a running run. Hiding a button protects nothing; the check is in
+each handler. The test cannot pass by accident:
+
+1. a control pass calls every function WITH the token, each against its own fresh runs (one
+   queued, one cancelled), and records which functions changed the store or the data files;
+   the known write actions must be among them (so the inputs really reach the handlers);
+2. the attack pass calls every function WITHOUT the token against two shared runs: every
+   function the control pass saw writing is refused with the one-line token message, and the
+   store and the data files are exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.auth import REFUSED
+from tests.fixtures.server import run_server
+
+TOKEN = "s3cret-operator-token-for-tests"
+PAIRS = 70  # fresh (queued, cancelled) run pairs for the control pass: one per function
+CALL_TIMEOUT_S = 120
+# what the issue names as write actions (function names as the app registers them)
+KNOWN_WRITES = {
+    "launch",
+    "run_demo",
+    "cancel",
+    "resume",
+    "duplicate",
+    "save",
+    "really",
+    "evaluate",
+    "export_steps",
+    "export_samples",
+    "submit_run",
+    "cancel_run",
+}
+
+
+def _seed(data_dir: Path) -> dict[str, list[str]]:
+    """Runs that exist before the server builds its pickers: labels of queued and cancelled."""
+    from app.queries import run_label
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(data_dir)
+    labels: dict[str, list[str]] = {"queued": [], "cancelled": []}
+    with Store(root.db_url) as store:
+        for i in range(PAIRS + 1):
+            for state in ("queued", "cancelled"):
+                run_id = store.create_run(
+                    {"run": {"seed": i}}, name=f"{state}-{i}", algorithm="grpo", total_steps=5
+                )
+                store.log_step(run_id, {"step": 1, "reward_mean": 0.5})
+                if state == "cancelled":
+                    store.request_cancel(run_id)
+                    ckpt = root.run_checkpoints(run_id) / "checkpoint-1"
+                    ckpt.mkdir(parents=True)
+                    (ckpt / "trainer_state.json").write_text("{}")
+                labels[state].append(run_label(store.get_run(run_id)))
+    return labels
+
+
+def snapshot(data_dir: Path) -> tuple:
+    """Everything a write could change: runs, their events and checkpoints, the data files."""
+    db = sqlite3.connect(data_dir / "studio.db")
+    try:
+        runs = db.execute(
+            "SELECT id, name, notes, status, cancel_requested, attempt, total_steps, parent_id "
+            "FROM runs ORDER BY id"
+        ).fetchall()
+        events = db.execute("SELECT run_id, count(*) FROM events GROUP BY run_id").fetchall()
+        steps = db.execute("SELECT run_id, count(*) FROM steps GROUP BY run_id").fetchall()
+    finally:
+        db.close()
+    files = sorted(
+        str(p.relative_to(data_dir))
+        for p in data_dir.rglob("*")
+        if not p.name.startswith("studio.db") and "logs" not in p.parts
+    )
+    return runs, events, steps, files
+
+
+PROBE_TEXT = {"run-name", "run-notes", "operator-token"}  # text inputs a write would store
+
+
+def _inputs(config: dict, dep: dict, target: str) -> list:
+    """A value per input: the target run in every picker that lists it and in the API's run id,
+    new text in the name and notes boxes, the page's own values elsewhere."""
+    components = {c["id"]: c for c in config["components"]}
+    data = []
+    for cid in dep["inputs"]:
+        comp = components[cid]
+        props = comp.get("props", {})
+        value = props.get("value")
+        choices = [c[1] if isinstance(c, list) else c for c in props.get("choices") or []]
+        if comp["type"] == "dropdown" and target in choices:
+            value = [target] if props.get("multiselect") else target
+        elif props.get("elem_id") in PROBE_TEXT:
+            value = "probe"
+        elif comp["type"] == "api" and props.get("_api_info", {}).get("type") == "integer":
+            value = int(target.split()[0].lstrip("#"))  # the API's run_id
+        elif comp["type"] == "state":
+            value = None
+        data.append(value)
+    return data
+
+
+def call(base: str, dep: dict, data: list, headers: dict | None = None) -> dict:
+    """One raw queue call (POST queue/join, then read queue/data): the completion message."""
+    session = uuid.uuid4().hex[:11]
+    body = {
+        "data": data,
+        "fn_index": dep["id"],
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": (dep.get("targets") or [[None]])[0][0],
+    }
+    deadline = time.monotonic() + CALL_TIMEOUT_S
+    with httpx.Client(base_url=base, headers=headers or {}, timeout=CALL_TIMEOUT_S) as http:
+        joined = http.post("/gradio_api/queue/join", json=body)
+        if joined.status_code != 200:
+            return {"success": False, "output": {"error": f"HTTP {joined.status_code}"}}
+        event_id = joined.json()["event_id"]
+        with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as s:
+            for line in s.iter_lines():
+                if time.monotonic() > deadline:
+                    break
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                    return msg
+    raise AssertionError(f"no completion for {dep['api_name']} within {CALL_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("secure")
+    labels = _seed(data_dir)
+    token_file = data_dir.parent / "token"
+    token_file.write_text(TOKEN + "\n")
+    args = ("--require-token", "--token-file", str(token_file))
+    with run_server(data_dir, worker=False, extra_args=args) as server:
+        config = httpx.get(f"{server.url}config", timeout=60).json()
+        yield server, config, labels
+
+
+def _backend(config: dict) -> list[dict]:
+    return [d for d in config["dependencies"] if d.get("backend_fn")]
+
+
+def test_every_write_handler_refuses_a_raw_call_without_the_token(token_server):
+    server, config, labels = token_server
+    base = server.url.rstrip("/")
+    data_dir = server.data_dir
+    deps = _backend(config)
+    assert len(deps) >= 50  # the whole app, private handlers included
+    assert len(deps) <= PAIRS
+
+    # 1. control: with the token, which functions change anything?
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    writers = set()
+    outcomes = {}
+    for i, dep in enumerate(deps):
+        # one call each: a cancel needs a queued run, everything else acts on a cancelled one
+        state = "queued" if dep["api_name"].startswith("cancel") else "cancelled"
+        before = snapshot(data_dir)
+        outcomes[dep["api_name"]] = call(
+            base, dep, _inputs(config, dep, labels[state][i + 1]), auth
+        )
+        if snapshot(data_dir) != before:
+            writers.add(dep["api_name"])
+    missing = KNOWN_WRITES - writers
+    detail = {name: outcomes[name].get("output") for name in missing}
+    assert not missing, f"the control pass did not reach {missing}: {detail}"
+
+    # 2. the attack: the same calls, no token, against two shared runs
+    before = snapshot(data_dir)
+    refused = set()
+    for dep in deps:
+        for target in (labels["queued"][0], labels["cancelled"][0]):
+            msg = call(base, dep, _inputs(config, dep, target))
+            error = str((msg.get("output") or {}).get("error") or "")
+            if not msg.get("success") and REFUSED.split(":")[0] in error:
+                assert "\n" not in error
+                refused.add(dep["api_name"])
+    assert snapshot(data_dir) == before, "a call without the token changed the store or files"
+    assert writers <= refused, f"write handlers not refused: {writers - refused}"
+    guarded = sorted(refused)
+    print("write handlers found by the walk (all refused without the token):", guarded)
+
+
+def test_the_api_refuses_without_a_token_and_accepts_the_header(token_server):
+    from gradio_client import Client
+
+    server, _, labels = token_server
+    anonymous = Client(server.url, verbose=False)
+    before = snapshot(server.data_dir)
+    with pytest.raises(Exception, match="operator token"):
+        anonymous.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
+    assert snapshot(server.data_dir) == before
+    # reads stay open, errors stay one line
+    assert anonymous.predict(10**9, api_name="/run_status")["status"] == "missing"
+    operator = Client(server.url, verbose=False, headers={"X-Studio-Token": TOKEN})
+    run_id = operator.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
+    assert anonymous.predict(run_id, api_name="/run_status")["status"] == "queued"
+    assert operator.predict(run_id, api_name="/cancel_run") == "cancelled"
