@@ -15,6 +15,10 @@ a demo step's time (`--step-seconds`, default the README's fastest 1.1 s/step): 
 
     python bench/bench_rewards.py
     python bench/bench_rewards.py --quick        # 200 golds per set, 1 pass
+
+"Before" figures: the same script with PYTHONPATH pointing at an older tree's `engine/` (e.g.
+`git archive ae122c7 engine | tar -x -C /tmp/before`); `misjudged` counts answers scored
+against their intended label.
 """
 
 from __future__ import annotations

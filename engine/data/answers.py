@@ -524,12 +524,13 @@ def _close_relatively(gold: Any, pred: Any) -> bool:
         return True
 
 
-def gold_items(gold: str) -> list[str]:
-    """The gold's items when it is a list (`3, 5, 7`), else [gold]."""
-    return [clean_answer(i) for i in split_list(gold)]
+@lru_cache(maxsize=4096)
+def gold_items(gold: str) -> tuple[str, ...]:
+    """The gold's items when it is a list (`3, 5, 7`), else (gold,) (cached per gold)."""
+    return tuple(clean_answer(i) for i in split_list(gold))
 
 
-def _sets_match(preds: list[str], golds: list[str]) -> bool:
+def _sets_match(preds: list[str], golds: tuple[str, ...]) -> bool:
     """Every gold item is matched by an answer item and every answer item matches a gold item."""
     return all(any(answers_match(p, g) for p in preds) for g in golds) and all(
         any(answers_match(p, g) for g in golds) for p in preds
