@@ -8,6 +8,7 @@ handler (which queues the run) only runs when nothing is wrong. It then opens th
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -141,6 +142,22 @@ def _layout_form(specs: list[dict], initial: list[Any]) -> list[gr.components.Co
     return [by_path[spec["path"]] for spec in specs]
 
 
+@dataclass
+class LaunchForm:
+    """The launch page's components, made by `build` and wired by `_wire_*`."""
+
+    specs: list[dict]  # engine.config.field_specs(), one per field
+    fields: list[gr.components.Component]  # one per spec, in the same order
+    parent: gr.State  # the run whose config was loaded (the new run's parent), or None
+    status: gr.Markdown
+    demo: gr.Button
+    recipe: gr.Dropdown
+    load_recipe: gr.Button
+    source_run: gr.Dropdown
+    load_run: gr.Button
+    launch: gr.Button
+
+
 def build(ctx: AppContext) -> None:
     specs = field_specs()
     gr.Markdown(
@@ -167,39 +184,28 @@ def build(ctx: AppContext) -> None:
     parent = gr.State(None)
     fields = _layout_form(specs, config_to_values(specs, initial_config()))
     launch_btn = gr.Button("Launch", variant="primary", elem_id="launch-btn")
-    status = gr.Markdown("", elem_id="launch-status")
-    _wire(
-        ctx,
-        specs,
-        fields,
-        parent,
-        status,
-        demo_btn,
-        recipe,
-        load_recipe_btn,
-        source_run,
-        load_run_btn,
-        launch_btn,
+    form = LaunchForm(
+        specs=specs,
+        fields=fields,
+        parent=parent,
+        status=gr.Markdown("", elem_id="launch-status"),
+        demo=demo_btn,
+        recipe=recipe,
+        load_recipe=load_recipe_btn,
+        source_run=source_run,
+        load_run=load_run_btn,
+        launch=launch_btn,
     )
+    _wire_launch(ctx, form)
+    _wire_loaders(ctx, form)
 
 
 # ----------------------------------------------------------------------------- wiring
 
 
-def _wire(
-    ctx,
-    specs,
-    fields,
-    parent,
-    status,
-    demo_btn,
-    recipe,
-    load_recipe_btn,
-    source_run,
-    load_run_btn,
-    launch_btn,
-):
-    store = ctx.store
+def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
+    """Launch (validated field by field first) and Run the demo; both open the monitor."""
+    store, specs, status = ctx.store, form.specs, form.status
 
     def validator(*values):
         cfg, errors = check_form(specs, list(values[:-1]))
@@ -231,10 +237,10 @@ def _wire(
         except ConfigError as exc:
             raise user_error(exc) from None
 
-    launched = launch_btn.click(
+    launched = form.launch.click(
         launch,
-        inputs=[*fields, parent],
-        outputs=[ctx.focus_run, ctx.tabs, status, parent],
+        inputs=[*form.fields, form.parent],
+        outputs=[ctx.focus_run, ctx.tabs, status, form.parent],
         validator=validator,
         **PRIVATE,
     )
@@ -248,8 +254,14 @@ def _wire(
         run_id = _submit(cfg)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
-    demo = demo_btn.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
+    demo = form.demo.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
     ctx.monitor_openers += [launched, demo]
+
+
+def _wire_loaders(ctx: AppContext, form: LaunchForm) -> None:
+    """Fill the form from a recipe or from an earlier run's config."""
+    store, specs = ctx.store, form.specs
+    filled = [*form.fields, form.parent, form.status]
 
     def load_recipe(name):
         if name not in recipe_names():  # a shipped recipe by name, never a server path
@@ -257,9 +269,7 @@ def _wire(
         cfg = StudioConfig.load(recipe_path(name)).to_dict()
         return [*config_to_values(specs, cfg), None, f"Loaded recipe `{name}`."]
 
-    load_recipe_btn.click(
-        load_recipe, inputs=[recipe], outputs=[*fields, parent, status], **PRIVATE
-    )
+    form.load_recipe.click(load_recipe, inputs=[form.recipe], outputs=filled, **PRIVATE)
 
     def load_run(choice):
         run = store.get_run(queries.choice_id(choice) or -1)
@@ -271,10 +281,10 @@ def _wire(
             f"Loaded the config of run #{run.id}.",
         ]
 
-    load_run_btn.click(load_run, inputs=[source_run], outputs=[*fields, parent, status], **PRIVATE)
+    form.load_run.click(load_run, inputs=[form.source_run], outputs=filled, **PRIVATE)
 
     def refresh_runs():
         return gr.Dropdown(choices=queries.run_choices(store, kind=None))
 
-    source_run.focus(refresh_runs, outputs=[source_run], **READ_ONLY)
-    ctx.tabs.select(refresh_runs, outputs=[source_run], **READ_ONLY)
+    form.source_run.focus(refresh_runs, outputs=[form.source_run], **READ_ONLY)
+    ctx.tabs.select(refresh_runs, outputs=[form.source_run], **READ_ONLY)

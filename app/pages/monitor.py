@@ -80,6 +80,7 @@ def build(ctx: AppContext) -> None:
         **actions,
     )
     _wire_refresh(ctx, view)
+    _wire_selection(ctx, view)
     _wire_health(ctx, view)
     _wire_actions(ctx, view)
 
@@ -222,6 +223,7 @@ def health_view(store: Store, run_ids: list[int]) -> list:
 
 
 def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
+    """Poll cheaply (a signature per tick); redraw the charts and the table when it moves."""
     store = ctx.store
     timer = gr.Timer(TICK_S)
     timer.tick(
@@ -257,6 +259,11 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         outputs=[v["table"], v["selected"], v["empty"]],
         **READ_ONLY,
     )
+
+
+def _wire_selection(ctx: AppContext, v: dict[str, Any]) -> None:
+    """Which runs are shown: the picker, a table row, or another page opening a run here."""
+    store = ctx.store
 
     def on_select(values):
         """A new selection: its signature (which redraws), name and notes."""

@@ -1,13 +1,14 @@
 """Playground: pick a model, stream an answer and watch its rank curve grow; or paste a prompt and
 a response (a trace from any model) for its teacher-forced curve, ER/ERV/ERA and token proxies.
 
-One model is kept loaded per app (`engine.playground.Playground`, built in `build`, not at module
+One model is kept loaded per app (`engine.studio.playground.Playground`, built in `build`, not at module
 level); generation runs with `concurrency_limit=1` and 1 torch thread.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
 
@@ -74,7 +75,6 @@ def stream_outputs(pg: Playground, text: str, chat: bool, gen, rank):
 
 
 def build(ctx: AppContext) -> None:
-    store = ctx.store
     pg = Playground()  # this app's one kept-loaded model
     with gr.Row():
         model = gr.Dropdown(
@@ -108,6 +108,20 @@ def build(ctx: AppContext) -> None:
         a_stats = gr.Markdown(elem_id="pg-a-stats")
         a_curve = gr.Plot(elem_id="pg-a-curve")
         a_proxies = gr.Plot(elem_id="pg-a-proxies")
+
+    view = dict(
+        model=model, chat=chat, stride=stride, prompt=prompt, max_new=max_new,
+        temperature=temperature, seed=seed, greedy=greedy, gen_btn=gen_btn, response=response,
+        gen_stats=gen_stats, gen_curve=gen_curve, gen_proxies=gen_proxies, a_prompt=a_prompt,
+        a_response=a_response, a_btn=a_btn, a_stats=a_stats, a_curve=a_curve,
+        a_proxies=a_proxies,
+    )  # fmt: skip
+    _wire(ctx, pg, view)
+
+
+def _wire(ctx: AppContext, pg: Playground, v: dict[str, Any]) -> None:
+    """Generate (streamed), Analyse, and the model list refreshed when the page opens."""
+    store = ctx.store
 
     def load(value):
         try:  # a typed name passes the same check as a run's model (no server paths)
@@ -145,16 +159,17 @@ def build(ctx: AppContext) -> None:
     def choices():
         return gr.update(choices=list(model_choices(store)))
 
-    on_show(choices, None, model)
-    gen_btn.click(
+    on_show(choices, None, v["model"])
+    inputs = [v[k] for k in ("model", "prompt", "chat", "stride", "max_new", "temperature")]
+    v["gen_btn"].click(
         generate,
-        [model, prompt, chat, stride, max_new, temperature, seed, greedy],
-        [response, gen_stats, gen_curve, gen_proxies],
+        [*inputs, v["seed"], v["greedy"]],
+        [v["response"], v["gen_stats"], v["gen_curve"], v["gen_proxies"]],
         **GENERATE,
     )
-    a_btn.click(
+    v["a_btn"].click(
         analyse,
-        [model, a_prompt, a_response, chat, stride],
-        [a_stats, a_curve, a_proxies],
+        [v[k] for k in ("model", "a_prompt", "a_response", "chat", "stride")],
+        [v["a_stats"], v["a_curve"], v["a_proxies"]],
         **GENERATE,
     )

@@ -225,12 +225,43 @@ def evaluate_model(
 # ---------------------------------------------------------------- the eval job
 
 
+def _evaluate_target(
+    store: Store, run_id: int, cfg: EvalConfig, target: EvalTarget, problems, reward_fn,
+    data, max_new: int, label: str, should_stop,
+) -> EvalResult:  # fmt: skip
+    """Load one model, evaluate it, record its `evals` row and a one-line event."""
+    from engine.models.loading import load_policy
+
+    model, tok = load_policy(
+        target.path, device=cfg.device, require_chat_template=data.chat_template
+    )
+    model.eval()
+    res = evaluate_model(
+        model, tok, problems, reward_fn, cfg, max_new_tokens=max_new, should_stop=should_stop
+    )
+    store.add_eval(
+        run_id,
+        step=target.step,
+        dataset=label,
+        n=cfg.n,
+        ks=res.ks,
+        pass_at_k=res.pass_at_k,
+        per_problem=res.per_problem,
+    )
+    store.add_event(
+        run_id,
+        f"step {target.step}: pass@1 {res.pass_at_k[0]:.3f}, "
+        f"pass@{cfg.k_max} {res.pass_at_k[-1]:.3f}",
+    )
+    log.info("step %d: pass@k %s", target.step, np.round(res.pass_at_k, 3))
+    return res
+
+
 def run_eval(store: Store, run_id: int) -> list[EvalResult]:
     """Execute eval run `run_id` under its lifecycle; one `evals` row per evaluated model."""
     import torch
 
     from engine.data.rewards import get_reward
-    from engine.models.loading import load_policy
     from engine.runs.lifecycle import RunLifecycle
 
     run = store.get_run(run_id)
@@ -259,30 +290,11 @@ def run_eval(store: Store, run_id: int) -> list[EvalResult]:
                 store.add_event(run_id, f"resuming: {already} model(s) already evaluated")
             store.set_progress(run_id, already, total_steps=len(targets))  # models done / total
             for done, target in enumerate(todo, start=already + 1):
-                model, tok = load_policy(
-                    target.path, device=cfg.device, require_chat_template=data.chat_template
-                )
-                model.eval()
-                res = evaluate_model(
-                    model, tok, problems, reward_fn, cfg, max_new_tokens=max_new,
+                res = _evaluate_target(
+                    store, run_id, cfg, target, problems, reward_fn, data, max_new, label,
                     should_stop=life.should_stop,
                 )  # fmt: skip
-                store.add_eval(
-                    run_id,
-                    step=target.step,
-                    dataset=label,
-                    n=cfg.n,
-                    ks=res.ks,
-                    pass_at_k=res.pass_at_k,
-                    per_problem=res.per_problem,
-                )
                 store.set_progress(run_id, done)
-                store.add_event(
-                    run_id,
-                    f"step {target.step}: pass@1 {res.pass_at_k[0]:.3f}, "
-                    f"pass@{cfg.k_max} {res.pass_at_k[-1]:.3f}",
-                )
-                log.info("step %d: pass@k %s", target.step, np.round(res.pass_at_k, 3))
                 results.append(res)
     finally:
         torch.set_num_threads(threads)
