@@ -1,6 +1,6 @@
 """Does the demo recipe learn, and does VERL differ from GRPO? 3 seeds x {grpo, verl}.
 
-Every run is the shipped demo recipe through the real entry point (`engine.train.main`), with the
+Every run is the shipped demo recipe through the real entry point (`engine.training.train.main`), with the
 same steps, seeds and data order per seed; only `run.algorithm` differs. Held-out pass@1 and
 pass@8 (n = 8 samples per problem, unbiased estimator 1 - C(n-c, k) / C(n, k)) are measured on
 the same problems with the same sampling seed before training (the embedded model) and after

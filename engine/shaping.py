@@ -3,7 +3,7 @@
 Pure torch: no storage, TRL or Gradio. All arithmetic in float64 on the CPU.
 
 Per response i the trainer measures three indicators on the post-norm last-layer hidden states
-of its response tokens (`engine.effective_rank.rank_dynamics`), ordered here as
+of its response tokens (`engine.rank.scheduling.rank_dynamics`), ordered here as
 
     x_i = [x_ERA, x_ERV, x_ER]                          # (B, 3), the order of w_explore/w_exploit
 

@@ -142,7 +142,7 @@ def test_shaping_invariants_hold_on_every_response(trained_run):
 
 
 def run_directly(tmp_path, *overrides):
-    """engine.train.train on a fresh root (returns the trainer for white-box checks)."""
+    """engine.training.train.train on a fresh root (returns the trainer for white-box checks)."""
     from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from engine.storage import Store

@@ -21,7 +21,7 @@ A `Worker` loop (a thread in the app, or `verl-studio worker`) does, every `poll
               can read), in its own process session, under `accelerate launch` when it asks for
               several processes
 
-The training process owns its status (engine.lifecycle); the worker only writes an outcome for a
+The training process owns its status (engine.runs.lifecycle); the worker only writes an outcome for a
 process that could not. Children outlive the worker, and a restarted worker adopts them.
 
 A suspended machine stops heartbeats and the worker alike. So that a laptop waking up does not

@@ -1,11 +1,11 @@
 """`verl-studio rank --demo`: ER / ERV / ERA of the embedded model's own responses.
 
-The demo loads the embedded tiny reasoner (`engine.models.load_policy("embedded")`), samples
+The demo loads the embedded tiny reasoner (`engine.models.loading.load_policy("embedded")`), samples
 `DemoSettings.samples` responses to one built-in held-out arithmetic problem, and reads, in one
 forward pass over prompt + response, the backbone's post-norm last hidden state of every response
 token (for token j the state at prompt length + j, the one that has read token j, as the trainer
 captures it) and the log-prob and entropy of each sampled token. It prints, per response,
-ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) beside the token-level proxies
+ER / ERV / ERA (`engine.rank.scheduling.rank_dynamics`) beside the token-level proxies
 (`token_proxies`), and saves the rank curves (ER of each prefix against the response's token
 index) as a self-contained plotly HTML page (or a PNG where kaleido is installed).
 """

@@ -3,7 +3,7 @@
 `verl-studio train --config demo-cpu [--set shaping.kappa=3 ...]` creates a run in the store and
 trains it headless with a progress bar; `--run-id ID` trains a queued run whose config is in the
 store (what the worker starts). Either way the run's status, heartbeat and cancellation go through
-`engine.lifecycle.RunLifecycle`, and a run with a checkpoint resumes from its last one (weights,
+`engine.runs.lifecycle.RunLifecycle`, and a run with a checkpoint resumes from its last one (weights,
 optimizer, scheduler, RNG and the shaping state).
 """
 

@@ -13,7 +13,7 @@ generation the trainer
    length + j, the one that has read token j. The same forward
    gives per-token log-probs and entropies at the sampling temperature, without (B, T, V) logits
    and without `output_hidden_states=True` (every layer);
-2. measures ER / ERV / ERA (`engine.effective_rank.rank_dynamics`) on the response tokens
+2. measures ER / ERV / ERA (`engine.rank.scheduling.rank_dynamics`) on the response tokens
    (TRL's `completion_mask`) and the token-level proxies (`token_proxies`);
 3. shapes the advantages (`engine.shaping.generation_bonus`, from the baselines before this
    generation; plain `grpo` runs the same code with a zero bonus, so the two algorithms are
