@@ -99,6 +99,8 @@ def main() -> int:
     from app.pages.common import AppContext, TokenizerCache
     from engine.paths import resolve
     from engine.rank.scheduling import rank_dynamics
+    from engine.runs.admission import AccessPolicy
+    from engine.runs.service import submit
     from engine.storage import Store
 
     n = 2 if args.quick else args.responses
@@ -116,7 +118,7 @@ def main() -> int:
         rows = rows_of(tok, out, cap, rd, sh.stride, sh.max_len)
         root = resolve(Path(tmp) / "home")
         with Store(root.db_url) as store:
-            run_id = store.create_run(cfg.to_dict(), name="long", algorithm="verl", total_steps=1)
+            run_id = submit(store, cfg, policy=AccessPolicy.command_line(), name="long")
             t0 = time.perf_counter()
             store.log_step(run_id, {"step": 1, "wall_time": time.time()}, rows)
             t_store = time.perf_counter() - t0

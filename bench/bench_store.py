@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config import StudioConfig  # noqa: E402
 from engine.runs import service  # noqa: E402
+from engine.runs.admission import AccessPolicy  # noqa: E402
 from engine.storage import Store  # noqa: E402
 from engine.storage.codec import pack  # noqa: E402
 from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_COLUMNS  # noqa: E402
@@ -82,7 +83,7 @@ def fill(store: Store, steps: int, sample_every: int, seed: int) -> tuple[int, i
     rng = np.random.default_rng(seed)
     samples = make_samples(rng)
     cfg = StudioConfig().with_overrides([f"run.max_steps={steps}"])
-    run_id = service.submit(store, cfg, name="bench")
+    run_id = service.submit(store, cfg, policy=AccessPolicy.command_line(), name="bench")
     rows, t0 = 0, time.perf_counter()
     for step in range(1, steps + 1):
         batch = samples if step % sample_every == 0 else []
@@ -132,11 +133,11 @@ def raw_fill(path: Path, steps: int, sample_every: int, seed: int) -> tuple[int,
                     run_id,
                     step,
                     *(
-                        pack(x[c], SAMPLE_ARRAYS[c])
+                        pack(x.get(c), SAMPLE_ARRAYS[c])
                         if c in SAMPLE_ARRAYS
                         else json.dumps(x[c])
                         if c == "rewards"
-                        else x[c]
+                        else x.get(c)
                         for c in SAMPLE_COLUMNS
                     ),
                 ]
