@@ -21,7 +21,7 @@ import yaml
 from app.plots import REWARD_FUNCTION_PREFIX, CurveTrace, panel_columns, segment_deltas
 from engine.config import HEALTH_FLAGS
 from engine.data.audit import AuditResult, answer_label, audit
-from engine.health import CLEAR, FLAG, STOP, flagged_responses
+from engine.health import CLEAR, FLAG, HEALTH_EVENT_PREFIX, STOP, flagged_responses
 from engine.runs.lifecycle import error_summary
 from engine.storage import Store
 from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
@@ -141,7 +141,8 @@ def health_flags(store: Store, run_ids: Sequence[int]) -> dict[int, list[FlagSta
         run_flags = states.setdefault(e["run_id"], {})
         step = int(e["step"] or 0)
         if verb + ":" == FLAG:
-            run_flags[kind] = FlagState(kind, step, step, e["message"], active=True)
+            message = e["message"].removeprefix(HEALTH_EVENT_PREFIX)
+            run_flags[kind] = FlagState(kind, step, step, message, active=True)
         elif kind in run_flags and verb + ":" == CLEAR:
             run_flags[kind] = replace(run_flags[kind], last=step - 1, active=False)
         elif kind in run_flags and verb + ":" == STOP:

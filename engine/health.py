@@ -35,6 +35,7 @@ TRUNCATION, TIED_GROUPS, ENTROPY_COLLAPSE, MISSING_REWARD, NAN_LOSS = HEALTH_FLA
 # run-event kinds: f"{FLAG}{name}" when a flag is raised, CLEAR when it no longer holds, STOP
 # when it stopped the run
 FLAG, CLEAR, STOP = "flag:", "clear:", "stop:"
+HEALTH_EVENT_PREFIX = "health: "  # how a flag's message starts in the run's log
 TIE_ATOL = 1e-9  # rewards closer than this count as equal (TRL: std == 0 after float sums)
 
 
@@ -246,11 +247,11 @@ def _known(kind: str, h: StepHealth) -> bool:
 def update_events(update: HealthUpdate) -> list[dict]:
     """Run events (message, level, kind) for what changed at a step: raised, cleared, stop."""
     events = [
-        {"message": f"health: {f.message}", "level": "warning", "kind": FLAG + f.kind}
+        {"message": HEALTH_EVENT_PREFIX + f.message, "level": "warning", "kind": FLAG + f.kind}
         for f in update.raised
     ]
     events += [
-        {"message": f"health: {k} no longer holds", "level": "info", "kind": CLEAR + k}
+        {"message": f"{HEALTH_EVENT_PREFIX}{k} no longer holds", "level": "info", "kind": CLEAR + k}
         for k in update.cleared
     ]
     if update.stop_kind:
