@@ -27,6 +27,7 @@ HUGE = "987654321098765432109876543210"
 @pytest.fixture(scope="module")
 def health_runs(studio_server):
     """Both runs queued on the served app's store: {'trunc': id, 'tied': id}."""
+    from engine.runs.admission import AccessPolicy
     from engine.runs.service import submit
     from tests.conftest import require
     from tests.fixtures.training import embedded_model_ready, tiny_config
@@ -48,8 +49,8 @@ def health_runs(studio_server):
     tied = tiny_config(*quick, "run.max_steps=2", f"data.task={data}")
     with Store(studio_server.db_url) as store:
         return {
-            "trunc": submit(store, trunc, name="health-trunc"),
-            "tied": submit(store, tied, name="health-tied"),
+            "trunc": submit(store, trunc, policy=AccessPolicy.command_line(), name="health-trunc"),
+            "tied": submit(store, tied, policy=AccessPolicy.command_line(), name="health-tied"),
         }
 
 
