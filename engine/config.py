@@ -656,3 +656,86 @@ def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
     if base is str:
         return (value, None) if isinstance(value, str) else (str(value), None)
     return value, None
+
+
+# ----------------------------------------------------------------------------- Hugging Face Spaces
+
+
+SPACES_ENV = {  # field -> environment variable (Space variables and secrets arrive as env vars)
+    "space_id": "SPACE_ID",
+    "owner": "SPACE_AUTHOR_NAME",
+    "admin_token": "VERL_STUDIO_ADMIN_TOKEN",
+    "try_it": "VERL_STUDIO_TRY_IT",
+    "try_it_max_steps": "VERL_STUDIO_TRY_IT_MAX_STEPS",
+    "snapshot_dir": "VERL_STUDIO_SNAPSHOTS",
+    "snapshot_keep": "VERL_STUDIO_SNAPSHOT_KEEP",
+    "snapshot_poll_s": "VERL_STUDIO_SNAPSHOT_POLL_S",
+}
+
+
+@dataclass
+class SpacesSettings:
+    """Running as a Hugging Face Space: set by the Space's runtime variables and secrets, read
+    once by `serve` (`from_env`). On a Space anyone may browse; launching, cancelling and deleting
+    need the owner's Hugging Face login or the admin token."""
+
+    space_id: str = _f("", "SPACE_ID, 'user/name', set by the Spaces runtime ('' = not a Space).")
+    owner: str = _f("", "SPACE_AUTHOR_NAME: the user or org owning the Space.")
+    admin_token: str = field(
+        default="",
+        repr=False,
+        metadata={"help": "Secret VERL_STUDIO_ADMIN_TOKEN: lets its holder act as the owner."},
+    )
+    try_it: bool = _f(False, "Anonymous 'try it' runs of the demo recipe on at start.")
+    try_it_max_steps: int = _f(30, "Step cap of an anonymous 'try it' run.")
+    snapshot_dir: str = _f(
+        "", "Folder on a bucket mount for database snapshots ('' = runs are lost at restart)."
+    )
+    snapshot_keep: int = _f(3, "Snapshots kept in snapshot_dir.")
+    snapshot_poll_s: float = _f(10.0, "Seconds between checks for finished runs to snapshot.")
+
+    @property
+    def on_spaces(self) -> bool:
+        return bool(self.space_id)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str]) -> SpacesSettings:
+        """The settings from environment variables; ConfigError names the variable and the fix."""
+        values: dict[str, Any] = {}
+        errors: list[tuple[str, str]] = []
+        hints = get_type_hints(cls)
+        for name, var in SPACES_ENV.items():
+            raw = environ.get(var, "").strip()
+            if not raw:
+                continue
+            value, problem = _env_value(raw, hints[name])
+            if problem:
+                errors.append((var, problem))
+            values[name] = value
+        settings = cls(**{k: v for k, v in values.items() if v is not None})
+        if settings.try_it_max_steps < 1:
+            errors.append((SPACES_ENV["try_it_max_steps"], "must be >= 1"))
+        if settings.snapshot_keep < 1:
+            errors.append((SPACES_ENV["snapshot_keep"], "must be >= 1"))
+        if not (settings.snapshot_poll_s > 0 and math.isfinite(settings.snapshot_poll_s)):
+            errors.append((SPACES_ENV["snapshot_poll_s"], "must be a number of seconds > 0"))
+        if errors:
+            raise ConfigError(errors)
+        return settings
+
+
+def _env_value(raw: str, tp: Any) -> tuple[Any, str | None]:
+    """An environment string as `tp` (str, bool, int, float), or (None, what to write instead)."""
+    if tp is bool:
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True, None
+        if low in ("0", "false", "no", "off"):
+            return False, None
+        return None, f"must be true or false, not {raw[:40]!r}"
+    if tp in (int, float):
+        try:
+            return tp(raw), None
+        except ValueError:
+            return None, f"must be a{'n integer' if tp is int else ' number'}, not {raw[:40]!r}"
+    return raw, None

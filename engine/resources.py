@@ -14,6 +14,12 @@ def asset_dir(name: str) -> Path:
         return Path(path)
 
 
+def asset_file(name: str) -> Path:
+    """A file under assets/ as a real path."""
+    with as_file(files("engine.assets") / name) as path:
+        return Path(path)
+
+
 def recipe_names() -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")

@@ -211,3 +211,27 @@ def submit_eval(store: Store, cfg: EvalConfig, *, policy: AccessPolicy, name: st
         total_steps=max(1, total),
         parent_id=cfg.source_run_id,
     )
+
+
+def export_runs(
+    store: Store, run_ids: list[int], path: Path, *, sample_steps: int | None = None
+) -> Path:
+    """Write finished runs to a runs bundle (engine.storage.bundle); samples of at most
+    `sample_steps` evenly spaced steps per run. RunError for an unknown or unfinished run."""
+    from engine.storage.bundle import BundleError, write_bundle
+
+    try:
+        return write_bundle(store, run_ids, path, sample_steps=sample_steps)
+    except BundleError as exc:
+        raise RunError(str(exc)) from None
+
+
+def import_runs(store: Store, path: Path, *, note: str = "") -> list[int]:
+    """Add every run of a runs bundle as new runs (fresh ids); returns their ids.
+    RunError (one line) for a file that is not a bundle."""
+    from engine.storage.bundle import BundleError, read_bundle
+
+    try:
+        return read_bundle(store, path, note=note)
+    except BundleError as exc:
+        raise RunError(str(exc)) from None
