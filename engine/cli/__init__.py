@@ -135,6 +135,26 @@ def add_engine_commands(sub) -> None:
     )
     _data_options(p)
 
+    p = _add(
+        sub,
+        "deploy",
+        "engine.deploy:cli",
+        "deploy this checkout as a Hugging Face Docker Space (huggingface_hub; needs a write token)",
+    )
+    p.add_argument(
+        "--space", required=True, metavar="USER/NAME", help="the Space to create or update"
+    )
+    p.add_argument("--private", action="store_true", help="create the Space private")
+    p.add_argument(
+        "--bucket",
+        metavar="USER/NAME",
+        help="a storage bucket for database snapshots, mounted at /data (runs survive restarts)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="return once uploaded")
+    p.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for RUNNING (default 1800)"
+    )
+
 
 def build_parser(extra: Callable | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
