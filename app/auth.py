@@ -11,8 +11,10 @@ the page. When the guard holds a token (serve binds a non-loopback address, or
 - it carries the token in an `Authorization: Bearer <token>` or `X-Studio-Token` header (API
   clients: `gradio_client.Client(url, headers={"Authorization": "Bearer ..."})`).
 
-Without a token (the loopback default) every request is allowed. `allows` is the one place to
-extend: the Spaces deployment adds its owner login (gr.OAuthProfile) there.
+- on a Hugging Face Space, `owner(request)` says yes: the Space owner's Hugging Face login
+  (app.spaces.SpaceAccess.is_owner); the token is then the Space's admin secret, if set.
+
+Without a token or an owner check (the loopback default) every request is allowed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,17 +54,19 @@ class WriteGuard:
     """The operator token (None: not required) and the browser sessions that presented it."""
 
     token: str | None = None
+    owner: Callable[[Any], bool] | None = None  # a Space's owner login (app.spaces)
+    refused: str = REFUSED
     _sessions: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def required(self) -> bool:
-        return self.token is not None
+        return self.token is not None or self.owner is not None
 
     def unlock(self, given: str, request: gr.Request | None) -> bool:
         """Unlock this browser session when `given` is the token; False otherwise."""
         session = getattr(request, "session_hash", None)
-        if not self.required or not session or not same_token(given.strip(), self.token):
+        if self.token is None or not session or not same_token(given.strip(), self.token):
             return not self.required
         with self._lock:
             if len(self._sessions) >= MAX_SESSIONS:
@@ -80,7 +85,9 @@ class WriteGuard:
             return True
         if request is None:
             return False
-        if same_token(_header_token(request), self.token):
+        if self.token is not None and same_token(_header_token(request), self.token):
+            return True
+        if self.owner is not None and self.owner(request):
             return True
         with self._lock:
             return getattr(request, "session_hash", None) in self._sessions
@@ -88,7 +95,7 @@ class WriteGuard:
     def require(self, request: gr.Request | None) -> None:
         """Raise the page's one-line error unless `request` may write."""
         if not self.allows(request):
-            raise gr.Error(REFUSED, print_exception=False)
+            raise gr.Error(self.refused, print_exception=False)
 
 
 def _header_token(request: Any) -> str | None:

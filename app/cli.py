@@ -107,29 +107,62 @@ def policy_from_args(args: argparse.Namespace, root):
     )
 
 
+def open_space(root, settings, stop: threading.Event):
+    """A Hugging Face Space's store, write guard, SpaceAccess and snapshot keeper: the newest
+    bucket snapshot restored to local disk, the demo runs seeded into an empty store, and a
+    guard that lets the owner's login (or the admin secret, when set) write."""
+    from app.auth import WriteGuard
+    from app.spaces import SpaceAccess
+    from engine import spaces
+    from engine.storage import Store
+
+    spaces.prepare_storage(root, settings)
+    store = Store.open(root)
+    spaces.seed_if_empty(store)
+    keeper = spaces.snapshot_keeper(store, settings, stop)
+    space = SpaceAccess.from_settings(settings)
+    guard = WriteGuard(settings.admin_token or None, owner=space.is_owner, refused=space.refusal())
+    return store, guard, space, keeper
+
+
 def serve(args: argparse.Namespace) -> int:
     """`verl-studio serve`: the app plus an embedded worker until SIGINT/SIGTERM; then the worker
-    stops (training processes keep running; a later worker adopts them)."""
+    stops (training processes keep running; a later worker adopts them).
+
+    On a Hugging Face Space (SPACE_ID set; app.spaces): SYSTEM=spaces before any Blocks exist,
+    then `open_space`; writes need the owner's login or the admin secret."""
     from app.auth import WriteGuard
     from app.main import TITLE, data_location, launch, start_worker
+    from app.spaces import enter_spaces_mode
+    from engine.config import ConfigError
     from engine.paths import resolve
     from engine.storage import Store
 
+    try:
+        settings = enter_spaces_mode()
+    except ConfigError as exc:
+        print(f"serve: {'; '.join(f'{v}: {m}' for v, m in exc.errors)}", file=sys.stderr)
+        return 2
     root = resolve(args.data_dir, args.db)
     policy = policy_from_args(args, root)
-    token, generated = operator_token(args)
-    store = Store.open(root)
     stop = threading.Event()
+    space = keeper = None
+    if settings.on_spaces:
+        store, guard, space, keeper = open_space(root, settings, stop)
+        print(f"Spaces mode: {space.refusal().split(': ', 1)[1]}", flush=True)
+    else:
+        token, generated = operator_token(args)
+        store, guard = Store.open(root), WriteGuard(token)
+        if token is None:
+            print("Write actions need no token (loopback; see serve --require-token).", flush=True)
+        elif generated:
+            print(f"Operator token (write actions ask for it): {token}", flush=True)
+        else:
+            print("Write actions need the operator token (--token-file or $VERL_STUDIO_TOKEN).")
     worker = None if args.no_worker else start_worker(root, stop)
     app, url = launch(
-        store, root, host=args.host, port=args.port, policy=policy, guard=WriteGuard(token)
+        store, root, host=args.host, port=args.port, policy=policy, guard=guard, space=space
     )
-    if token is None:
-        print("Write actions need no token (loopback; see serve --require-token).", flush=True)
-    elif generated:
-        print(f"Operator token (write actions ask for it): {token}", flush=True)
-    else:
-        print("Write actions need the operator token (--token-file or $VERL_STUDIO_TOKEN).")
     print(f"{TITLE} is running at {url}  ({data_location(root)})", flush=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -138,6 +171,8 @@ def serve(args: argparse.Namespace) -> int:
     app.close()
     if worker is not None:
         worker.join(timeout=30)
+    if keeper is not None:
+        keeper.join(timeout=60)  # its last snapshot
     store.close()
     return 0
 

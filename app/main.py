@@ -20,10 +20,11 @@ import threading
 import gradio as gr
 from sqlalchemy.engine import make_url
 
-from app import queries
+from app import queries, spaces
 from app.auth import WriteGuard
 from app.pages.common import AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
+from app.spaces import SpaceAccess, owner_bar
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot
 from engine.runs import service
@@ -57,18 +58,21 @@ def build_app(
     *,
     policy: AccessPolicy | None = None,
     guard: WriteGuard | None = None,
+    space: SpaceAccess | None = None,
 ) -> gr.Blocks:
     """The whole dashboard over one store; nothing outlives the returned Blocks but the store.
 
     `policy` is what configs from the page and the API may name (default: the network policy
     over `root` with default limits); `guard` who may change runs (default: anyone, as on a
-    loopback-only server)."""
+    loopback-only server); `space` a Hugging Face Space's owner rules (app.spaces), which add
+    the about header, the login button and the owner's try-it switch."""
     ctx = AppContext(
         store=store,
         root=root,
         tokenizers=TokenizerCache(),
         policy=policy or AccessPolicy.network(root),
         guard=guard or WriteGuard(),
+        space=space,
     )
     # the inspector's first open would otherwise wait seconds for transformers + the tokenizer
     threading.Thread(
@@ -76,7 +80,9 @@ def build_app(
     ).start()
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE} · velocity-exploiting rank learning")
-        if ctx.guard.required:
+        if space is not None:
+            owner_bar(ctx)
+        if ctx.guard.token is not None:
             _token_box(ctx)
         ctx.focus_run = gr.State(None)
         ctx.inspect_run = gr.State(None)
@@ -123,7 +129,7 @@ def _api(ctx: AppContext) -> None:
         ctx.guard.require(request)
         try:
             cfg = StudioConfig.from_yaml(str(config_yaml or ""))
-            return service.submit(store, cfg, policy=ctx.policy, origin="the API")
+            return spaces.submit(ctx, request, cfg, origin="the API")
         except ConfigError as exc:
             raise user_error(exc) from None
 
@@ -204,13 +210,14 @@ def launch(
     port: int,
     policy: AccessPolicy | None = None,
     guard: WriteGuard | None = None,
+    space: SpaceAccess | None = None,
 ) -> tuple[gr.Blocks, str]:
     """Build the dashboard and serve it on host:port (0 = a free one) without blocking;
     returns (the app, its URL). `app.close()` stops it. `policy` and `guard` as in build_app;
     uploads through Gradio are capped at the policy's max_upload_mb."""
     port = port or free_port(host)
     policy = policy or AccessPolicy.network(root)
-    app = build_app(store, root, policy=policy, guard=guard)
+    app = build_app(store, root, policy=policy, guard=guard, space=space)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(
         server_name=host,
@@ -221,5 +228,6 @@ def launch(
         footer_links=["api"],
         max_file_size=int(policy.limits.max_upload_mb * (1 << 20)),
         show_error=True,
+        ssr_mode=False,  # SSR needs Node in the image; a Docker Space serves the client bundle
     )
     return app, url

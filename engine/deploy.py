@@ -173,30 +173,3 @@ def deploy_space(
     )
     stage = wait_running(api, space_id, timeout_s, poll_s) if wait else "BUILDING"
     return Deployment(space_id, str(url), stage, "" if admin_token else token)
-
-
-def cli(args: Any) -> int:
-    """`verl-studio deploy`: one line per outcome; a refusal exits 1 with one line."""
-    import os
-    import sys
-
-    from huggingface_hub import HfApi
-
-    try:
-        result = deploy_space(
-            HfApi(),
-            args.space,
-            private=args.private,
-            bucket=args.bucket,
-            admin_token=os.environ.get(ADMIN_SECRET) or None,
-            wait=not args.no_wait,
-            timeout_s=args.timeout,
-        )
-    except DeployError as exc:
-        print(f"deploy: {exc}", file=sys.stderr)
-        return 1
-    print(f"{result.space_id} is {result.stage}: {result.url}")
-    if result.admin_token:
-        print(f"admin token (stored as the Space secret {ADMIN_SECRET}; shown once): ")
-        print(result.admin_token)
-    return 0

@@ -94,8 +94,9 @@ class SpaceRules:
         from engine.resources import recipe_path
 
         cfg = StudioConfig.load(recipe_path(DEMO_RECIPE))
-        steps = min(cfg.run.max_steps, self.settings.try_it_max_steps)
-        return cfg.with_overrides([f"run.max_steps={steps}", f"run.name={TRY_IT_NAME}"])
+        cfg.run.max_steps = min(cfg.run.max_steps, self.settings.try_it_max_steps)
+        cfg.run.name = TRY_IT_NAME
+        return cfg.validate()
 
     def submit(self, store: Store, cfg: StudioConfig, *, owner: bool, **kw) -> int:
         """Queue `cfg` if the rules allow (one run at a time; anonymous: try-it only).

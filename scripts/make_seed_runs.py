@@ -51,7 +51,7 @@ def train(data_dir: str, algorithm: str, steps: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60, help="steps per run")
-    ap.add_argument("--sample-steps", type=int, default=12, help="steps whose responses are kept")
+    ap.add_argument("--sample-steps", type=int, default=30, help="steps whose responses are kept")
     ap.add_argument("--data-dir", help="bundle runs already in this data root (with --runs)")
     ap.add_argument("--runs", type=int, nargs="*", help="run ids to bundle (with --data-dir)")
     ap.add_argument("--out", default=str(REPO / "assets" / "seed-runs.jsonl.gz"))

@@ -31,7 +31,9 @@ def space_front_matter_problems(readme: str) -> list[str]:
     meta = yaml.safe_load(readme.split("---\n", 2)[1])
     want = {"sdk": "docker", "app_port": 7860, "hf_oauth": True}
     problems = [f"{k} must be {v!r}" for k, v in want.items() if meta.get(k) != v]
-    problems += [f"{k} must be a colour" for k in ("colorFrom", "colorTo") if meta.get(k) not in COLORS]
+    problems += [
+        f"{k} must be a colour" for k in ("colorFrom", "colorTo") if meta.get(k) not in COLORS
+    ]
     if not meta.get("title") or not meta.get("emoji"):
         problems.append("title and emoji are required")
     if not 0 < len(meta.get("short_description", "")) <= 60:
@@ -107,7 +109,10 @@ class FakeHub:
                 },
             )
         elif path.startswith("/api/spaces/alice/studio/commit/"):
-            h._send(200, {"commitUrl": f"{self.url}/spaces/alice/studio/commit/1", "commitOid": "a" * 40})
+            h._send(
+                200,
+                {"commitUrl": f"{self.url}/spaces/alice/studio/commit/1", "commitOid": "a" * 40},
+            )
         elif path == "/api/spaces/alice/studio/runtime":
             stage = self.stages.pop(0) if len(self.stages) > 1 else self.stages[0]
             h._send(200, {"stage": stage, "hardware": {"current": "cpu-basic"}})

@@ -98,6 +98,7 @@ class AppContext:
     # chains `.success(...)` on each, so its update follows the tab switch.
     monitor_openers: list = field(default_factory=list)
     inspector_openers: list = field(default_factory=list)
+    space: Any = None  # app.spaces.SpaceAccess on a Hugging Face Space, else None
 
     def __post_init__(self) -> None:
         if self.policy is None:  # untrusted unless told otherwise

@@ -14,11 +14,10 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from app import queries
+from app import queries, spaces
 from app.pages.common import PRIVATE, READ_ONLY, AppContext, PageId, elem_id, user_error
 from engine.config import ConfigError, StudioConfig, field_specs
 from engine.resources import recipe_names, recipe_path
-from engine.runs import service
 from engine.runs.admission import check_submission
 
 log = logging.getLogger(__name__)
@@ -226,13 +225,15 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
         if cfg is None:  # the validator stops this first; an API caller may not
             raise user_error(ConfigError(list(errors.items())))
         parent_id = values[-1] if store.get_run(values[-1] or -1) else None
-        run_id = _submit(cfg, parent_id)
+        run_id = _submit(cfg, parent_id, request)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued run #{run_id}.", None
 
-    def _submit(cfg: StudioConfig, parent_id: int | None = None) -> int:
+    def _submit(
+        cfg: StudioConfig, parent_id: int | None = None, request=None, demo: bool = False
+    ) -> int:
         try:
-            return service.submit(
-                store, cfg, policy=ctx.policy, parent_id=parent_id, origin="the dashboard"
+            return spaces.submit(
+                ctx, request, cfg, demo=demo, parent_id=parent_id, origin="the dashboard"
             )
         except ConfigError as exc:
             raise user_error(exc) from None
@@ -246,12 +247,13 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
     )
 
     def run_demo(request: gr.Request = None):
-        ctx.guard.require(request)
+        if not spaces.try_it_open(ctx):  # a Space's visitors may run the capped demo
+            ctx.guard.require(request)
         try:
             cfg = StudioConfig.load(recipe_path(DEMO_RECIPE))
         except ConfigError as exc:
             raise user_error(exc) from None
-        run_id = _submit(cfg)
+        run_id = _submit(cfg, request=request, demo=True)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
     demo = form.demo.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)

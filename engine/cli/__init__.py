@@ -3,7 +3,8 @@ handler and `print` of the engine lives in this package; library modules log and
 
 - `engine.cli.runs`: quick commands on the run store (submit, runs, cancel, resume, delete,
   worker, export); they import neither TRL nor Gradio;
-- `engine.cli.jobs`: commands that load models (train, evaluate, rank --demo, build-demo-model).
+- `engine.cli.jobs`: commands that load models (train, evaluate, rank --demo, build-demo-model);
+- `engine.cli.space`: `deploy` to a Hugging Face Space.
 
 Each subcommand names its handler as "module:function"; the module is imported only when that
 subcommand runs, so `verl-studio runs` does not pay for importing TRL. `python -m engine.cli`
@@ -138,7 +139,7 @@ def add_engine_commands(sub) -> None:
     p = _add(
         sub,
         "deploy",
-        "engine.deploy:cli",
+        "engine.cli.space:deploy",
         "deploy this checkout as a Hugging Face Docker Space (huggingface_hub; needs a write token)",
     )
     p.add_argument(
