@@ -32,3 +32,9 @@ trap 'bash scripts/postgres.sh stop "$PG_DIR" || true' EXIT
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 timeout --kill-after=60 "${VERL_STUDIO_TEST_TIMEOUT:-4800}" .venv/bin/pytest -p no:cacheprovider "$@"
+
+# The Space image's install and start steps in a clean virtual environment (Docker is not
+# needed): after the whole suite, not after a targeted run (`scripts/test.sh tests/test_x.py`).
+if [ $# -eq 0 ] || [ "${VERL_STUDIO_IMAGE_CHECK:-0}" = 1 ]; then
+  timeout --kill-after=30 "${VERL_STUDIO_IMAGE_CHECK_TIMEOUT:-1200}" bash scripts/space/check_image.sh
+fi

@@ -31,7 +31,7 @@ from tests.fixtures.server import run_server
 OWNER = "alice"
 CLIENT_SECRET = "test-oauth-client-secret"
 WAIT_S = 120
-WRITE_HANDLERS = ("launch", "run_demo", "cancel", "resume", "duplicate", "save", "ask", "really", "go", "set_try_it")  # fmt: skip
+WRITE_HANDLERS = ("launch", "run_demo", "cancel", "resume", "duplicate", "save", "ask", "really", "evaluate", "set_try_it")  # fmt: skip
 
 
 def space_env(bucket: Path) -> dict[str, str | None]:
@@ -75,8 +75,9 @@ def login_cookie(username: str) -> str:
     return "session=" + TimestampSigner(key).sign(data).decode()
 
 
-def fn_ids() -> dict[str, int]:
-    """Handler name -> fn_index, from the same app built in this process (ids follow build order)."""
+def fn_ids() -> tuple[dict[str, int], dict[str, list], list[str]]:
+    """Handler name -> fn_index and default inputs, and the names of the write handlers, from
+    the same app built in this process (fn ids follow build order)."""
     import tempfile
 
     import gradio.oauth
@@ -101,8 +102,20 @@ def fn_ids() -> dict[str, int]:
             settings = SpacesSettings(space_id=f"{OWNER}/verl-studio", owner=OWNER)
             blocks = build_app(store, root, space=SpaceAccess.from_settings(settings))
             ids = {f.name: i for i, f in blocks.fns.items()}
+            writers = sorted({f.name for f in blocks.fns.values() if _writes(f.fn)})
             defaults = {f.name: [getattr(c, "value", None) for c in f.inputs] for f in blocks.fns.values()}  # fmt: skip
-    return ids, defaults
+    return ids, defaults, writers
+
+
+def _writes(fn) -> bool:
+    """Whether a registered handler is a write handler: it asks the write guard (app.auth)."""
+    import inspect
+
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    return "guard.require(" in source or "spaces.submit(" in source
 
 
 def queue_call(url: str, fn_index: int, data: list, cookie: str | None = None) -> dict:
@@ -146,10 +159,10 @@ def label(db_url: str, run_id: int) -> str:
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
     base = tmp_path_factory.mktemp("space")
-    fns, defaults = fn_ids()
+    fns, defaults, writers = fn_ids()
     with run_server(base / "disk", worker=False, extra_env=space_env(base / "bucket")) as server:
         server.bucket = base / "bucket"
-        server.fns, server.defaults = fns, defaults
+        server.fns, server.defaults, server.writers = fns, defaults, writers
         yield server
 
 
@@ -196,14 +209,20 @@ def test_anonymous_writes_are_refused_everywhere(space):
         "save": [[target], "pwned", "pwned"],
         "ask": [[target]],
         "really": [[target]],
-        "go": [None, *space.defaults["go"][1:]],
+        "evaluate": [None, *space.defaults["evaluate"][1:]],
         "set_try_it": [True],
     }
-    assert set(data) == set(WRITE_HANDLERS)
-    for name in WRITE_HANDLERS:
-        msg = queue_call(space.url, space.fns[name], data[name])
+    assert set(data) == set(WRITE_HANDLERS) <= set(space.writers)
+    # every write handler the app registers (the walk), with the page's own default inputs,
+    # then the listed ones aimed at a seeded run
+    calls = [(n, space.defaults[n]) for n in space.writers] + list(data.items())
+    for name, args in calls:
+        msg = queue_call(space.url, space.fns[name], args)
         assert not msg["success"], name
-        assert "owner" in json.dumps(msg.get("output", {})).lower(), (name, msg)
+        assert "only the owner of this space" in json.dumps(msg.get("output", {})).lower(), (
+            name,
+            msg,
+        )
     # a stranger's own Hugging Face login is not the owner's
     msg = queue_call(space.url, space.fns["really"], [[target]], login_cookie("mallory"))
     assert not msg["success"]
