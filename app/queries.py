@@ -231,14 +231,15 @@ def monitor_signature(store: Store, run_ids: Sequence[int]) -> tuple:
     return tuple(sig)
 
 
-# steps-frame column -> the step-payload key it is read from (TRL logs it; no typed column)
-PAYLOAD_SERIES = {"clipped_ratio": "completions/clipped_ratio"}
+# steps-frame column -> the step-payload key it was read from before schema v6 typed it
+LEGACY_PAYLOAD_SERIES = {"clipped_ratio": "completions/clipped_ratio"}
 REWARD_MEAN_KEY = re.compile(r"rewards/(.+)/mean")  # TRL: mean of one reward function per step
 
 
-def reward_function_keys(store: Store, run_id: int) -> dict[str, str]:
-    """Steps-frame column -> payload key of each reward function's per-step mean."""
-    keys = {}
+def _legacy_payload_series(store: Store, run_id: int) -> dict[str, str]:
+    """Steps-frame column -> payload key, for a run recorded before schema v6 (its clipped
+    ratio and reward-function means only sit in the step payload)."""
+    keys = dict(LEGACY_PAYLOAD_SERIES)
     for key in store.last_payload_keys(run_id):
         match = REWARD_MEAN_KEY.fullmatch(key)
         if match:
@@ -246,20 +247,31 @@ def reward_function_keys(store: Store, run_id: int) -> dict[str, str]:
     return keys
 
 
+def _aligned(values: dict[str, np.ndarray], steps: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns read in another SELECT, aligned to `steps` (a step may have landed between)."""
+    if np.array_equal(values["step"], steps):
+        return values
+    by_step = pd.DataFrame(values).drop_duplicates("step").set_index("step")
+    return {k: v.to_numpy() for k, v in by_step.reindex(steps).reset_index().items()}
+
+
 def steps_frame(store: Store, run_id: int) -> pd.DataFrame:
     """One row per step with the x columns and every column a monitor panel draws: typed step
-    columns, TRL's payload series (clipped ratio, the mean of each reward function) and the
-    training seconds of a step (its seconds minus generation)."""
+    columns (TRL's clipped ratio among them), the mean of each reward function and the training
+    seconds of a step (its seconds minus generation)."""
     wanted = list(dict.fromkeys([*X_COLUMNS, *panel_columns()]))
     typed = [c for c in wanted if c in STEP_METRICS or c == "step"]
     frame = pd.DataFrame(store.step_columns(run_id, typed), columns=typed)
-    payload = PAYLOAD_SERIES | reward_function_keys(store, run_id)
-    values = store.step_payload_columns(run_id, list(payload.values()))
-    if not np.array_equal(values["step"], frame["step"].to_numpy()):  # a step landed between
-        by_step = pd.DataFrame(values).drop_duplicates("step").set_index("step")
-        values = by_step.reindex(frame["step"].to_numpy()).to_dict("series")
-    for column, key in payload.items():
-        frame[column] = np.asarray(values[key], dtype=np.float64)
+    steps = frame["step"].to_numpy()
+    means = _aligned(store.step_reward_means(run_id), steps)
+    for name, values in means.items():
+        if name != "step":
+            frame[REWARD_FUNCTION_PREFIX + name] = values
+    if len(frame) and len(means) == 1 and frame["clipped_ratio"].isna().all():
+        legacy = _legacy_payload_series(store, run_id)
+        values = _aligned(store.step_payload_columns(run_id, list(legacy.values())), steps)
+        for column, key in legacy.items():
+            frame[column] = np.asarray(values[key], dtype=np.float64)
     frame["train_seconds"] = frame["step_seconds"] - frame["generation_seconds"]
     return frame
 

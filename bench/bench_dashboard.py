@@ -70,14 +70,12 @@ def sample(rng: np.random.Generator, group: int, idx: int) -> dict:
 
 
 def step_row(rng: np.random.Generator, k: int) -> dict:
-    """Every typed column a panel draws, and what TRL logs into the payload: its clipped ratio,
-    the mean of each of two reward functions and ~30 other keys (a real step's payload)."""
+    """Every typed column a panel draws, the mean of each of two reward functions and a payload
+    of ~30 other keys TRL logs (a real step's)."""
     row = {c: float(rng.random()) for c in plots.panel_columns() if c in STEP_METRICS}
     row.update(step=k, wall_time=1.7e9 + k, tokens=k * 2560)
-    payload = {f"trl/other_{i}": float(rng.random()) for i in range(30)}
-    payload["completions/clipped_ratio"] = float(rng.random())
-    payload.update({f"rewards/{f}/mean": float(rng.random()) for f in ("accuracy", "format")})
-    row["payload"] = payload
+    row["reward_means"] = {f: float(rng.random()) for f in ("accuracy", "format")}
+    row["payload"] = {f"trl/other_{i}": float(rng.random()) for i in range(30)}
     return row
 
 

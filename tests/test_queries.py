@@ -181,16 +181,28 @@ def test_inspector_pick_fills_latest_step_first_group_and_renders(data_root, sto
 # ----------------------------------------------------------------------------- GRPO health
 
 
-def test_steps_frame_reads_trl_payload_series_and_derives_training_seconds(store):
+def test_steps_frame_has_each_reward_function_and_training_seconds(store):
     run_id = new_run(store)
     for k in (1, 2):
-        row = step_row(k) | {"step_seconds": 3.0, "generation_seconds": 2.0}
-        row["payload"] = {"completions/clipped_ratio": k / 4, "rewards/acc/mean": k / 2}
+        row = step_row(k) | {"step_seconds": 3.0, "generation_seconds": 2.0, "clipped_ratio": k / 4}
+        row["reward_means"] = {"acc": k / 2, "fmt": None if k == 1 else 0.1}
         store.log_step(run_id, row)
     frame = queries.steps_frame(store, run_id)
     assert frame["clipped_ratio"].tolist() == [0.25, 0.5]
     assert frame[plots.REWARD_FUNCTION_PREFIX + "acc"].tolist() == [0.5, 1.0]
+    assert frame[plots.REWARD_FUNCTION_PREFIX + "fmt"].tolist()[1] == 0.1
     assert frame["train_seconds"].tolist() == [1.0, 1.0]
+
+
+def test_steps_frame_of_a_run_recorded_before_v6_reads_trl_series_from_the_payload(store):
+    """Before schema v6 TRL's clipped ratio and reward means only sat in the step payload."""
+    run_id = new_run(store)
+    for k in (1, 2):
+        row = {"step": k, "payload": {"completions/clipped_ratio": k / 4, "rewards/acc/mean": k}}
+        store.log_step(run_id, row)
+    frame = queries.steps_frame(store, run_id)
+    assert frame["clipped_ratio"].tolist() == [0.25, 0.5]
+    assert frame[plots.REWARD_FUNCTION_PREFIX + "acc"].tolist() == [1.0, 2.0]
 
 
 def flag(kind, step, message="m"):

@@ -43,6 +43,7 @@ def new_run(store: Store, **kw) -> int:
 def step_dict(step: int) -> dict:
     """Every typed column set to a distinct value derived from the step."""
     row = {"step": step, "payload": {"lr": 1e-6 * step, "note": f"s{step}"}}
+    row["reward_means"] = {"accuracy": step / 10, "format": None}
     for i, name in enumerate(STEP_METRICS):
         row[name] = step * 1000 + i if name == "tokens" else step + i / 100
     return row
@@ -445,6 +446,10 @@ ADDED_IN = {
     + ["ALTER TABLE events DROP COLUMN kind", "ALTER TABLE events DROP COLUMN step"],
     4: ["ALTER TABLE samples DROP COLUMN truncated"],
     5: ["ALTER TABLE samples DROP COLUMN answer_read", "ALTER TABLE samples DROP COLUMN gold_read"],
+    6: [
+        "ALTER TABLE steps DROP COLUMN clipped_ratio",
+        "ALTER TABLE steps DROP COLUMN reward_means",
+    ],
 }
 
 
@@ -493,6 +498,22 @@ def test_migrates_a_v3_database_to_truncated_samples(store_url):
         assert store.sample_values(run_id, ["truncated"])["truncated"].tolist()[1] == 1.0
 
 
+def test_migrates_a_v5_database_to_typed_clipped_ratio_and_reward_means(store_url):
+    with Store(store_url) as store:
+        run_id = new_run(store)
+        store.log_step(run_id, {"step": 1, "payload": {"completions/clipped_ratio": 0.5}})
+    _downgrade(store_url, 5)
+    with Store(store_url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.steps(run_id, ["clipped_ratio", "reward_means"]) == [
+            {"step": 1, "clipped_ratio": None, "reward_means": None}
+        ]
+        store.log_step(run_id, {"step": 2, "clipped_ratio": 0.25, "reward_means": {"acc": 1.0}})
+        means = store.step_reward_means(run_id)
+        np.testing.assert_array_equal(means["acc"], [np.nan, 1.0])
+        assert store.step_columns(run_id, ["clipped_ratio"])["clipped_ratio"][1] == 0.25
+
+
 def test_migrates_an_older_database(store_url):
     """A v1 database (no runs.attempt, no events.level) is migrated and keeps its rows."""
     with Store(store_url) as store:
@@ -503,7 +524,8 @@ def test_migrates_an_older_database(store_url):
         assert store.schema_version == SCHEMA_VERSION
         run = store.get_run(run_id)
         assert run.attempt == 1 and run.config == CONFIG
-        assert store.steps(run_id) == [step_dict(1) | dict.fromkeys(V3_STEP_COLUMNS)]
+        v1_lacks = dict.fromkeys([*V3_STEP_COLUMNS, "clipped_ratio", "reward_means"])
+        assert store.steps(run_id) == [step_dict(1) | v1_lacks]
         assert {e["level"] for e in store.events(run_id)} == {"info"}
         store.add_event(run_id, "after migration", level="error")
         assert store.events(run_id)[-1]["level"] == "error"

@@ -81,6 +81,8 @@ def step_row(run_id: int, step: dict) -> dict:
     payload = dict(step.get("payload") or {})
     payload.update({k: v for k, v in step.items() if k not in STEP_COLUMNS})
     row = {"run_id": run_id, "step": int(step["step"]), "payload": payload or None}
+    means = step.get("reward_means")
+    row["reward_means"] = {str(k): finite(v) for k, v in means.items()} if means else None
     for name in STEP_METRICS:
         value = finite(step.get(name))
         row[name] = None if value is None else int(value) if name in STEP_INT_COLUMNS else value

@@ -12,6 +12,8 @@ transaction that records the new version, so a failed migration leaves the old v
     v5  the answer audit: samples.answer_read and samples.gold_read; per-token entropy and
         log-prob blobs are written as float32 from now on (older float16 blobs are left as they
         are and still decode: the codec tells them apart by size)
+    v6  steps.clipped_ratio (TRL's completions/clipped_ratio) and steps.reward_means (reward
+        function -> its mean at the step), so the health charts never parse the step payload
 """
 
 from __future__ import annotations
@@ -78,11 +80,17 @@ def _v5_answer_audit(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE samples ADD COLUMN gold_read TEXT"))
 
 
+def _v6_clipped_and_reward_means(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE steps ADD COLUMN clipped_ratio FLOAT"))
+    conn.execute(text("ALTER TABLE steps ADD COLUMN reward_means JSON"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
     Migration(3, "GRPO health step columns, events.kind and events.step", _v3_health),
     Migration(4, "samples.truncated", _v4_truncated),
     Migration(5, "answer audit: samples.answer_read and samples.gold_read", _v5_answer_audit),
+    Migration(6, "steps.clipped_ratio and steps.reward_means", _v6_clipped_and_reward_means),
 )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from engine.storage import samples
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class RunStatus(StrEnum):
@@ -125,9 +125,10 @@ STEP_METRICS = (
     "length_p90",
     "generation_seconds",
     "tokens_per_second",
+    "clipped_ratio",  # TRL's completions/clipped_ratio (added in v6)
 )
 STEP_INT_COLUMNS = frozenset({"tokens"})
-STEP_COLUMNS = ("step", *STEP_METRICS, "payload")
+STEP_COLUMNS = ("step", *STEP_METRICS, "reward_means", "payload")
 
 
 class UTCDateTime(TypeDecorator):
@@ -243,6 +244,10 @@ class Step(Base):
     length_p90: Mapped[float | None] = mapped_column(Float)
     generation_seconds: Mapped[float | None] = mapped_column(Float)
     tokens_per_second: Mapped[float | None] = mapped_column(Float)
+    # added in v6: TRL's completions/clipped_ratio, and reward function -> its mean at this
+    # step (TRL's rewards/<name>/mean), small enough to read for every step of a chart
+    clipped_ratio: Mapped[float | None] = mapped_column(Float)
+    reward_means: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     payload: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 

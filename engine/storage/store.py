@@ -492,7 +492,7 @@ class Store:
         included): one SELECT, no dict per row. All float64 with NaN for empty, what the monitor's
         charts read (step and tokens are exact in float64 below 2**53)."""
         names = list(dict.fromkeys(["step", *columns]))
-        unknown = [c for c in names if c not in STEP_COLUMNS or c == "payload"]
+        unknown = [c for c in names if c not in STEP_METRICS and c != "step"]
         if unknown:
             raise ValueError(f"not typed step columns: {unknown}; known: {', '.join(STEP_METRICS)}")
         with self._read() as conn:
@@ -513,6 +513,24 @@ class Store:
             rows = [tuple(row) for row in conn.execute(query).all()]
         values = np.array(rows, dtype=np.float64).reshape(len(rows), len(keys) + 1)  # (S, 1 + K)
         return {name: values[:, j].copy() for j, name in enumerate(["step", *keys])}
+
+    def step_reward_means(self, run_id: int) -> dict[str, np.ndarray]:
+        """Each reward function's per-step mean as a float64 array (S,) (NaN where a step lacks
+        it), ordered by step ('step' included): one SELECT of the small reward_means column."""
+        table = Step.__table__
+        query = (
+            select(table.c.step, table.c.reward_means)
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        names = list(dict.fromkeys(k for _, means in rows for k in means or {}))
+        out = {"step": np.array([r[0] for r in rows], dtype=np.float64)}
+        for name in names:
+            values = [(means or {}).get(name) for _, means in rows]
+            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return out
 
     def last_payload_keys(self, run_id: int) -> list[str]:
         """The payload keys of the run's latest step (what the step logged besides columns)."""

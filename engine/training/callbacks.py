@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,9 @@ TRL_COLUMNS = {
     "entropy": "entropy",
     "completions/mean_length": "completion_length",
     "num_tokens": "tokens",
+    "completions/clipped_ratio": "clipped_ratio",
 }
+REWARD_MEAN_KEY = re.compile(r"rewards/(.+)/mean")  # TRL: one reward function's mean
 
 
 def first_entropy(store: Store, run_id: int) -> float | None:
@@ -210,6 +213,8 @@ class RecordingCallback(TrainerCallback):
         for key, column in TRL_COLUMNS.items():
             if logs.get(key) is not None:
                 row[column] = logs[key]
+        means = {m.group(1): v for k, v in logs.items() if (m := REWARD_MEAN_KEY.fullmatch(k))}
+        row["reward_means"] = means or None
         samples: list[dict] = []
         every: list[dict] = []
         generations = self.trainer.generations
