@@ -16,6 +16,7 @@ process's CPU time because wall time on a saturated shared machine measures the 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -116,6 +117,9 @@ def main() -> int:
         rd = rank_dynamics(cap.hidden, cap.mask, stride=sh.stride, max_len=sh.max_len, workers=1)
         t_rank = time.perf_counter() - t0
         rows = rows_of(tok, out, cap, rd, sh.stride, sh.max_len)
+        D = cap.hidden.shape[-1]
+        del trainer, cap  # the app process holds no model: free it before timing the inspector
+        gc.collect()
         root = resolve(Path(tmp) / "home")
         with Store(root.db_url) as store:
             run_id = submit(store, cfg, policy=AccessPolicy.command_line(), name="long")
@@ -134,7 +138,7 @@ def main() -> int:
                 cpu.append((time.process_time() - c0) * 1e3)
     kept = [len(r["token_entropy"]) for r in back]
     curves = [len(r["curve"]) for r in back]
-    print(f"{n} responses of {lengths} tokens, D = {cap.hidden.shape[-1]}, stride 40, max_len 512")
+    print(f"{n} responses of {lengths} tokens, D = {D}, stride 40, max_len 512")
     print(f"capture {t_cap:.2f} s, rank dynamics {t_rank:.2f} s, store write {t_store:.3f} s")
     print(f"store kept per-token arrays of {kept} tokens and curves of {curves} points")
     print(
