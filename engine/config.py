@@ -54,14 +54,22 @@ REPORTERS = (
     "none", "all", "azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte",
     "kubeflow", "mlflow", "neptune", "swanlab", "tensorboard", "trackio", "wandb",
 )  # fmt: skip
+# Well-formed values: integers the store's INTEGER columns hold on every backend (PostgreSQL's
+# is 32-bit), finite floats, and sane ceilings where a larger value is always a typo.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+MAX_LEARNING_RATE = 1.0
+MAX_TEMPERATURE = 10.0
+MIN_CURVE_POINTS = 3  # ERA needs 3 curve points (ERV 2): ER at s, 2s, 3s of a response
 
 
 class ConfigError(ValueError):
-    """Every problem found in a config, as (field path, message) pairs."""
+    """Every problem found in a config, as (field path, message) pairs; its text is one line,
+    "invalid config: path: message; path: message" (a path of "config" names the document)."""
 
     def __init__(self, errors: list[tuple[str, str]]):
         self.errors = list(errors)
-        super().__init__("invalid config:\n" + "\n".join(f"  {p}: {m}" for p, m in self.errors))
+        parts = [m if p in ("", "config") else f"{p}: {m}" for p, m in self.errors]
+        super().__init__("invalid config: " + "; ".join(" ".join(x.split()) for x in parts))
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -99,6 +107,8 @@ class ModelConfig:
             errs.append(("dtype", f"must be one of {', '.join(DTYPES)}"))
         if self.lora_r < 1:
             errs.append(("lora_r", "must be >= 1"))
+        if self.lora_alpha < 1:
+            errs.append(("lora_alpha", "must be >= 1"))
         if not 0.0 <= self.lora_dropout < 1.0:
             errs.append(("lora_dropout", "must be in [0, 1)"))
         if self.lora and not self.lora_target_modules:
@@ -151,6 +161,11 @@ class DataConfig:
             errs.append(("digits", "must be in [1, 6]"))
         if self.train_size < 1:
             errs.append(("train_size", "must be >= 1"))
+        if self.seed < 0:
+            errs.append(("seed", "must be >= 0"))
+        for name in ("split", "question_field", "answer_field"):
+            if not getattr(self, name).strip():
+                errs.append((name, "must not be empty"))
         if not self.reward.strip():
             errs.append(("reward", "must not be empty"))
         return errs
@@ -184,8 +199,10 @@ class GRPOSettings:
 
     def check(self) -> list[tuple[str, str]]:
         errs = []
-        if not self.learning_rate > 0:
-            errs.append(("learning_rate", "must be > 0"))
+        if not 0 < self.learning_rate <= MAX_LEARNING_RATE:
+            errs.append(
+                ("learning_rate", f"must be in (0, {MAX_LEARNING_RATE:g}] (typical: 1e-6 to 1e-4)")
+            )
         if self.per_device_train_batch_size < 1:
             errs.append(("per_device_train_batch_size", "must be >= 1"))
         if self.gradient_accumulation_steps < 1:
@@ -203,12 +220,13 @@ class GRPOSettings:
             )
         if self.max_completion_length < 1:
             errs.append(("max_completion_length", "must be >= 1"))
-        if not self.temperature > 0:
-            errs.append(("temperature", "must be > 0"))
+        if not 0 < self.temperature <= MAX_TEMPERATURE:
+            errs.append(("temperature", f"must be in (0, {MAX_TEMPERATURE:g}]"))
         if not 0 < self.top_p <= 1:
             errs.append(("top_p", "must be in (0, 1]"))
-        if self.beta < 0:
-            errs.append(("beta", "must be >= 0"))
+        for name in ("beta", "epsilon", "max_grad_norm", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                errs.append((name, "must be >= 0"))
         if self.num_iterations < 1:
             errs.append(("num_iterations", "must be >= 1"))
         if self.loss_type not in LOSS_TYPES:
@@ -295,7 +313,7 @@ class ShapingConfig:
                 errs.append((name, "needs 3 weights over [ERA, ERV, ER]"))
             elif not all(math.isfinite(x) for x in w):
                 errs.append((name, "weights must be finite"))
-        if self.aux_weight < 0:
+        if not self.aux_weight >= 0:
             errs.append(("aux_weight", "must be >= 0"))
         if self.bonus_on not in BONUS_TARGETS:
             errs.append(("bonus_on", f"must be one of {', '.join(BONUS_TARGETS)}"))
@@ -354,6 +372,8 @@ class RunSettings:
             errs.append(("algorithm", f"must be one of {', '.join(ALGORITHMS)}"))
         if self.max_steps < 1:
             errs.append(("max_steps", "must be >= 1"))
+        if self.seed < 0:
+            errs.append(("seed", "must be >= 0"))
         for name in ("eval_every", "record_samples"):
             if getattr(self, name) < 0:
                 errs.append((name, "must be >= 0"))
@@ -474,14 +494,39 @@ class StudioConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
 
     def validate(self) -> StudioConfig:
-        errors = [
-            (f"{name}.{path}", msg)
-            for name in SECTIONS
-            for path, msg in getattr(self, name).check()
-        ]
+        errors = self.problems()
         if errors:
             raise ConfigError(errors)
         return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every (field path, message): ill-formed values (NaN, inf, integers the store cannot
+        hold, wrong types), each section's ranges, then rules across sections."""
+        errors = []
+        for name in SECTIONS:
+            section = getattr(self, name)
+            bad = _ill_formed(section)
+            errors += [(f"{name}.{p}", m) for p, m in bad]
+            if not bad:  # ranges compare numbers: only once every value is well-formed
+                errors += [(f"{name}.{p}", m) for p, m in section.check()]
+        return errors or self._cross_section_problems()
+
+    def _cross_section_problems(self) -> list[tuple[str, str]]:
+        """Rules that join two sections: the rank curve needs room in the response window."""
+        window, source = self.grpo.max_completion_length, "grpo.max_completion_length"
+        if self.shaping.max_len is not None and self.shaping.max_len < window:
+            window, source = self.shaping.max_len, "shaping.max_len"
+        if MIN_CURVE_POINTS * self.shaping.stride >= window:
+            most = max(1, (window - 1) // MIN_CURVE_POINTS)
+            return [
+                (
+                    "shaping.stride",
+                    f"{self.shaping.stride} tokens leaves fewer than {MIN_CURVE_POINTS} rank-curve "
+                    f"points in a response window of {window} tokens ({source}), so ERV and ERA "
+                    f"would be 0: use a stride of at most {most}, or raise {source}",
+                )
+            ]
+        return []
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -512,32 +557,75 @@ class StudioConfig:
             sections[name], section_errors = _build_section(section_cls, values)
             errors += [(f"{name}.{p}", m) for p, m in section_errors]
         config = cls(**sections)
-        errors += [
-            (f"{name}.{p}", m) for name in SECTIONS for p, m in getattr(config, name).check()
-        ]
+        errors += [e for e in config.problems() if e not in errors]
         if errors:
             raise ConfigError(errors)
         return config
 
     @classmethod
-    def from_yaml(cls, text: str) -> StudioConfig:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([("", f"not valid YAML: {exc}")]) from exc
-        return cls.from_dict(data)
+    def from_yaml(cls, text: str, where: str = "the config") -> StudioConfig:
+        """Parse and validate a YAML document; an empty one (nothing but comments or `{}`), a
+        list, a scalar or text that is not YAML is a ConfigError of one line naming `where`."""
+        return cls.from_dict(parse_config_yaml(text, where))
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] = ()) -> StudioConfig:
         """Read a YAML file and apply `key.path=value` overrides."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError([("config", f"{path} is a folder; give a YAML file")])
         if not path.is_file():
-            raise ConfigError([("", f"config file not found: {path}")])
-        data = yaml.safe_load(path.read_text()) or {}
+            raise ConfigError([("config", f"config file not found: {path}")])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([("config", f"cannot read {path}: {exc}")]) from None
+        data = parse_config_yaml(text, str(path))
         return cls.from_dict(apply_overrides(data, overrides))
 
     def with_overrides(self, overrides: list[str]) -> StudioConfig:
         return StudioConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+def parse_config_yaml(text: str, where: str = "the config") -> dict[str, Any]:
+    """The mapping of sections in a YAML document, or ConfigError with one line naming `where`:
+    text that is not YAML (tabs, unclosed brackets) with the line and column, a list or a scalar
+    instead of a mapping, or an empty document (a run of all defaults is never what was meant)."""
+    if not isinstance(text, str):
+        raise ConfigError([("config", f"{where} must be YAML text")])
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            [("config", f"{where} is not valid YAML: {_yaml_problem(exc)}")]
+        ) from None
+    if data is None or data == {}:
+        raise ConfigError(
+            [
+                (
+                    "config",
+                    f"{where} is empty: give at least one section ({', '.join(SECTIONS)}), "
+                    "e.g. start from the demo-cpu recipe",
+                )
+            ]
+        )
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
+        raise ConfigError(
+            [("config", f"{where} is {kind}; it must be a mapping of sections like 'run:'")]
+        )
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from a YAML error: what, and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        what = f"{what} at line {mark.line + 1}, column {mark.column + 1}"
+    if "\\t" in what or "tab" in what.lower():
+        what += " (indent with spaces, not tabs)"
+    return what
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -632,6 +720,8 @@ def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
     if value is None:
         return (None, None) if optional else (None, "must not be empty")
     base = next((a for a in get_args(tp) if a is not type(None)), tp) if optional else tp
+    if base in (int, float) and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
     if get_origin(base) is list:
         item_tp = get_args(base)[0]
         if not isinstance(value, list):
@@ -646,16 +736,53 @@ def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
     if base is bool:
         return (value, None) if isinstance(value, bool) else (None, "must be true or false")
     if base is int:
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            value = int(value)  # 1e3 from YAML
         if isinstance(value, bool) or not isinstance(value, int):
             return None, "must be an integer"
-        return value, None
+        return value, _int_problem(value)
     if base is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, "must be a number"
-        return float(value), None
+        try:
+            value = float(value)
+        except OverflowError:
+            return None, "must be a finite number (this one is too large)"
+        return value, _float_problem(value)
     if base is str:
-        return (value, None) if isinstance(value, str) else (str(value), None)
+        if isinstance(value, str):
+            return value, None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value), None
+        return None, f"must be text, not {_kind(value)} (quote it in YAML)"
     return value, None
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", dict: "a mapping", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _int_problem(value: int) -> str | None:
+    if not INT_MIN <= value <= INT_MAX:
+        return f"must be an integer between {INT_MIN} and {INT_MAX}"
+    return None
+
+
+def _float_problem(value: float) -> str | None:
+    return None if math.isfinite(value) else "must be a finite number (not NaN or infinity)"
+
+
+def _ill_formed(section: Any) -> list[tuple[str, str]]:
+    """Fields of a section whose value does not fit its annotation (a config built in code)."""
+    errors = []
+    hints = get_type_hints(type(section))
+    for f in fields(section):
+        _, problem = _coerce(getattr(section, f.name), hints[f.name])
+        if problem:
+            errors.append((f.name, problem))
+    return errors
 
 
 # ----------------------------------------------------------------------------- Hugging Face Spaces

@@ -23,7 +23,9 @@ def test_only_the_four_endpoints_are_public(client):
 
 def test_submit_then_read_status_list_and_cancel(client, studio_server_no_worker):
     run_id = client.predict(
-        "run:\n  name: api-run\n  max_steps: 7\n  algorithm: grpo\n", api_name="/submit_run"
+        "grpo:\n  max_completion_length: 48\nshaping:\n  stride: 4\n"
+        "run:\n  name: api-run\n  max_steps: 7\n  algorithm: grpo\n",
+        api_name="/submit_run",
     )
     assert isinstance(run_id, int)
     status = client.predict(run_id, api_name="/run_status")
