@@ -6,13 +6,22 @@ is `<root>/studio.db` unless `--db` / `VERL_STUDIO_DB` names a path or any SQLAl
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+log = logging.getLogger(__name__)
+
 HOME_ENV = "VERL_STUDIO_HOME"
+
+
+class DataRootError(OSError):
+    """A data root that cannot exist where it was asked for; one line naming the folder."""
+
+
 DB_ENV = "VERL_STUDIO_DB"
 DB_FILENAME = "studio.db"
 
@@ -38,8 +47,17 @@ class DataRoot:
         return self.checkpoints / str(run_id)
 
     def ensure(self) -> DataRoot:
+        """Create the root and its folders where it can: a read-only root stays usable for
+        reading commands (whatever then needs to write there names the folder it cannot)."""
         for folder in (self.root, self.checkpoints, self.exports, self.uploads):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                if not folder.parent.is_dir():
+                    raise DataRootError(
+                        f"cannot create the data folder {folder}: {exc.strerror}"
+                    ) from None
+                log.info("data folder %s cannot be created (%s): read-only", folder, exc.strerror)
         return self
 
 

@@ -450,6 +450,7 @@ ADDED_IN = {
         "ALTER TABLE steps DROP COLUMN clipped_ratio",
         "ALTER TABLE steps DROP COLUMN reward_means",
     ],
+    7: ["DROP TABLE counters"],
 }
 
 
@@ -529,6 +530,34 @@ def test_migrates_an_older_database(store_url):
         assert {e["level"] for e in store.events(run_id)} == {"info"}
         store.add_event(run_id, "after migration", level="error")
         assert store.events(run_id)[-1]["level"] == "error"
+
+
+def test_run_ids_are_never_reused(store_url):
+    """Deleting the newest run, then creating one, reused its id on SQLite (and with it the
+    deleted run's kept checkpoint folder): ids only grow, on every backend."""
+    with Store(store_url) as store:
+        first, second = new_run(store), new_run(store)
+        assert store.delete_run(second)
+        third = new_run(store)
+        assert third > second > first
+        assert store.delete_run(third) and store.delete_run(first)
+    with Store(store_url) as store:  # the counter is in the database, not the process
+        assert new_run(store) == third + 1
+
+
+def test_migrates_a_v6_database_to_run_counters(store_url):
+    """A database written by schema v6 (no counters table) keeps its runs and from then on never
+    reuses an id, even after its newest run is deleted."""
+    with Store(store_url) as store:
+        ids = [new_run(store) for _ in range(3)]
+        store.log_step(ids[2], step_dict(1))
+    _downgrade(store_url, 6)
+    with Store(store_url) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [r.id for r in store.list_runs()] == ids[::-1]
+        assert store.steps(ids[2]) == [step_dict(1)]
+        store.delete_run(ids[2])
+        assert new_run(store) == ids[2] + 1
 
 
 def test_refuses_a_newer_database(store_url):

@@ -5,13 +5,14 @@ Only this package speaks SQL. See store.py for the API and schema.py for the tab
 
 from engine.storage.migrations import SchemaTooNew, StoreError
 from engine.storage.schema import SCHEMA_VERSION, EventLevel, RunKind, RunStatus
-from engine.storage.store import DuplicateStep, RunInfo, Store
+from engine.storage.store import DuplicateStep, RunGone, RunInfo, Store
 
 __all__ = [
     "SCHEMA_VERSION",
     "DuplicateStep",
     "EventLevel",
     "RunInfo",
+    "RunGone",
     "RunKind",
     "RunStatus",
     "SchemaTooNew",

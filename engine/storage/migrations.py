@@ -14,6 +14,8 @@ transaction that records the new version, so a failed migration leaves the old v
         are and still decode: the codec tells them apart by size)
     v6  steps.clipped_ratio (TRL's completions/clipped_ratio) and steps.reward_means (reward
         function -> its mean at the step), so the health charts never parse the step payload
+    v7  counters: the highest run id ever given, so ids are never reused (seeded with the
+        largest id present; ids deleted before the upgrade cannot be known)
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import Connection, func, insert, inspect, select, text, update
 
-from engine.storage.schema import SCHEMA_VERSION, Base, SchemaVersion, utcnow
+from engine.storage.schema import SCHEMA_VERSION, Base, Counter, Run, SchemaVersion, utcnow
+
+RUN_COUNTER = "runs"
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +89,28 @@ def _v6_clipped_and_reward_means(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE steps ADD COLUMN reward_means JSON"))
 
 
+def _v7_counters(conn: Connection) -> None:
+    Counter.__table__.create(conn, checkfirst=True)
+    highest = conn.execute(select(func.coalesce(func.max(Run.id), 0))).scalar_one()
+    kept = conn.execute(select(Counter.value).where(Counter.name == RUN_COUNTER)).scalar()
+    if kept is None:
+        conn.execute(insert(Counter).values(name=RUN_COUNTER, value=highest))
+    elif kept < highest:
+        conn.execute(update(Counter).where(Counter.name == RUN_COUNTER).values(value=highest))
+
+
+def seed_counters(conn: Connection) -> None:
+    """The counters of a fresh database."""
+    conn.execute(insert(Counter).values(name=RUN_COUNTER, value=0))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "runs.attempt and events.level", _v2_attempt_and_level),
     Migration(3, "GRPO health step columns, events.kind and events.step", _v3_health),
     Migration(4, "samples.truncated", _v4_truncated),
     Migration(5, "answer audit: samples.answer_read and samples.gold_read", _v5_answer_audit),
     Migration(6, "steps.clipped_ratio and steps.reward_means", _v6_clipped_and_reward_means),
+    Migration(7, "counters (run ids are never reused)", _v7_counters),
 )
 
 
@@ -111,6 +131,7 @@ def ensure_schema(conn: Connection, where: str) -> int:
     version = stored_version(conn)
     if version is None:
         Base.metadata.create_all(conn)
+        seed_counters(conn)
         conn.execute(
             SchemaVersion.__table__.insert().values(
                 id=1, version=SCHEMA_VERSION, updated_at=utcnow()

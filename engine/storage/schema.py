@@ -11,6 +11,10 @@
     evals        pass@k of a run's checkpoint on a held-out set
     events       run log lines and lifecycle events, for the app's log tail; health flags are
                  events with a `kind` ('flag:<name>', 'clear:<name>', 'stop:<name>') and a step
+    counters     the highest id ever given, per table ("runs"): ids are never reused, so a new
+                 run never inherits a deleted run's checkpoint folder or links (SQLite would
+                 reuse the largest rowid after a delete; PostgreSQL's sequence would not, but the
+                 store hands out ids the same way on both)
     schema_version  one row: the schema version this database was written with
 
 Every child row cascades with its run. Timestamps are stored as naive UTC and read back aware.
@@ -44,7 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from engine.storage import samples
 
 # Bump with a new entry in migrations.MIGRATIONS whenever a table changes.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class RunStatus(StrEnum):
@@ -162,6 +166,15 @@ class SchemaVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Counter(Base):
+    """The highest id ever handed out for a table (added in v3)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Run(Base):

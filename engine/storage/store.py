@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.storage.codec import (
     SQLITE_SAMPLE_INSERT,
@@ -38,14 +38,16 @@ from engine.storage.codec import (
     scalar_arrays,
     step_row,
 )
-from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, make_engine
-from engine.storage.migrations import StoreError, ensure_schema
+from engine.storage.connect import BUSY_TIMEOUT_S, IMMEDIATE, is_read_only, make_engine, shown
+from engine.storage.migrations import RUN_COUNTER, StoreError, ensure_schema, stored_version
 from engine.storage.samples import SAMPLE_ARRAYS, SAMPLE_SCALARS
 from engine.storage.schema import (
     RESUMABLE,
+    SCHEMA_VERSION,
     STEP_COLUMNS,
     STEP_METRICS,
     Checkpoint,
+    Counter,
     Eval,
     Event,
     EventLevel,
@@ -60,8 +62,29 @@ from engine.storage.schema import (
 log = logging.getLogger(__name__)
 
 
+def _reason(exc: DBAPIError) -> str:
+    """The driver's own message, first line: "file is not a database", "connection refused"."""
+    text_ = str(exc.orig) if exc.orig is not None else str(exc)
+    return (text_.strip().splitlines() or ["unknown error"])[0]
+
+
 class DuplicateStep(StoreError):
     """A step that is already recorded for this run; nothing of the new step was written."""
+
+
+class RunGone(StoreError):
+    """The run a row was written for no longer exists (it was deleted); nothing was written."""
+
+
+@contextmanager
+def _rows_of(run_id: int) -> Iterator[None]:
+    """A foreign-key failure on a run's child row is RunGone, on every backend."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "foreign key" in str(exc.orig or exc).lower():
+            raise RunGone(f"run {run_id} no longer exists (deleted)") from None
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,10 +153,32 @@ class Store:
         self.url = url
         self.engine = make_engine(url, busy_timeout_s)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.read_only = is_read_only(self.engine)
+        self.where = shown(self.engine.url)
+        try:
+            self.schema_version = self._open_schema()
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except DBAPIError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the database {self.where}: {_reason(exc)}") from None
+
+    def _open_schema(self) -> int:
+        """The schema version, after creating or migrating it when needed (one write)."""
+        with self._read() as conn:
+            version = stored_version(conn)
+        if version == SCHEMA_VERSION:
+            return version
+        if self.read_only:
+            raise StoreError(
+                f"the database {self.where} is read-only and at schema version {version}, not "
+                f"{SCHEMA_VERSION}: open it once with write access to upgrade it"
+            )
         with self._write() as conn:
             if self.engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7135)"))  # one migrator at a time
-            self.schema_version = ensure_schema(conn, self.engine.url.render_as_string())
+            return ensure_schema(conn, self.engine.url.render_as_string())
 
     @classmethod
     def open(cls, root: Any) -> Store:
@@ -151,6 +196,11 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise StoreError(
+                f"the database {self.where} is read-only (its file, folder or disk cannot be "
+                "written): only reading commands work on it"
+            )
         with self.engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE: True})
             with conn.begin():
@@ -194,10 +244,22 @@ class Store:
         if claimed_by is not None:
             values.update(status=RunStatus.RUNNING.value, host=claimed_by, heartbeat_at=utcnow())
         with self._write() as conn:
+            values["id"] = self._next_run_id(conn)
             run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
             where = f"started directly on {claimed_by}" if claimed_by else "queued"
             self._event(conn, run_id, f"{where} ({kind}, {algorithm}, {total_steps} steps)")
         return run_id
+
+    @staticmethod
+    def _next_run_id(conn: Connection) -> int:
+        """One more than any run id ever given (the counter row is locked until commit)."""
+        highest = select(func.coalesce(func.max(Run.id), 0)).scalar_subquery()
+        return conn.execute(
+            update(Counter)
+            .where(Counter.name == RUN_COUNTER)
+            .values(value=case((Counter.value >= highest, Counter.value), else_=highest) + 1)
+            .returning(Counter.value)
+        ).scalar_one()
 
     def get_run(self, run_id: int) -> RunInfo | None:
         with self._read() as conn:
@@ -223,9 +285,14 @@ class Store:
             with self._write() as conn:
                 conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
-    def delete_run(self, run_id: int) -> bool:
-        """Delete a run and every row of it (checkpoint folders are the caller's)."""
+    def delete_run(self, run_id: int, *, only_if: Sequence[RunStatus] | None = None) -> bool:
+        """Delete a run and every row of it (checkpoint folders are the caller's). With
+        `only_if`, only while its status is one of those, decided in the same transaction (a
+        worker claiming it meanwhile wins); returns whether it was deleted."""
         with self._write() as conn:
+            run = self._locked_run(conn, run_id)
+            if run is None or (only_if is not None and RunStatus(run.status) not in only_if):
+                return False
             for table in (Sample, Step, Eval, Checkpoint, Event):
                 conn.execute(delete(table).where(table.run_id == run_id))
             return conn.execute(delete(Run).where(Run.id == run_id)).rowcount == 1
@@ -385,8 +452,14 @@ class Store:
             return bool(run.cancel_requested)
 
     def cancel_requested(self, run_id: int) -> bool:
+        """Whether the run's process should stop: a cancel was requested, or the run is gone."""
         with self._read() as conn:
-            return bool(conn.execute(select(Run.cancel_requested).where(Run.id == run_id)).scalar())
+            flag = conn.execute(select(Run.cancel_requested).where(Run.id == run_id)).first()
+        return flag is None or bool(flag[0])
+
+    def run_exists(self, run_id: int) -> bool:
+        with self._read() as conn:
+            return conn.execute(select(Run.id).where(Run.id == run_id)).first() is not None
 
     def finish_run(
         self,
@@ -432,12 +505,12 @@ class Store:
             sample_rows = [sample_tuple(run_id, row["step"], s, True) for s in samples]
         else:
             sample_rows = [sample_row(run_id, row["step"], s) for s in samples]
-        with self._write() as conn:
+        with _rows_of(run_id), self._write() as conn:
             try:
                 conn.execute(insert(Step), [row])
             except IntegrityError as exc:
                 if "foreign key" in str(exc).lower():
-                    raise StoreError(f"no run {run_id}") from exc
+                    raise RunGone(f"run {run_id} no longer exists (deleted)") from None
                 raise DuplicateStep(
                     f"step {row['step']} of run {run_id} is already recorded"
                 ) from exc
@@ -622,7 +695,7 @@ class Store:
 
     def add_checkpoint(self, run_id: int, step: int, path: str | Path) -> None:
         """Register a checkpoint (a re-save of the same step replaces the row)."""
-        with self._write() as conn:
+        with _rows_of(run_id), self._write() as conn:
             conn.execute(
                 delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step == step)
             )
@@ -690,7 +763,7 @@ class Store:
             "per_problem": [int(c) for c in per_problem],
             "created_at": utcnow(),
         }
-        with self._write() as conn:
+        with _rows_of(run_id), self._write() as conn:
             conn.execute(insert(Eval).values(**values))
 
     def evals(self, run_id: int) -> list[dict]:
@@ -704,7 +777,7 @@ class Store:
             return _dicts(conn.execute(query))
 
     def add_event(self, run_id: int, message: str, level: str = EventLevel.INFO) -> None:
-        with self._write() as conn:
+        with _rows_of(run_id), self._write() as conn:
             self._event(conn, run_id, message, level)
 
     @staticmethod
