@@ -46,12 +46,32 @@ def test_export_and_delete(app):
     run_id, sel = _run(store)
     frame = pd.read_csv(fns["export_steps"](sel))
     assert frame["step"].tolist() == [1] and frame["reward_mean"].tolist() == [0.5]
+    store.claim_run(run_id, "host")
     with pytest.raises(gr.Error, match="cancel it before deleting"):
-        fns["ask"](sel)  # the confirmation is refused while the run is queued
-    store.request_cancel(run_id)
+        fns["ask"](sel)  # the confirmation is refused while the run is running
+    store.finish_run(run_id, "failed", error="x")
     fns["ask"](sel)
-    fns["really"](sel)
+    fns["really"](run_id)
     assert store.get_run(run_id) is None
+
+
+def test_delete_names_the_run_and_rechecks_it(app):
+    """With two runs selected, the confirmation deleted the first without naming it; now the
+    question names the run "Yes" deletes, and a run resumed meanwhile is not deleted."""
+    store, _, fns = app
+    first, sel_first = _run(store, name="first")
+    second, sel_second = _run(store, name="second")
+    for run_id in (first, second):
+        store.request_cancel(run_id)
+    _, question, pending = fns["ask"](sel_second + sel_first)
+    assert pending == second
+    assert f"Delete run #{second} (second, cancelled)" in question
+    assert "not the 1 other selected" in question
+    store.requeue_for_resume(second)
+    store.claim_run(second, "host")  # a worker took it between the question and the answer
+    with pytest.raises(gr.Error, match=f"(?i)run {second} is running: cancel it before deleting"):
+        fns["really"](pending)
+    assert store.get_run(second) is not None and store.get_run(first) is not None
 
 
 def test_run_demo_queues_the_recipe(app):

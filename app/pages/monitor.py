@@ -115,7 +115,8 @@ def _layout_actions() -> dict[str, Any]:
         inspect = gr.Button("Inspect traces", elem_id="inspect-btn", size="sm")
         delete = gr.Button("Delete…", elem_id="delete-btn", size="sm", variant="stop")
     with gr.Row(visible=False) as confirm_row:
-        gr.Markdown("Delete this run, its steps, responses and checkpoints? This cannot be undone.")
+        confirm_text = gr.Markdown("", elem_id="delete-question")
+        pending_delete = gr.State(None)  # the id the question names: what "Yes" deletes
         confirm = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm", size="sm")
         keep = gr.Button("Keep it", size="sm")
     with gr.Accordion("Name, notes and export", open=False), gr.Row():
@@ -134,6 +135,8 @@ def _layout_actions() -> dict[str, Any]:
         inspect=inspect,
         delete=delete,
         confirm_row=confirm_row,
+        confirm_text=confirm_text,
+        pending_delete=pending_delete,
         confirm=confirm,
         keep=keep,
         name=name,
@@ -400,20 +403,46 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
     store, sel = ctx.store, v["selected"]
 
     def ask(values, request: gr.Request = None):
-        ctx.guard.require(request)
-        _service(service.check_deletable, _current(store, values))
-        return gr.Row(visible=True)
-
-    def really(values, request: gr.Request = None):
+        """The question names the one run that "Yes" deletes (the first selected)."""
         ctx.guard.require(request)
         run = _current(store, values)
-        _service(service.delete, store, ctx.root, run.id)
-        return gr.Row(visible=False), [], f"Deleted run #{run.id}."
+        _service(service.check_deletable, run)
+        others = len(selected_ids(values)) - 1
+        question = (
+            f"Delete run #{run.id} ({run.name}, {run.status}), its steps, responses and "
+            "checkpoints? This cannot be undone."
+            + (
+                f" Only run #{run.id} is deleted, not the {others} other selected."
+                if others
+                else ""
+            )
+        )
+        return gr.Row(visible=True), question, run.id
 
-    v["delete"].click(ask, inputs=[sel], outputs=[v["confirm_row"]], **PRIVATE)
-    v["keep"].click(lambda: gr.Row(visible=False), outputs=[v["confirm_row"]], **PRIVATE)
+    def really(run_id, request: gr.Request = None):
+        """Delete the run the question named; the service re-checks its state as it deletes."""
+        ctx.guard.require(request)
+        if run_id is None:
+            raise gr.Error("Nothing to delete: press Delete… again.")
+        _service(service.delete, store, ctx.root, int(run_id))
+        return gr.Row(visible=False), [], f"Deleted run #{run_id}.", None
+
+    v["delete"].click(
+        ask,
+        inputs=[sel],
+        outputs=[v["confirm_row"], v["confirm_text"], v["pending_delete"]],
+        **PRIVATE,
+    )
+    v["keep"].click(
+        lambda: (gr.Row(visible=False), None),
+        outputs=[v["confirm_row"], v["pending_delete"]],
+        **PRIVATE,
+    )
     v["confirm"].click(
-        really, inputs=[sel], outputs=[v["confirm_row"], sel, v["message"]], **PRIVATE
+        really,
+        inputs=[v["pending_delete"]],
+        outputs=[v["confirm_row"], sel, v["message"], v["pending_delete"]],
+        **PRIVATE,
     )
 
 

@@ -263,10 +263,18 @@ def run_eval(store: Store, run_id: int) -> list[EvalResult]:
 
     from engine.data.rewards import get_reward
     from engine.runs.lifecycle import RunLifecycle
+    from engine.runs.service import RunError
+    from engine.storage import RunKind
+    from engine.training.reward_check import checked_reward
 
     run = store.get_run(run_id)
     if run is None:
-        raise ValueError(f"no run {run_id}")
+        raise RunError(f"no run {run_id}")
+    if run.kind != RunKind.EVAL:
+        raise RunError(
+            f"run {run_id} is not an eval job (it is a {run.kind} run): queue an evaluation of "
+            "it on the Evaluate page, then pass that job's id"
+        )
     cfg = EvalConfig.from_dict(run.config.get(EVAL_SECTION, {}))
     results = []
     threads = torch.get_num_threads()
@@ -277,7 +285,7 @@ def run_eval(store: Store, run_id: int) -> list[EvalResult]:
             targets = eval_targets(store, cfg, src)
             data = eval_data_config(cfg, src)
             problems = load_problems(cfg, data)
-            reward_fn = get_reward(data.reward)
+            reward_fn = checked_reward(get_reward(data.reward))
             max_new = cfg.max_new_tokens or (src.grpo.max_completion_length if src else 256)
             label = dataset_label(cfg, data)
             store.add_event(

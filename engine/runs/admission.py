@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.data.files import FILE_SUFFIXES, read_table
+from engine.runs.checks import config_fits_model
 
 if TYPE_CHECKING:
     from engine.evaluation.jobs import EvalConfig
@@ -139,10 +140,11 @@ Check = Callable[[StudioConfig, AccessPolicy], Errors]
 def check_submission(cfg: StudioConfig, policy: AccessPolicy) -> StudioConfig:
     """`cfg` with its model and data sources made unambiguous, or ConfigError listing every
     (field path, message). Runs the source checks, then every function in `SUBMIT_CHECKS`."""
-    errors: Errors = []
+    errors: Errors = cfg.problems()  # a config built in code was never validated
     # a refused source is replaced by a harmless one, so the later checks never read it
     model, errs = _model_source(cfg.model.name_or_path, policy, "model.name_or_path")
     errors, model = errors + errs, EMBEDDED_MODEL if errs else model
+    model_refused = bool(errs)
     task, errs = _dataset_source(cfg.data.task, policy, "data.task")
     errors, task = errors + errs, BUILTIN_TASK if errs else task
     eval_task, errs = ("", [])
@@ -156,6 +158,8 @@ def check_submission(cfg: StudioConfig, policy: AccessPolicy) -> StudioConfig:
     )
     for check in SUBMIT_CHECKS:
         errors += check(cfg, policy)
+    if not model_refused:  # what the config asks of its model (its config.json only)
+        errors += config_fits_model(cfg)
     if errors:
         raise ConfigError(errors)
     return cfg

@@ -2,14 +2,13 @@
 
 `config_fits_model(cfg)` lists (field path, message) for settings the chosen model cannot honour,
 read from the model's config.json only (engine.models.positions; no weights, no torch). The
-run service calls `check_fits_model` before a run is queued, so a broken run never gets a row.
+submit-time check (`engine.runs.admission.check_submission`) runs it before a run is queued, so
+a run that cannot work never gets a row.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-from engine.config import ConfigError
 
 if TYPE_CHECKING:
     from engine.config import StudioConfig
@@ -36,10 +35,3 @@ def config_fits_model(cfg: StudioConfig) -> list[tuple[str, str]]:
             f"use less than {positions}, leaving room for the prompt",
         )
     ]
-
-
-def check_fits_model(cfg: StudioConfig) -> None:
-    """Raise ConfigError (one line per problem, field named) when `cfg` does not fit its model."""
-    problems = config_fits_model(cfg)
-    if problems:
-        raise ConfigError(problems)

@@ -14,7 +14,9 @@ local worker's cancel) sets the same stop flag, a second SIGTERM raises RunCance
 stop on SIGTERM with no cancel requested in the store (the worker found the process hung, or the
 system is shutting down) is recorded as interrupted, not cancelled: nobody asked for it. The
 outcome is written only while the run is still this attempt's, so a resumed or deleted run is
-never overwritten by a late writer.
+never overwritten by a late writer. A run deleted under its process (RunGone from the store, or
+the heartbeat finding no row) stops at the next step boundary without a checkpoint, logs why and
+exits cleanly: nothing is left to record.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from engine.storage import RunStatus, Store
+from engine.storage import RunGone, RunStatus, Store
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ class RunLifecycle:
         self._thread: threading.Thread | None = None
         self._previous_sigterm: Any = None
         self._sigterms = 0
+        self._gone = False
 
     # ---- entering ---------------------------------------------------------------------------------
 
@@ -199,10 +202,20 @@ class RunLifecycle:
     # ---- while running ------------------------------------------------------------------------------
 
     def should_stop(self) -> bool:
-        """True once a cancel was requested (store flag from any host, or SIGTERM)."""
+        """True once a cancel was requested (store flag from any host, or SIGTERM), or the run
+        was deleted (then `gone()` is true too)."""
         if not self._stop.is_set() and self.store.cancel_requested(self.run_id):
             self._stop.set()
         return self._stop.is_set()
+
+    def gone(self) -> bool:
+        """Whether the run's row was deleted under this process (it must not write any more)."""
+        if not self._gone and self._stop.is_set():
+            try:
+                self._gone = not self.store.run_exists(self.run_id)
+            except Exception:  # an unreachable database: not proof that the run is gone
+                log.exception("could not check whether run %d still exists", self.run_id)
+        return self._gone
 
     def event(self, message: str, level: str = "info") -> None:
         self.store.add_event(self.run_id, message, level)
@@ -220,6 +233,14 @@ class RunLifecycle:
             self._thread.join()
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if (exc_type is not None and issubclass(exc_type, RunGone)) or self.gone():
+            log.warning(
+                "run %d was deleted while this process trained it: stopped, nothing more is "
+                "recorded",
+                self.run_id,
+            )
+            self.outcome = None
+            return exc_type is None or issubclass(exc_type, RunGone | RunCancelled)
         status, error, swallow = self._outcome(exc_type, exc, tb)
         self.outcome = status
         try:

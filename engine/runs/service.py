@@ -9,6 +9,7 @@ Rules, in one place:
 - a run's default name is `<algorithm>-<model folder or id>-seed<seed>` (eval jobs: "eval of
   <source run name>");
 - a queued or running run is never deleted: cancel it first (its process checkpoints and stops);
+  the state is re-checked in the transaction that deletes;
 - deleting removes the run's checkpoint folder unless it is kept;
 - an export goes to `<data root>/exports/run<ID>-<what>.<format>` unless a path is given;
 - every config that enters (submit, duplicate, submit_eval) and every name or note passes
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from engine.runs.admission import AccessPolicy, check_eval, check_submission, check_texts
 from engine.storage import RunInfo, RunKind, RunStatus
+from engine.storage.schema import FINISHED
 
 if TYPE_CHECKING:
     from engine.config import StudioConfig
@@ -151,11 +153,13 @@ def check_deletable(run: RunInfo) -> None:
 def delete(store: Store, root: DataRoot, run_id: int, *, keep_checkpoints: bool = False) -> None:
     """Delete a run and its records; its checkpoint folder too unless `keep_checkpoints`.
 
-    A queued or running run is refused (`check_deletable`): cancel it first.
+    A queued or running run is refused (`check_deletable`): cancel it first. The state is
+    re-checked in the transaction that deletes, so a run a worker claimed meanwhile stays.
     """
     run = get(store, run_id)
     check_deletable(run)
-    store.delete_run(run.id)
+    if not store.delete_run(run.id, only_if=FINISHED):
+        check_deletable(get(store, run.id))  # a worker claimed it since the check above
     folder = root.run_checkpoints(run.id)
     if not keep_checkpoints and folder.exists():
         shutil.rmtree(folder, ignore_errors=True)

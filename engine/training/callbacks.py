@@ -95,6 +95,7 @@ class RecordingCallback(TrainerCallback):
         health_cfg=None,
         heldout: HeldOut | None,
         should_stop: Callable[[], bool] = lambda: False,
+        run_gone: Callable[[], bool] = lambda: False,
         on_step: Callable[[dict], None] | None = None,
     ):
         self.trainer = trainer
@@ -103,6 +104,7 @@ class RecordingCallback(TrainerCallback):
         self.run_cfg = run_cfg
         self.heldout = heldout
         self.should_stop = should_stop
+        self.run_gone = run_gone
         self.on_step = on_step
         self.cancelled = False
         self.stop_reason: str | None = None  # why a health check stopped the run
@@ -118,12 +120,16 @@ class RecordingCallback(TrainerCallback):
     def is_main(self) -> bool:
         return self.trainer.accelerator.is_main_process
 
-    def stop_agreed(self) -> bool:
-        """The main process's cancel decision, on every process (they must stop together)."""
-        stop = [self.should_stop() if self.is_main else False]
+    def stop_agreed(self) -> tuple[bool, bool]:
+        """The main process's (stop, save a checkpoint first) decision, on every process (they
+        must stop together). A run deleted under the process stops without saving."""
+        decision = [(False, False)]
+        if self.is_main and self.should_stop():
+            decision = [(True, not self.run_gone())]
         if self.trainer.accelerator.num_processes > 1:
-            broadcast_object_list(stop, from_process=0)
-        return bool(stop[0])
+            broadcast_object_list(decision, from_process=0)
+        stop, save = decision[0]
+        return bool(stop), bool(save)
 
     def _evaluate(self, step: int) -> float | None:
         if self.heldout is None:
@@ -159,9 +165,10 @@ class RecordingCallback(TrainerCallback):
         self._heldout_now = self._evaluate(step) if every and step % every == 0 else None
         if step % self.run_cfg.checkpoint_every == 0 or step >= state.max_steps:
             control.should_save = True
-        if self.stop_agreed():
+        stop, save = self.stop_agreed()
+        if stop:
             self.cancelled = True
-            control.should_save = True
+            control.should_save = save
             control.should_training_stop = True
         return control
 

@@ -119,6 +119,7 @@ def build_trainer(cfg: StudioConfig, output_dir: Path):
     from engine.data.rewards import get_reward
     from engine.data.tasks import load_dataset_for
     from engine.models.loading import load_policy
+    from engine.training.reward_check import checked_reward
     from engine.training.trainer import VerlTrainer
 
     model, tokenizer = load_policy(
@@ -127,7 +128,8 @@ def build_trainer(cfg: StudioConfig, output_dir: Path):
         device=device_of(cfg),
         require_chat_template=cfg.data.chat_template,
     )
-    rewards = [get_reward(cfg.data.reward), *(get_reward(r) for r in cfg.data.extra_rewards)]
+    names = [cfg.data.reward, *cfg.data.extra_rewards]
+    rewards = [checked_reward(get_reward(name)) for name in names]
     with no_checkpointing_alias_warning():  # TRL reads and copies the args while it builds
         return VerlTrainer(
             model=model,
@@ -147,11 +149,12 @@ def build_heldout(cfg: StudioConfig):
     from engine.data.rewards import get_reward
     from engine.data.tasks import load_dataset_for
     from engine.training.heldout import HeldOut
+    from engine.training.reward_check import checked_reward
 
     rows = list(load_dataset_for(cfg.data, "eval", limit=cfg.run.eval_size))
     return HeldOut(
         rows=rows,
-        reward_fn=get_reward(cfg.data.reward),
+        reward_fn=checked_reward(get_reward(cfg.data.reward)),
         temperature=cfg.grpo.temperature,
         top_p=cfg.grpo.top_p,
         max_new_tokens=cfg.grpo.max_completion_length,
@@ -181,6 +184,25 @@ class Progress:
         self.bar.close()
 
 
+class CheckpointFolderTaken(RuntimeError):
+    """A new run's checkpoint folder already holds files it did not write."""
+
+
+def refuse_foreign_checkpoints(store, run_id: int, folder: Path, last: dict | None) -> None:
+    """A run's first attempt, with no checkpoint recorded, never writes into a folder that
+    already holds files (a database replaced under its data root, ids from another store):
+    they belong to some other run and would be overwritten or pruned. Raises
+    CheckpointFolderTaken naming the folder."""
+    run = store.get_run(run_id)
+    if last is not None or run is None or run.attempt > 1 or not folder.is_dir():
+        return
+    if any(folder.iterdir()):
+        raise CheckpointFolderTaken(
+            f"the checkpoint folder {folder} of new run {run_id} already holds files from "
+            "another run (was the database replaced?): move it away, then resume the run"
+        )
+
+
 def train(
     cfg: StudioConfig,
     *,
@@ -188,6 +210,7 @@ def train(
     root: DataRoot,
     run_id: int,
     should_stop=lambda: False,
+    run_gone=lambda: False,
     progress: bool = True,
 ) -> TrainResult:
     """Train run `run_id` to cfg.run.max_steps (or until should_stop), recording to `store`."""
@@ -197,9 +220,10 @@ def train(
 
     torch.set_num_threads(cfg.run.torch_threads)
     output_dir = root.run_checkpoints(run_id)
+    last = store.last_checkpoint(run_id)
+    refuse_foreign_checkpoints(store, run_id, output_dir, last)
     trainer = build_trainer(cfg, output_dir)
     trainer.remove_callback(PrinterCallback)
-    last = store.last_checkpoint(run_id)
     start = last["step"] if last else 0
     bar = Progress(cfg.run.max_steps, start, progress and trainer.accelerator.is_main_process)
     callback = RecordingCallback(
@@ -210,6 +234,7 @@ def train(
         health_cfg=cfg.health,
         heldout=build_heldout(cfg),
         should_stop=should_stop,
+        run_gone=run_gone,
         on_step=bar,
     )
     trainer.add_callback(callback)
@@ -264,7 +289,7 @@ def main(cfg: StudioConfig, *, root: DataRoot, run_id: int | None = None, progre
         with RunLifecycle(store, run_id) as life:
             result = train(
                 cfg, store=store, root=root, run_id=run_id, should_stop=life.should_stop,
-                progress=progress,
+                run_gone=life.gone, progress=progress,
             )  # fmt: skip
             if result.cancelled:
                 raise RunCancelled(result.stop_reason or "")
