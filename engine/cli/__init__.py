@@ -16,7 +16,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 from collections.abc import Callable
+from typing import NoReturn
+
+log = logging.getLogger("engine.cli")
+VERBOSE_HELP = "debug logging, and the trace of an error"
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -34,6 +39,32 @@ def _config_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config field, e.g. shaping.kappa=3 (repeatable)",
     )
+
+
+def count_at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 (0 or less would spin a core)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
 
 
 def _add(sub, name: str, handler: str, help: str) -> argparse.ArgumentParser:
@@ -109,8 +140,8 @@ def add_engine_commands(sub) -> None:
     _data_options(p)
 
     p = _add(sub, "worker", "engine.cli.runs:worker", "claim and run queued runs")
-    p.add_argument("--concurrency", type=int, default=1, help="runs at once")
-    p.add_argument("--poll-s", type=float, default=2.0, help="seconds between queue polls")
+    p.add_argument("--concurrency", type=count_at_least(1), default=1, help="runs at once")
+    p.add_argument("--poll-s", type=seconds, default=2.0, help="seconds between queue polls (> 0)")
     _data_options(p)
 
     p = _add(sub, "export", "engine.cli.runs:export", "export a run's steps, samples or evals")
@@ -157,26 +188,77 @@ def add_engine_commands(sub) -> None:
     )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (exit 2), like every other CLI error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(extra: Callable | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="verl-studio", description="VERL Studio: GRPO / VERL runs and rank dynamics"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     add_engine_commands(sub)
     if extra:
         extra(sub)
+    for command in sub.choices.values():  # `verl-studio submit ... -v` works too
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen handler. Any error ends as ONE line on stderr naming the command, with a
+    non-zero exit (2 for a refused config, 1 otherwise); `-v` adds the trace."""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     module, func = args.handler.split(":")
-    handler = getattr(importlib.import_module(module), func)
-    return int(handler(args) or 0)
+    try:
+        handler = getattr(importlib.import_module(module), func)
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print(f"verl-studio {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            log.exception("verl-studio %s failed", args.command)
+        hint = "" if args.verbose or _expected(exc) else " (run with -v for the trace)"
+        print(f"verl-studio {args.command}: error: {error_line(exc)}{hint}", file=sys.stderr)
+        return 2 if _is_config_error(exc) else 1
+
+
+def _is_config_error(exc: BaseException) -> bool:
+    from engine.config import ConfigError
+
+    return isinstance(exc, ConfigError)
+
+
+def _expected(exc: BaseException) -> bool:
+    """An error the engine raised on purpose, with a message for the user (no class name)."""
+    return type(exc).__module__.startswith("engine.") or isinstance(exc, OSError)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the user: the message (an OSError as "reason: file"), whitespace folded;
+    the class name in front of errors nobody raised on purpose.
+
+    >>> error_line(FileNotFoundError(2, "No such file or directory", "/x/y.csv"))
+    'No such file or directory: /x/y.csv'
+    >>> error_line(ZeroDivisionError("division by zero"))
+    'ZeroDivisionError: division by zero'
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if _expected(exc) else f"{type(exc).__name__}: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:

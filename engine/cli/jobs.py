@@ -14,19 +14,14 @@ log = logging.getLogger(__name__)
 
 def train(args: argparse.Namespace) -> int:
     """`verl-studio train --config C [--set K=V ...]` or `--run-id ID` (what the worker starts)."""
-    from engine.config import ConfigError
     from engine.paths import resolve
     from engine.storage import Store
     from engine.training.train import config_from_args, main, quiet_transformers
 
     quiet_transformers()
     root = resolve(args.data_dir, args.db)
-    try:
-        with Store(root.db_url) as store:
-            cfg = config_from_args(args, store)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+    with Store(root.db_url) as store:
+        cfg = config_from_args(args, store)  # ConfigError: one line, exit 2 (engine.cli.run)
     return main(cfg, root=root, run_id=args.run_id)
 
 
@@ -37,12 +32,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from engine.storage import Store
 
     root = resolve(args.data_dir, args.db)
-    store = Store(root.db_url)
-    try:
-        run_eval(store, args.run_id)
-    except Exception:  # the lifecycle has recorded it as the run's failure
-        log.exception("eval run %d failed", args.run_id)
-        return 1
+    with Store(root.db_url) as store:
+        run_eval(store, args.run_id)  # a failure inside is recorded as the run's, then raised
     return 0
 
 

@@ -28,15 +28,13 @@ def _open(args: argparse.Namespace) -> tuple[DataRoot, Store]:
 
 def submit(args: argparse.Namespace) -> int:
     """`verl-studio submit [--config C] [--set K=V ...] [--name N]`: prints the new run's id."""
-    from engine.config import StudioConfig
+    from engine.config import ConfigError, StudioConfig
     from engine.resources import recipe_path
     from engine.runs.admission import AccessPolicy
 
-    overrides = list(getattr(args, "overrides", None) or [])
-    if args.config:
-        cfg = StudioConfig.load(recipe_path(args.config), overrides)
-    else:
-        cfg = StudioConfig().with_overrides(overrides)
+    if not args.config:  # all defaults fit no shipped model: never what was meant
+        raise ConfigError([("config", "give --config (a recipe name or a YAML file)")])
+    cfg = StudioConfig.load(recipe_path(args.config), list(args.overrides or []))
     _, store = _open(args)
     with store:
         run_id = service.submit(
@@ -76,11 +74,7 @@ def cancel(args: argparse.Namespace) -> int:
     """`verl-studio cancel ID`."""
     _, store = _open(args)
     with store:
-        try:
-            status = service.cancel(store, args.run_id)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
+        status = service.cancel(store, args.run_id)
     if status is RunStatus.CANCELLED:
         print(f"run {args.run_id} cancelled")
     elif status is RunStatus.RUNNING:
@@ -94,11 +88,7 @@ def resume(args: argparse.Namespace) -> int:
     """`verl-studio resume ID`."""
     _, store = _open(args)
     with store:
-        try:
-            k = service.resume(store, args.run_id)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
+        k = service.resume(store, args.run_id)
     print(f"run {args.run_id} queued again, resuming from step {k}")
     return 0
 
@@ -107,11 +97,7 @@ def delete(args: argparse.Namespace) -> int:
     """`verl-studio delete ID [--keep-checkpoints]`."""
     root, store = _open(args)
     with store:
-        try:
-            service.delete(store, root, args.run_id, keep_checkpoints=args.keep_checkpoints)
-        except service.RunError as exc:
-            log.error("%s", exc)
-            return 1
+        service.delete(store, root, args.run_id, keep_checkpoints=args.keep_checkpoints)
     print(f"run {args.run_id} deleted" + (" (checkpoints kept)" if args.keep_checkpoints else ""))
     return 0
 
@@ -134,9 +120,6 @@ def export(args: argparse.Namespace) -> int:
     """`verl-studio export ID [--format F] [--what W] [--out FILE]`: prints the file written."""
     root = resolve(args.data_dir, args.db)
     with Store.open(root) as store:
-        if store.get_run(args.run_id) is None:
-            log.error("no run %d in %s", args.run_id, root.db_url)
-            return 1
         out, n = service.export(
             store,
             root,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import signal
 import socket
@@ -61,6 +62,15 @@ class WorkerSettings:
     stale_after_s: float = 30.0  # a running run with an older heartbeat is interrupted
     cancel_grace_s: float = 60.0  # SIGKILL this long after a SIGTERM (cancel or hung process)
     start_timeout_s: float = 300.0  # a child must start its lifecycle (past imports) within this
+
+    def __post_init__(self) -> None:
+        """ValueError naming the setting: a poll of 0 s or less would spin a core."""
+        if self.concurrency < 0:
+            raise ValueError(f"worker concurrency must be >= 0, got {self.concurrency}")
+        for name in ("poll_s", "stale_after_s", "cancel_grace_s", "start_timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise ValueError(f"worker {name} must be a number of seconds > 0, got {value}")
 
 
 @dataclass

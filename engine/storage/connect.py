@@ -124,7 +124,7 @@ def make_engine(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
     """An engine for `url`; StoreError (one line) for what cannot be a database."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StoreError(
             f"--db {url!r} is neither a file path nor a database URL "
             "(sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
