@@ -195,6 +195,16 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("reward-no-module", "source", S("data.reward=no_such_module_xyz:fn"), "data.reward"),
     ("reward-no-function", "source", S("data.reward=engine.data.rewards:nope"), "data.reward"),
     ("extra-reward-unknown", "source", S("data.extra_rewards=[nope]"), "data.extra_rewards"),
+    ("dataset-folder", "source", S("data.task={files}"), "data.task"),
+    ("dataset-broken-line", "source", S("data.task={files}/broken.jsonl"), "data.task"),
+    (
+        "dataset-no-such-field",
+        "source",
+        S("data.task={files}/good.jsonl", "data.question_field=prompt"),
+        "data.question_field",
+    ),
+    ("dataset-text-file", "source", S("data.task={files}/not-a-db.txt"), "data.task"),
+    ("dataset-empty-answers", "data", S("data.task={files}/empty-answers.jsonl"), "every answer"),
     # ---- the store: what is not a database, a read-only data root --------------------------------
     ("db-text-file", "store", DB("{files}/not-a-db.txt"), "not-a-db.txt"),
     ("db-zeros", "store", DB("{files}/zeros.db"), "zeros.db"),
@@ -318,6 +328,9 @@ FILES = {
     "typo.yaml": b"grpo2:\n  learning_rate: 1.0e-5\n",
     "not-a-db.txt": b"question,answer\n1+1,2\n",
     "zeros.db": b"\x00" * 4096,
+    "good.jsonl": b'{"question": "1+1", "answer": "2"}\n{"question": "2+3", "answer": "5"}\n',
+    "broken.jsonl": b'{"question": "1+1", "answer": "2"}\n{"question": "2+3", broken\n',
+    "empty-answers.jsonl": b'{"question": "1+1", "answer": ""}\n{"question": "2+3", "answer": ""}\n',
 }
 
 

@@ -21,7 +21,8 @@ def app(tmp_path):
 
 
 def _run(store, name="r"):
-    run_id = store.create_run({"run": {"seed": 1}}, name=name, algorithm="verl", total_steps=5)
+    config = {"run": {"seed": 1}, "grpo": {"max_completion_length": 48}, "shaping": {"stride": 4}}
+    run_id = store.create_run(config, name=name, algorithm="verl", total_steps=5)
     store.log_step(run_id, {"step": 1, "reward_mean": 0.5})
     return run_id, [queries.run_label(store.get_run(run_id))]
 

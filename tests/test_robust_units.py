@@ -173,7 +173,8 @@ def test_a_completion_longer_than_the_model_is_refused_at_submit(data_root, tmp_
     assert config_fits_model(StudioConfig())[0][0] == "grpo.max_completion_length"
     folder = tmp_path / "model"
     folder.mkdir()
-    (folder / "config.json").write_text('{"n_positions": 64}')
+    (folder / "config.json").write_text('{"model_type": "gpt2", "n_positions": 64}')
+    (folder / "tokenizer.json").write_text("{}")
     cfg = StudioConfig().with_overrides(
         [f"model.name_or_path={folder}", "grpo.max_completion_length=64", "shaping.stride=4"]
     )
