@@ -79,3 +79,16 @@ def test_run_demo_queues_the_recipe(app):
     store, _, fns = app
     run_id = fns["run_demo"]()[0]
     assert store.get_run(run_id).status == "queued"
+
+
+def test_the_inspector_lists_runs_created_after_the_server_started(app):
+    """The picker was filled once at build time: a run queued later never showed."""
+    store, _, fns = app
+    first, _ = _run(store, name="before")
+    later, _ = _run(store, name="after the server started")
+    picker = fns["refresh_runs"](f"#{first} before")
+    assert picker.constructor_args["choices"][0] == f"#{later} after the server started"
+    assert picker.constructor_args["value"] == f"#{first} before"
+    store.request_cancel(first)
+    store.delete_run(first)
+    assert fns["refresh_runs"](f"#{first} before").constructor_args["value"] is None

@@ -20,8 +20,9 @@ import gradio as gr
 
 from app import plots, queries
 from app.pages import answer_audit
-from app.pages.common import READ_ONLY, AppContext
+from app.pages.common import READ_ONLY, AppContext, on_show
 from engine.data.audit import answer_label
+from engine.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def build(ctx: AppContext) -> None:
     )
     with gr.Row():
         run = gr.Dropdown(
-            choices=queries.run_choices(ctx.store),
+            choices=queries.run_choices(ctx.store, kind="train"),
             value=None,
             label="Run",
             elem_id="insp-run",
@@ -193,3 +194,20 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
 
     for opener in ctx.inspector_openers:
         opener.success(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)
+
+    def refresh_runs(current):
+        """The picker's runs as the store has them now (runs created after the server
+        started too), the current pick kept while its run exists."""
+        return gr.Dropdown(**run_picker(store, current))
+
+    on_show(refresh_runs, [run], [run])  # page load and opening the tab
+    run.focus(refresh_runs, inputs=[run], outputs=[run], **READ_ONLY)  # opening the list
+
+
+def run_picker(store: Store, current: str | None) -> dict:
+    """{choices, value} of the run picker: every training run, newest first, with `current`
+    kept (by run id, so a renamed run stays picked) or None when it is gone."""
+    choices = queries.run_choices(store, kind="train")
+    wanted = queries.choice_id(current)
+    value = next((c for c in choices if queries.choice_id(c) == wanted), None)
+    return {"choices": choices, "value": value}
