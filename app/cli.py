@@ -127,7 +127,8 @@ def open_space(root, settings, stop: threading.Event):
 
 def serve(args: argparse.Namespace) -> int:
     """`verl-studio serve`: the app plus an embedded worker until SIGINT/SIGTERM; then the worker
-    stops (training processes keep running; a later worker adopts them).
+    stops its runs cleanly (each saves a checkpoint and is marked interrupted, resumable); a
+    server killed outright leaves them running, and a later worker adopts them.
 
     On a Hugging Face Space (SPACE_ID set; app.spaces): SYSTEM=spaces before any Blocks exist,
     then `open_space`; writes need the owner's login or the admin secret."""
@@ -170,7 +171,7 @@ def serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     app.close()
     if worker is not None:
-        worker.join(timeout=30)
+        worker.join(timeout=120)  # the runs' grace (cancel_grace_s) and a margin
     if keeper is not None:
         keeper.join(timeout=60)  # its last snapshot
     store.close()

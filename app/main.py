@@ -179,10 +179,11 @@ def free_port(host: str) -> int:
 
 
 def start_worker(root: DataRoot, stop: threading.Event) -> threading.Thread:
-    """An embedded `engine.runs.worker.Worker` on its own store, in a daemon thread, until `stop`."""
-    from engine.runs.worker import Worker
+    """An embedded `engine.runs.worker.Worker` on its own store, in a daemon thread, until `stop`;
+    then it stops its runs cleanly (each checkpoints and is marked interrupted, resumable)."""
+    from engine.runs.worker import Worker, WorkerSettings
 
-    worker = Worker(Store.open(root), root, stop=stop)
+    worker = Worker(Store.open(root), root, WorkerSettings(stop_runs_on_exit=True), stop=stop)
     thread = threading.Thread(target=worker.run, name="verl-studio-worker", daemon=True)
     thread.start()
     return thread

@@ -62,6 +62,7 @@ class WorkerSettings:
     stale_after_s: float = 30.0  # a running run with an older heartbeat is interrupted
     cancel_grace_s: float = 60.0  # SIGKILL this long after a SIGTERM (cancel or hung process)
     start_timeout_s: float = 300.0  # a child must start its lifecycle (past imports) within this
+    stop_runs_on_exit: bool = False  # on stop: SIGTERM its runs (checkpoint, interrupted), wait
 
     def __post_init__(self) -> None:
         """ValueError naming the setting: a poll of 0 s or less would spin a core."""
@@ -202,7 +203,8 @@ class Worker:
         self._last_tick: dt.datetime | None = None
 
     def run(self) -> None:
-        """Poll until `stop` is set. Children keep running; a later worker adopts them."""
+        """Poll until `stop` is set. Children keep running (a later worker adopts them), unless
+        `stop_runs_on_exit`: then they are stopped cleanly first (stop_runs)."""
         log.info(
             "worker on %s: concurrency %d, polling every %.1f s",
             self.host,
@@ -212,9 +214,27 @@ class Worker:
         while not self.stop.is_set():
             self.tick()
             self.stop.wait(self.settings.poll_s)
+        if self.settings.stop_runs_on_exit and self.jobs:
+            self.stop_runs()
         for job in self.jobs.values():
             job.close()
         log.info("worker stopped; %d run(s) keep running", len(self.jobs))
+
+    def stop_runs(self) -> None:
+        """A clean shutdown (serve got SIGTERM): SIGTERM every watched run, so each saves a
+        checkpoint at its next step and records itself interrupted (resumable); wait for them
+        up to cancel_grace_s, then record what the survivors could not."""
+        for job in self.jobs.values():
+            if job.term_sent_at is None:
+                self._terminate(job, "the server is shutting down")
+        deadline = time.monotonic() + self.settings.cancel_grace_s
+        while self.jobs and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.2)
+        if self.jobs:
+            log.warning(
+                "%d run(s) did not stop within %.0f s", len(self.jobs), self.settings.cancel_grace_s
+            )
 
     def tick(self) -> None:
         """One pass: reap, cancel, stop hung processes, mark lost runs, adopt, start queued."""
