@@ -19,6 +19,7 @@ import json
 import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -150,10 +151,30 @@ def token_server(tmp_path_factory):
     labels = _seed(data_dir)
     token_file = data_dir.parent / "token"
     token_file.write_text(TOKEN + "\n")
+    cwd = _hostile_files(data_dir)
     args = ("--require-token", "--token-file", str(token_file))
-    with run_server(data_dir, worker=False, extra_args=args) as server:
+    with run_server(data_dir, worker=False, extra_args=args, cwd=cwd) as server:
         config = httpx.get(f"{server.url}config", timeout=60).json()
         yield server, config, labels
+
+
+def _hostile_files(data_dir: Path) -> Path:
+    """Server files a config must not reach, and the server's working directory (returned),
+    which holds a model folder named like the hub id `org/name`."""
+    secret = data_dir.parent / "secret"
+    (secret / "model").mkdir(parents=True)
+    (secret / "creds.csv").write_text("question,answer\nroot,hunter2\n")
+    (secret / "model" / "config.json").write_text('{"model_type": "qwen2"}')
+    (secret / "model" / "tokenizer.json").write_text("{}")
+    uploads = data_dir / "uploads"
+    uploads.mkdir(exist_ok=True)
+    (uploads / "link.csv").symlink_to(secret / "creds.csv")
+    (uploads / "dangling.csv").symlink_to(secret / "gone.csv")
+    cwd = data_dir.parent / "cwd"
+    (cwd / "org" / "name").mkdir(parents=True)
+    (cwd / "org" / "name" / "config.json").write_text('{"model_type": "qwen2"}')
+    (cwd / "org" / "name" / "tokenizer.json").write_text("{}")
+    return cwd
 
 
 def _backend(config: dict) -> list[dict]:
@@ -187,14 +208,15 @@ def test_every_write_handler_refuses_a_raw_call_without_the_token(token_server):
 
     # 2. the attack: the same calls, no token, against two shared runs
     before = snapshot(data_dir)
+    attacks = [(d, t) for d in deps for t in (labels["queued"][0], labels["cancelled"][0])]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the server's default concurrency
+        answers = list(pool.map(lambda a: call(base, a[0], _inputs(config, *a)), attacks))
     refused = set()
-    for dep in deps:
-        for target in (labels["queued"][0], labels["cancelled"][0]):
-            msg = call(base, dep, _inputs(config, dep, target))
-            error = str((msg.get("output") or {}).get("error") or "")
-            if not msg.get("success") and REFUSED.split(":")[0] in error:
-                assert "\n" not in error
-                refused.add(dep["api_name"])
+    for (dep, _), msg in zip(attacks, answers, strict=True):
+        error = str((msg.get("output") or {}).get("error") or "")
+        if not msg.get("success") and REFUSED.split(":")[0] in error:
+            assert "\n" not in error
+            refused.add(dep["api_name"])
     assert snapshot(data_dir) == before, "a call without the token changed the store or files"
     assert writers <= refused, f"write handlers not refused: {writers - refused}"
     guarded = sorted(refused)
@@ -216,3 +238,47 @@ def test_the_api_refuses_without_a_token_and_accepts_the_header(token_server):
     run_id = operator.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
     assert anonymous.predict(run_id, api_name="/run_status")["status"] == "queued"
     assert operator.predict(run_id, api_name="/cancel_run") == "cancelled"
+
+
+def hostile_configs(secret: Path) -> list[tuple[str, str, str]]:
+    """(field, YAML that names something that exists, the same naming something that does not)."""
+    rewards = [
+        ("data.reward", f"data:\n  reward: '{r}'\n", "data:\n  reward: 'nosuchmod:f'\n")
+        for r in ("os:system", "subprocess:run", "shutil:rmtree", "builtins:exec", "pickle:loads")
+    ]
+    paths = [
+        ("data.task", "/etc/passwd", "/etc/no-such-passwd"),
+        ("data.task", str(secret / "creds.csv"), str(secret / "gone.csv")),
+        ("data.task", "../../secret/creds.csv", "../../secret/gone.csv"),
+        ("data.task", "link.csv", "dangling.csv"),
+        ("model.name_or_path", str(secret / "model"), str(secret / "no-model")),
+        ("model.name_or_path", "org/name", "org/nothing"),
+    ]
+    out = []
+    for field, present, absent in paths:
+        section, name = field.split(".")
+        out.append(
+            (field, f"{section}:\n  {name}: '{present}'\n", f"{section}:\n  {name}: '{absent}'\n")
+        )
+    return rewards + out
+
+
+def test_hostile_configs_through_submit_run_are_refused_in_one_line(token_server):
+    from gradio_client import Client
+
+    server, _, _ = token_server
+    operator = Client(server.url, verbose=False, headers={"X-Studio-Token": TOKEN})
+    secret = server.data_dir.parent / "secret"
+    before = snapshot(server.data_dir)
+    for field, present, absent in hostile_configs(secret):
+        messages = []
+        for text in (present, absent):
+            with pytest.raises(Exception) as info:
+                operator.predict(text, api_name="/submit_run")
+            messages.append(str(info.value))
+        assert field in messages[0] and "\n" not in messages[0].strip(), messages[0]
+        if field != "data.reward":  # a path's refusal never tells whether it exists
+            same = [m.replace("nothing", "name") for m in messages]
+            assert same[0] == same[1], messages
+        assert "hunter2" not in messages[0]
+    assert snapshot(server.data_dir) == before  # nothing queued

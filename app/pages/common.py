@@ -140,4 +140,4 @@ def as_text(value: Any) -> str:
     return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in text)
 
 
-MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|~>")
+MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|~>:")  # ":" and "." break autolinks
