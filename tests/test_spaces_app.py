@@ -229,6 +229,36 @@ def test_anonymous_writes_are_refused_everywhere(space):
     assert snapshot_of(space.db_url) == before
 
 
+@pytest.mark.browser
+def test_the_page_refuses_a_visitor_and_lets_the_owner_launch(space, page, artifacts_dir):
+    """In Chromium: the about header and login button, the seeded runs in the Runs table; a
+    visitor's Run the demo is refused with one line; the owner's (signed in) is queued."""
+    from playwright.sync_api import expect
+
+    before = snapshot_of(space.db_url)
+    page.goto(space.url)
+    expect(page.locator("#space-about")).to_contain_text("arXiv:2509.23808", timeout=WAIT_S * 1000)
+    expect(page.locator("#space-login")).to_be_visible()
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#runs-table")).to_contain_text("demo-verl", timeout=WAIT_S * 1000)
+    page.get_by_role("tab", name="Launch").click()
+    page.locator("#run-demo").click()
+    expect(page.get_by_text("Only the owner of this Space").first).to_be_visible(timeout=WAIT_S * 1000)  # fmt: skip
+    page.screenshot(path=artifacts_dir / "space-visitor-refused.png", full_page=True)
+    assert snapshot_of(space.db_url) == before
+
+    name, value = login_cookie(OWNER).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": space.url}])
+    page.reload()
+    expect(page.locator("#space-login")).to_contain_text(OWNER, timeout=WAIT_S * 1000)
+    page.locator("#run-demo").click()
+    expect(page.locator("#run-status")).to_contain_text("queued", timeout=WAIT_S * 1000)
+    with Store(space.db_url) as store:
+        (run,) = store.list_runs(status="queued")
+    owner = Client(space.url, verbose=False, headers={"Cookie": login_cookie(OWNER)})
+    assert owner.predict(run.id, api_name="/cancel_run") == "cancelled"
+
+
 def test_owner_launches_cancels_and_deletes(space):
     owner = login_cookie(OWNER)
     client = Client(space.url, verbose=False, headers={"Cookie": owner})

@@ -70,3 +70,5 @@ then
 fi
 t2=$(date +%s)
 echo "check_image: clean-venv install $((t1 - t0)) s, start and answer $((t2 - t1)) s, total $((t2 - t0)) s"
+echo "check_image: CPU time (user, system) of this shell and of its children:"
+times
