@@ -8,6 +8,7 @@ only when a picked eval run's status or number of results changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -152,6 +153,17 @@ def build(ctx: AppContext) -> None:
     runs = gr.Dropdown(label="eval runs on the chart", multiselect=True, choices=[], elem_id="eval-runs")  # fmt: skip
     status = gr.Dataframe(elem_id="eval-status", interactive=False)
     plot = gr.Plot(elem_id="eval-plot")
+    view = dict(
+        source=source, steps=steps, include_base=include_base, dataset=dataset,
+        num_problems=num_problems, n=n, k_max=k_max, temperature=temperature, max_new=max_new,
+        go_btn=go_btn, message=message, runs=runs, status=status, plot=plot,
+    )  # fmt: skip
+    _wire(ctx, view)
+
+
+def _wire(ctx: AppContext, v: dict[str, Any]) -> None:
+    """Queue an eval job; redraw its status and pass@k chart when the picked runs change."""
+    store, source, runs = ctx.store, v["source"], v["runs"]
     seen = gr.State(())
     timer = gr.Timer(TICK_S)
 
@@ -170,9 +182,9 @@ def build(ctx: AppContext) -> None:
 
     on_show(choices, None, [source, runs])
     source.change(
-        lambda v: gr.update(choices=checkpoint_steps(store, v), value=[]),
+        lambda value: gr.update(choices=checkpoint_steps(store, value), value=[]),
         source,
-        steps,
+        v["steps"],
         **READ_ONLY,
     )
 
@@ -180,17 +192,18 @@ def build(ctx: AppContext) -> None:
         ctx.guard.require(request)
         return launch(store, ctx.policy, *values)
 
-    go_btn.click(
+    form = ["source", "steps", "include_base", "dataset", "num_problems", "n", "k_max"]
+    v["go_btn"].click(
         evaluate,
-        [source, steps, include_base, dataset, num_problems, n, k_max, temperature, max_new],
-        [message, runs],
+        [v[k] for k in [*form, "temperature", "max_new"]],
+        [v["message"], runs],
         **PRIVATE,
     )
     gr.on(
         [runs.change, timer.tick],
         redraw,
         [runs, seen],
-        [status, plot, seen],
+        [v["status"], v["plot"], seen],
         trigger_mode="always_last",
         **READ_ONLY,
     )
