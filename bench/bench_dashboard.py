@@ -70,12 +70,10 @@ def sample(rng: np.random.Generator, group: int, idx: int) -> dict:
 
 
 def step_row(rng: np.random.Generator, k: int) -> dict:
-    """Every typed column a panel draws, the mean of each of two reward functions and a payload
-    of ~30 other keys TRL logs (a real step's)."""
+    """Every typed column a panel draws and the mean of each of two reward functions."""
     row = {c: float(rng.random()) for c in plots.panel_columns() if c in STEP_METRICS}
     row.update(step=k, wall_time=1.7e9 + k, tokens=k * 2560)
     row["reward_means"] = {f: float(rng.random()) for f in ("accuracy", "format")}
-    row["payload"] = {f"trl/other_{i}": float(rng.random()) for i in range(30)}
     return row
 
 

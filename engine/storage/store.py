@@ -26,7 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.storage.codec import (
@@ -58,6 +70,11 @@ from engine.storage.schema import (
     Step,
     utcnow,
 )
+
+try:  # 3-5x faster JSON parsing where installed (a dependency of gradio)
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover
+    from json import loads as _json_loads
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +144,13 @@ def _step_select(run_id: int, names: Sequence[str]):
     return (
         select(*[table.c[n] for n in names]).where(table.c.run_id == run_id).order_by(table.c.step)
     )
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON column read as text (SQLite) or already decoded (PostgreSQL's driver)."""
+    if isinstance(value, str | bytes):
+        return _json_loads(value)
+    return value
 
 
 def _dicts(result: Any) -> list[dict]:
@@ -591,13 +615,10 @@ class Store:
         """Each reward function's per-step mean as a float64 array (S,) (NaN where a step lacks
         it), ordered by step ('step' included): one SELECT of the small reward_means column."""
         table = Step.__table__
-        query = (
-            select(table.c.step, table.c.reward_means)
-            .where(table.c.run_id == run_id)
-            .order_by(table.c.step)
-        )
+        raw = type_coerce(table.c.reward_means, Text)  # JSON text on SQLite: parsed below, fast
+        query = select(table.c.step, raw).where(table.c.run_id == run_id).order_by(table.c.step)
         with self._read() as conn:
-            rows = conn.execute(query).all()
+            rows = [(step, _json_value(v)) for step, v in conn.execute(query).all()]
         names = list(dict.fromkeys(k for _, means in rows for k in means or {}))
         out = {"step": np.array([r[0] for r in rows], dtype=np.float64)}
         for name in names:
