@@ -31,6 +31,7 @@ from tests.fixtures.server import run_server
 OWNER = "alice"
 CLIENT_SECRET = "test-oauth-client-secret"
 WAIT_S = 120
+SMALL = "grpo:\n  max_completion_length: 48\nrun:\n"  # + run fields; fits the embedded model
 WRITE_HANDLERS = ("launch", "run_demo", "cancel", "resume", "duplicate", "save", "ask", "really", "evaluate", "set_try_it")  # fmt: skip
 
 
@@ -195,7 +196,7 @@ def test_anonymous_writes_are_refused_everywhere(space):
     before = snapshot_of(space.db_url)
     client = Client(space.url, verbose=False)
     for api, args in (
-        ("/submit_run", ("run:\n  max_steps: 3\n",)),
+        ("/submit_run", (SMALL + "  max_steps: 3\n",)),
         ("/cancel_run", (seeded[0][0],)),
     ):
         with pytest.raises(Exception, match="owner"):
@@ -262,9 +263,9 @@ def test_the_page_refuses_a_visitor_and_lets_the_owner_launch(space, page, artif
 def test_owner_launches_cancels_and_deletes(space):
     owner = login_cookie(OWNER)
     client = Client(space.url, verbose=False, headers={"Cookie": owner})
-    run_id = client.predict("run:\n  name: owners-run\n  max_steps: 3\n", api_name="/submit_run")
+    run_id = client.predict(SMALL + "  name: owners-run\n  max_steps: 3\n", api_name="/submit_run")
     with pytest.raises(Exception, match="one run at a time"):  # still queued: one at a time
-        client.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
+        client.predict(SMALL + "  max_steps: 3\n", api_name="/submit_run")
     assert client.predict(run_id, api_name="/cancel_run") == "cancelled"
     # the page's handlers, as the owner: launch with the form's own values, cancel, delete
     msg = queue_call(space.url, space.fns["launch"], space.defaults["launch"], owner)

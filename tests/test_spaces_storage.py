@@ -24,10 +24,17 @@ SEED_LIMIT_BYTES = 5 * 1024 * 1024
 CLI = AccessPolicy.command_line()
 
 
+def demo() -> StudioConfig:
+    """The demo recipe: a config the embedded model fits (the defaults are for real models)."""
+    from engine.resources import recipe_path
+
+    return StudioConfig.load(recipe_path("demo-cpu"))
+
+
 def finished_run(store: Store, name: str, steps: int = 6, algorithm: str = "verl", **kw) -> int:
     """A completed run with steps, responses at every step, an eval and events."""
     rng = np.random.default_rng(len(name))
-    cfg = StudioConfig().with_overrides([f"run.algorithm={algorithm}", f"run.max_steps={steps}"])
+    cfg = demo().with_overrides([f"run.algorithm={algorithm}", f"run.max_steps={steps}"])
     run_id = service.submit(store, cfg, name=name, policy=CLI, **kw)
     store.mark_running(run_id, host="h", pid=1, environment={"torch": "x"})
     for step in range(1, steps + 1):
@@ -75,9 +82,7 @@ def test_bundle_round_trip_keeps_runs_and_thins_responses(store, tmp_path):
     b = finished_run(store, "b (copy)", steps=6, algorithm="grpo", parent_id=a)
     path = service.export_runs(store, [a, b], tmp_path / "runs.jsonl.gz", sample_steps=3)
     with Store(f"sqlite:///{tmp_path / 'b.db'}") as other:
-        service.submit(
-            other, StudioConfig(), name="already here", policy=CLI
-        )  # ids must not collide
+        service.submit(other, demo(), name="already here", policy=CLI)  # ids must not collide
         new = service.import_runs(other, path)
         assert len(new) == 2 and 1 not in new
         na, nb = (other.get_run(i) for i in new)
@@ -111,7 +116,7 @@ def test_bundle_from_another_schema_drops_unknown_columns(store, tmp_path):
 
 
 def test_bundle_refuses_active_runs_and_non_bundles(store, tmp_path):
-    queued = service.submit(store, StudioConfig(), name="q", policy=CLI)
+    queued = service.submit(store, demo(), name="q", policy=CLI)
     with pytest.raises(service.RunError, match=f"run {queued} is queued"):
         service.export_runs(store, [queued], tmp_path / "x.jsonl.gz")
     for content in (b"not gzip", gzip.compress(b'{"format": "other"}\n')):
@@ -180,9 +185,7 @@ def test_keeper_snapshots_only_when_finished_runs_change(store, tmp_path):
     finished_run(store, "a", steps=2)
     assert keeper.check() is not None
     assert keeper.check() is None
-    service.submit(
-        store, StudioConfig(), name="queued", policy=CLI
-    )  # not finished: nothing to save yet
+    service.submit(store, demo(), name="queued", policy=CLI)  # not finished: nothing to save yet
     assert keeper.check() is None
 
 
@@ -204,7 +207,7 @@ def test_space_rules_one_run_at_a_time_and_capped_try_it(store, tmp_path):
     network = AccessPolicy.network(resolve(tmp_path / "root"))
 
     rules = SpaceRules.from_settings(SpacesSettings(space_id="u/s", try_it_max_steps=7))
-    big = StudioConfig().with_overrides(["run.max_steps=100000", "data.task=/etc/passwd"])
+    big = demo().with_overrides(["run.max_steps=100000", "data.task=/etc/passwd"])
     with pytest.raises(service.RunError, match="needs the owner's Hugging Face login"):
         rules.submit(store, big, owner=False, policy=network)
     rules.try_it = True
@@ -213,7 +216,7 @@ def test_space_rules_one_run_at_a_time_and_capped_try_it(store, tmp_path):
     assert (run.name, run.total_steps) == (TRY_IT_NAME, 7)
     assert run.config["data"]["task"] == "arithmetic"
     with pytest.raises(service.RunError, match="one run at a time"):
-        rules.submit(store, StudioConfig(), owner=True, policy=network)
+        rules.submit(store, demo(), owner=True, policy=network)
     assert len(store.list_runs()) == 1
 
 
