@@ -87,3 +87,27 @@ def test_user_error_is_one_escaped_line():
 
 def test_as_text_keeps_the_words():
     assert rendered(as_text("a_b*c (d) 1.5 - x")).strip() == "<p>a_b*c (d) 1.5 - x</p>"
+
+
+def test_the_log_tail_is_for_the_operator_only(store, data_root):
+    """Run logs name server paths and hold traces: with a token required, a session without
+    it gets the notice in the log box and every other output unchanged."""
+    from app.auth import WriteGuard
+    from app.main import build_app
+    from app.pages.monitor import LOG_LOCKED
+
+    run_id = store.create_run({}, name="r", algorithm="verl", total_steps=3)
+    label = queries.run_label(store.get_run(run_id))
+    fns = {}
+    for guard in (WriteGuard(), WriteGuard("t0ken")):
+        blocks = build_app(store, data_root, guard=guard)
+        fns[guard.required] = next(f.fn for f in blocks.fns.values() if f.name == "draw")
+    open_out = fns[False]([label], "step", 0.0)
+    locked_out = fns[True]([label], "step", 0.0)
+    changed = [
+        i
+        for i, (a, b) in enumerate(zip(open_out, locked_out, strict=True))
+        if a is not b and a != b
+    ]
+    assert LOG_LOCKED in locked_out and LOG_LOCKED not in open_out
+    assert [locked_out[i] for i in changed if isinstance(locked_out[i], str)] == [LOG_LOCKED]

@@ -241,7 +241,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     def draw(values, x_axis, smoothing, request: gr.Request = None):
         out = redraw(store, values, x_axis, smoothing)
         if not ctx.guard.allows(request):  # events and errors name server paths: operator only
-            out[-1] = LOG_LOCKED
+            out[drawn.index(v["log_tail"])] = LOG_LOCKED
         return out
 
     v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
