@@ -28,6 +28,7 @@ from app.pages import inspector, monitor
 from app.pages.common import AppContext, TokenizerCache
 from engine.config import StudioConfig
 from engine.paths import resolve
+from engine.resources import recipe_path
 from engine.runs import service
 from engine.runs.admission import AccessPolicy
 from engine.storage import Store
@@ -78,7 +79,8 @@ def step_row(rng: np.random.Generator, k: int) -> dict:
 
 
 def seed_run(store: Store, n_steps: int, responses: int, rng: np.random.Generator) -> int:
-    cfg = StudioConfig().with_overrides([f"run.max_steps={n_steps}"])
+    # the demo recipe (the defaults' 1536-token completions do not fit the demo model)
+    cfg = StudioConfig.load(recipe_path("demo-cpu"), [f"run.max_steps={n_steps}"])
     run_id = service.submit(store, cfg, policy=AccessPolicy.command_line(), name=f"{n_steps} steps")
     for k in tqdm(range(1, n_steps + 1), desc=f"seeding {n_steps} steps", leave=False):
         rows = [sample(rng, i // GROUP, i % GROUP) for i in range(responses)]

@@ -43,6 +43,7 @@ def health_runs(studio_server):
         *quick,
         "run.max_steps=6",
         "grpo.max_completion_length=4",
+        "shaping.stride=1",  # a rank curve needs 3 points inside the 4 tokens
         "health.stop_on=[truncation]",
         "health.stop_after=2",
     )
