@@ -7,6 +7,7 @@ Data in, plotly `Figure` or pandas `DataFrame` out; no Gradio, no store. Every f
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,38 +34,58 @@ def label(metric: str) -> str:
 # ---------------------------------------------------------------- compare
 
 
-def compare_figure(series: dict[str, tuple[Sequence, Sequence]], metric: str) -> go.Figure:
-    """One line per run: `series[run label] = (steps, values)`."""
-    if not series:
-        return empty_figure("pick runs to compare")
+def compare_figure(
+    series: dict[str, tuple[Sequence, Sequence]],
+    metric: str,
+    missing: dict[str, str] | None = None,
+) -> go.Figure:
+    """One labelled line per run: `series[run label] = (steps, values)`. Runs without a single
+    value draw no line; `missing[run label]` (why it has none) is said under the title."""
+    missing = missing or {}
+    drawn = {name: xy for name, xy in series.items() if len(xy[0])}
+    notes = [f"{name}: {missing.get(name) or f'no {label(metric)} recorded'}"
+             for name in series if name not in drawn]  # fmt: skip
+    if not drawn:
+        return empty_figure("<br>".join(map(html.escape, notes)) or "pick runs to compare")
     fig = go.Figure()
-    for name, (x, y) in series.items():
+    for name, (x, y) in drawn.items():
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
-    fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in series.values()]))
-    return fig.update_layout(
-        **axes_layout(label(metric), "step", label(metric), f"compare-{metric}", height=None)
-    )
+    fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in drawn.values()]))
+    title = label(metric)
+    if notes:
+        title += "<br><sub>" + html.escape("; ".join(notes)) + "</sub>"
+    layout = axes_layout(title, "step", label(metric), f"compare-{metric}", height=None)
+    return fig.update_layout(**layout, showlegend=True)  # a single line is labelled too
 
 
-def compare_table(series: dict[str, tuple[Sequence, Sequence]], metric: str) -> pd.DataFrame:
-    """Final and best value of each run, and each one's difference from the first run."""
+def compare_table(
+    series: dict[str, tuple[Sequence, Sequence]],
+    metric: str,
+    missing: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Final and best value of each run, and each one's difference from the first run's (the
+    header names that run); a run without values says why in its `note`."""
     lower = metric in LOWER_IS_BETTER
     rows = []
     for name, (x, y) in series.items():
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         ok = np.isfinite(y)
         if not ok.any():
-            rows.append({"run": name, "final": None, "best": None, "best step": None})
+            why = (missing or {}).get(name) or f"no {label(metric)} recorded yet"
+            rows.append({"run": name, "final": None, "best": None, "best step": None, "note": why})
             continue
         x, y = x[ok], y[ok]
         i = int(np.argmin(y) if lower else np.argmax(y))
-        rows.append({"run": name, "final": y[-1], "best": y[i], "best step": int(x[i])})
-    df = pd.DataFrame(rows, columns=["run", "final", "best", "best step"])
+        rows.append({"run": name, "final": y[-1], "best": y[i], "best step": int(x[i]), "note": ""})
+    df = pd.DataFrame(rows, columns=["run", "final", "best", "best step", "note"])
     if len(df):
+        first = df["run"].iloc[0]
         for col in ("final", "best"):
             base = df[col].iloc[0]
-            df[f"{col} − first"] = df[col].astype(float) - (np.nan if base is None else base)
-    return df
+            df[f"{col} − {col} of {first}"] = df[col].astype(float) - (
+                np.nan if base is None else base
+            )
+    return df[[c for c in df.columns if c != "note"] + ["note"]]
 
 
 # ---------------------------------------------------------------- analysis

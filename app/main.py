@@ -24,6 +24,7 @@ from app import queries, spaces
 from app.auth import WriteGuard
 from app.pages.common import AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
+from app.pages.monitor import CSS as MONITOR_CSS
 from app.spaces import SpaceAccess, owner_bar
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
 from engine.paths import DataRoot
@@ -44,7 +45,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "Evaluate", "app.pages.evaluate"),
     ("playground", "Playground", "app.pages.playground"),
 )
-CSS = INSPECTOR_CSS + " #data-footer{font-size:0.85em;color:#666}"
+CSS = INSPECTOR_CSS + MONITOR_CSS + " #data-footer{font-size:0.85em;color:#666}"
 
 
 def data_location(root: DataRoot) -> str:

@@ -302,7 +302,10 @@ def axes_layout(
     (`automargin`), so a minus sign or a long label is never clipped; the legend sits below the
     x-axis title. `height` in px (None: the page's default)."""
     layout = dict(
-        title=dict(text=title, font=dict(size=14), automargin=True),
+        # above the plot area, pushing the top margin: a two-line title is never cut
+        title=dict(
+            text=title, font=dict(size=14), automargin=True, yref="paper", y=1, yanchor="bottom"
+        ),
         xaxis=dict(title=dict(text=x_label), gridcolor="#eee", automargin=True),
         yaxis=dict(title=dict(text=y_label), gridcolor="#eee", automargin=True),
         uirevision=uirevision,
@@ -363,6 +366,18 @@ def empty_figure(message: str, uirevision: str = "empty") -> go.Figure:
     return _figure([], layout)
 
 
+def panel_notes(panel: Panel, reasons: dict[str, dict[str, str]]) -> list[str]:
+    """Why lines of this panel will never be drawn, one note per (run, reason).
+
+    reasons: run label -> {step column or "*": why} (`app.queries.missing_reasons`)."""
+    notes = []
+    for label, why in reasons.items():
+        found = [why.get("*")] if "*" in why else [why.get(line.column) for line in panel.lines]
+        for text in dict.fromkeys(t for t in found if t):
+            notes.append(f"{label}: {text}" if len(reasons) > 1 else text)
+    return notes
+
+
 def panel_figure(
     frames: dict[str, pd.DataFrame],
     panel: Panel,
@@ -370,16 +385,21 @@ def panel_figure(
     x_axis: str = "step",
     smoothing: float = 0.0,
     uirevision: str = "monitor",
+    reasons: dict[str, dict[str, str]] | None = None,
 ) -> go.Figure:
-    """One monitor chart for one or more runs. frames: run label -> steps frame (one row/step)."""
+    """One monitor chart for one or more runs. frames: run label -> steps frame (one row/step);
+    reasons: run label -> {column: why it never comes}, said on the chart instead of "no data
+    yet" (an empty chart) or under its title (a line that never comes)."""
     traces: list[dict] = []
     for i, (label, frame) in enumerate(frames.items()):
         if frame.empty:
             continue
         colour = PALETTE[i % len(PALETTE)]
         traces += _traces_for_run(frame, panel, label, colour, x_axis, smoothing)
+    notes = panel_notes(panel, reasons or {})
     if not traces:
-        return empty_figure(f"{panel.title}: no data yet", uirevision=f"{uirevision}:{panel.key}")
+        message = "<br>".join(map(html.escape, notes)) or f"{panel.title}: no data yet"
+        return empty_figure(message, uirevision=f"{uirevision}:{panel.key}")
     entries = sum(1 for t in traces if t.get("showlegend", True))
     height = 300 + LEGEND_ROW_PX * max(0, -(-entries // 2) - 2)  # rows of two beyond the second
     layout = axes_layout(
@@ -387,6 +407,9 @@ def panel_figure(
     )
     if x_axis == "step":
         layout["xaxis"].update(integer_axis([t["x"] for t in traces]))
+    if notes:
+        layout["title"]["text"] += "<br><sub>" + html.escape("; ".join(notes)) + "</sub>"
+        layout["margin"] = dict(layout["margin"], t=60)
     return _figure(traces, layout)
 
 
@@ -396,10 +419,13 @@ def monitor_figures(
     x_axis: str = "step",
     smoothing: float = 0.0,
     uirevision: str = "monitor",
+    reasons: dict[str, dict[str, str]] | None = None,
 ) -> list[go.Figure]:
-    """Every panel of the live monitor, in `PANELS` order."""
+    """Every panel of the live monitor, in `PANELS` order (reasons: see `panel_figure`)."""
     return [
-        panel_figure(frames, p, x_axis=x_axis, smoothing=smoothing, uirevision=uirevision)
+        panel_figure(
+            frames, p, x_axis=x_axis, smoothing=smoothing, uirevision=uirevision, reasons=reasons
+        )
         for p in PANELS
     ]
 

@@ -216,9 +216,57 @@ def flag_responses(store: Store, run_id: int, kind: str) -> pd.DataFrame:
     return pd.DataFrame(table, columns=list(FLAG_RESPONSE_COLUMNS))
 
 
+def other_jobs_note(store: Store) -> str:
+    """Where the runs missing from the runs table are: eval jobs share the run ids ('' if none)."""
+    evals = sorted(store.list_runs(kind="eval"), key=lambda r: r.id)
+    if not evals:
+        return ""
+    listed = ", ".join(f"#{r.id} ({_status(r)})" for r in evals)
+    return (
+        f"Run ids are shared with eval jobs, which are listed on the **Evaluate** page: {listed}."
+    )
+
+
 def run_choices(store: Store, kind: str | None = "train") -> list[str]:
     """Picker labels of every run, newest first."""
     return [run_label(r) for r in sorted(store.list_runs(kind=kind), key=lambda r: -r.id)]
+
+
+SHAPING_COLUMNS = ("explore_weight_mean", "bonus_mean", "bonus_share", "frac_shaped")
+
+
+def missing_reasons(run: Any) -> dict[str, str]:
+    """Step columns this run will never record, each with why ("KL is not computed: beta = 0").
+
+    Read from the run's config and outcome alone; "*" stands for every column (a run that
+    failed before its first step). An empty dict when everything may still come.
+    """
+    if run is None:
+        return {}
+    if _status(run) == "failed" and not run.step:
+        why = error_summary(run.error) or "no error recorded"
+        return {"*": f"run #{run.id} failed before its first step ({why})"}
+    cfg = run.config or {}
+    grpo, run_cfg = cfg.get("grpo") or {}, cfg.get("run") or {}
+    reasons = {}
+    if float(grpo.get("beta", 0.0) or 0.0) == 0.0:
+        reasons["kl"] = "KL is not computed: beta = 0"
+    every, steps = int(run_cfg.get("eval_every", 0) or 0), int(run_cfg.get("max_steps", 0) or 0)
+    if every <= 0:
+        reasons["heldout_accuracy"] = "held-out accuracy is not evaluated: eval_every = 0"
+    elif steps and every > steps:
+        reasons["heldout_accuracy"] = (
+            f"held-out accuracy is never evaluated: eval_every = {every} > max_steps = {steps}"
+        )
+    if str(getattr(run, "algorithm", "")) == "grpo":
+        reasons.update(dict.fromkeys(SHAPING_COLUMNS, "no VERL shaping: algorithm = grpo"))
+    return reasons
+
+
+def monitor_reasons(store: Store, run_ids: Sequence[int]) -> dict[str, dict[str, str]]:
+    """Run label -> `missing_reasons` of that run, for every existing run among `run_ids`."""
+    runs = [store.get_run(i) for i in run_ids]
+    return {run_label(r): missing_reasons(r) for r in runs if r is not None}
 
 
 def monitor_signature(store: Store, run_ids: Sequence[int]) -> tuple:

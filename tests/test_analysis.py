@@ -105,7 +105,10 @@ def test_compare_table_final_best_and_difference():
     t = compare_table(series, "heldout_accuracy").set_index("run")
     assert t.loc["#2 verl", "final"] == 0.7 and t.loc["#1 grpo", "best"] == 0.5
     assert t.loc["#1 grpo", "best step"] == 2
-    assert t.loc["#2 verl", "final − first"] == pytest.approx(0.3)
+    assert t.loc["#2 verl", "final − final of #1 grpo"] == pytest.approx(0.3)
+    missing = {"#3 short": "held-out accuracy is not evaluated: eval_every = 0"}
+    t = compare_table({**series, "#3 short": ([], [])}, "heldout_accuracy", missing)
+    assert t.set_index("run").loc["#3 short", "note"] == missing["#3 short"]
     loss = compare_table({"a": ([1, 2], [3.0, 1.0])}, "loss")
     assert loss["best"].iloc[0] == 1.0  # lower is better for the loss
 

@@ -217,3 +217,143 @@ def test_charts_are_readable(page, ux_server, artifacts_dir):
     )
     assert cut == 0, "the pairs table scrolls sideways (columns cut off)"
     shot(page, artifacts_dir, "analysis-readable")
+
+
+def show_run(page, name: str, tries: int = 3) -> None:
+    """Monitor one run by clicking its row in the runs table (again, a bounded number of times,
+    when the page's own load events were still settling and reset the selection)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    open_tab(page, "Runs")
+    for attempt in range(tries):
+        page.locator("#runs-table").get_by_role("gridcell", name=name, exact=True).first.click()
+        try:
+            expect(page.locator("#run-status")).to_contain_text(name, timeout=WAIT_MS // tries)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if attempt == tries - 1:
+                raise
+
+
+# ----------------------------------------------------------------------------- items 5, 12
+
+
+def test_empty_charts_say_why(page, ux_server, artifacts_dir):
+    """Item 5: a chart that will never fill says why; item 12: eval jobs' ids are accounted for."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    open_tab(page, "Runs")
+    note = page.locator("#runs-note")
+    expect(note).to_contain_text(f"#{ux_server.eval_id} (queued)", timeout=WAIT_MS)
+    expect(note).to_contain_text("Evaluate")
+
+    show_run(page, "verl-embedded-seed0")
+    expect(page.locator("#plot-kl")).to_contain_text(
+        "KL is not computed: beta = 0", timeout=WAIT_MS
+    )
+    show_run(page, "short")
+    expect(page.locator("#plot-accuracy")).to_contain_text(
+        "held-out accuracy is not evaluated: eval_every = 0", timeout=WAIT_MS
+    )
+    show_run(page, "bad-model")
+    for key in ("reward", "er", "loss"):
+        expect(page.locator(f"#plot-{key}")).to_contain_text(
+            f"run #{ux_server.failed_id} failed before its first step", timeout=WAIT_MS
+        )
+    expect(page.locator("#plot-reward")).not_to_contain_text("no data yet")
+    shot(page, artifacts_dir, "monitor-failed-at-start")
+
+
+# ----------------------------------------------------------------------------- item 9
+
+
+def test_compare_with_a_short_run(page, ux_server, artifacts_dir):
+    """Item 9: the run without held-out accuracy says why, every line is labelled, and the
+    difference column names the run it is taken from."""
+    from playwright.sync_api import expect
+
+    trained = label_of(ux_server.db_url, ux_server.trained_id)
+    short = label_of(ux_server.db_url, ux_server.short_id)
+    page.goto(ux_server.url)
+    open_tab(page, "Compare")
+    pick(page, "compare-runs", trained)
+    pick(page, "compare-runs", short)
+    page.locator("#compare-go").click()
+    table = page.locator("#compare-table")
+    expect(table).to_contain_text(
+        "held-out accuracy is not evaluated: eval_every = 0", timeout=WAIT_MS
+    )
+    expect(table).to_contain_text(f"final − final of {trained}")
+    expect(table).not_to_contain_text("final − first")
+    wait_plot(page, "compare-plot")
+    expect(page.locator("#compare-plot .legend")).to_contain_text(trained, timeout=WAIT_MS)
+    expect(page.locator("#compare-plot")).to_contain_text(f"{short}: held-out accuracy")
+    shot(page, artifacts_dir, "compare-short-run")
+
+
+# ----------------------------------------------------------------------------- item 10
+
+
+def test_pages_explain_themselves(page, ux_server, artifacts_dir):
+    """Item 10: intro text, real table headers, a reversed range named, only evaluable runs
+    offered, booleans written alike, an export's whole file name."""
+    from playwright.sync_api import expect
+
+    trained = label_of(ux_server.db_url, ux_server.trained_id)
+    page.goto(ux_server.url)
+    open_tab(page, "Analysis")
+    expect(page.locator("#analysis-intro")).to_contain_text(
+        "each recorded response", timeout=WAIT_MS
+    )
+    expect(page.locator("#analysis-table")).to_contain_text("partial r given length")
+    pick(page, "analysis-run", trained)
+    expect(page.locator("#analysis-summary")).to_contain_text("r(ER, ERV)", timeout=WAIT_MS)
+    page.locator("#analysis-from textarea, #analysis-from input").first.fill("3")
+    page.locator("#analysis-to textarea, #analysis-to input").first.fill("1")
+    page.locator("#analysis-go").click()
+    expect(page.locator("#analysis-summary")).to_contain_text("reversed", timeout=WAIT_MS)
+
+    open_tab(page, "Evaluate")
+    expect(page.locator("#eval-intro")).to_contain_text("pass@k", timeout=WAIT_MS)
+    expect(page.locator("#eval-status")).to_contain_text("models done")
+    page.locator("#eval-source input").click()
+    expect(page.get_by_role("option", name=trained, exact=True)).to_be_visible(timeout=WAIT_MS)
+    offered = page.get_by_role("option").all_inner_texts()
+    assert not [o for o in offered if "bad-model" in o or "short" in o], offered
+    page.keyboard.press("Escape")
+
+    show_run(page, "verl-embedded-seed0")
+    page.locator("#inspect-btn").click()
+    stats = page.locator("#insp-stats")
+    expect(stats).to_contain_text(re.compile(r"correct (true|false)"), timeout=WAIT_MS)
+    assert not re.search(r"True|False", stats.inner_text())
+
+    open_tab(page, "Runs")
+    page.locator("#run-more").get_by_text("Name, notes and export").click()
+    page.locator("#export-steps").click()
+    stem = page.locator("#export-file .filename .stem").first
+    expect(stem).to_have_text(f"run{ux_server.trained_id}-steps", timeout=WAIT_MS)
+    assert stem.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "file name cut"
+    shot(page, artifacts_dir, "monitor-export")
+
+
+# ----------------------------------------------------------------------------- item 11
+
+
+def test_playground_shows_the_prompt_format(page, ux_server, artifacts_dir):
+    """Item 11: the embedded model's prompt format is shown and pre-filled; a prompt without the
+    answer line is flagged before it produces dots."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    open_tab(page, "Playground")
+    hint = page.locator("#pg-format")
+    expect(hint).to_contain_text("Q: <problem> ⏎ A:", timeout=WAIT_MS)
+    assert page.locator("#pg-prompt textarea").input_value().rstrip().endswith("A:")
+    page.locator("#pg-prompt textarea").fill("Q: 12+34-5=?")
+    expect(hint).to_contain_text(
+        "does not end with the `A:` line".replace("`", ""), timeout=WAIT_MS
+    )
+    shot(page, artifacts_dir, "playground-format")

@@ -8,6 +8,7 @@ both pairs, each metric's r with response length, and the partial r given length
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from app.analysis_plots import (
     empty_figure,
@@ -61,12 +62,30 @@ def step_bound(text) -> int | None:
     return int(text)
 
 
+INTRO = (
+    "### Analysis\nDoes ER measure something other than response length, and does ERV carry "
+    "information ER does not? Pick a run (and optionally a step range): each recorded response "
+    "is one point; r and R² are over all of them, with the partial r once length is held fixed."
+)
+PAIR_COLUMNS = ("pair", "n", "r", "R²", "r(x, length)", "r(y, length)", "partial r given length")
+LENGTH_COLUMNS = ("metric", "r with response length")
+
+
+def empty_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables before anything is analysed: their real headers, no rows."""
+    return pd.DataFrame(columns=list(PAIR_COLUMNS)), pd.DataFrame(columns=list(LENGTH_COLUMNS))
+
+
 def analyse(store: Store, run_value, step_lo, step_hi):
     run_id = choice_id(run_value)
     empty = empty_figure("pick a run")
     if run_id is None:
-        return "Pick a run.", empty, empty, empty, None, None
+        return "Pick a run.", empty, empty, empty, *empty_tables()
     lo, hi = step_bound(step_lo), step_bound(step_hi)
+    if lo is not None and hi is not None and lo > hi:
+        why = f"The step range is reversed: from step {lo} is after to step {hi}. Swap them."
+        empty = empty_figure("reversed step range")
+        return why, empty, empty, empty, *empty_tables()
     points = load_points(store, run_id, lo, hi)
     d = decoupling(points)
     drawn = subsample(len(points))
@@ -94,6 +113,7 @@ def analyse(store: Store, run_value, step_lo, step_hi):
 
 def build(ctx: AppContext) -> None:
     store = ctx.store
+    gr.Markdown(INTRO, elem_id="analysis-intro")
     with gr.Row():
         run = gr.Dropdown(label="run", choices=[], elem_id="analysis-run", scale=3)
         step_lo = gr.Textbox(label="from step", placeholder="first", elem_id="analysis-from")
@@ -105,8 +125,11 @@ def build(ctx: AppContext) -> None:
         ent_lp = gr.Plot(elem_id="analysis-ent-lp")
     step_r = gr.Plot(elem_id="analysis-step-r")
     # full width, one under the other: side by side, the pairs table's columns were cut off
-    table = gr.Dataframe(elem_id="analysis-table", interactive=False, label="pairs", wrap=True)
-    lengths = gr.Dataframe(elem_id="analysis-length", interactive=False, label="length")
+    no_pairs, no_lengths = empty_tables()
+    table = gr.Dataframe(
+        no_pairs, elem_id="analysis-table", interactive=False, label="pairs", wrap=True
+    )
+    lengths = gr.Dataframe(no_lengths, elem_id="analysis-length", interactive=False, label="length")
 
     def choices():
         return gr.update(choices=run_choices(store, "train"))

@@ -11,7 +11,7 @@ import gradio as gr
 
 from app.analysis_plots import compare_figure, compare_table
 from app.pages.common import PRIVATE, AppContext, on_show
-from app.queries import choice_id, run_choices, run_label
+from app.queries import choice_id, missing_reasons, run_choices, run_label
 from engine.storage import Store
 from engine.storage.schema import STEP_METRICS
 
@@ -34,9 +34,24 @@ def compare_series(
     return series
 
 
+def missing_values(store, run_values: Sequence[str], metric: str) -> dict[str, str]:
+    """Run label -> why that run will never have `metric` (see `missing_reasons`)."""
+    out = {}
+    for value in run_values or []:
+        run_id = choice_id(value)
+        run = None if run_id is None else store.get_run(run_id)
+        reasons = missing_reasons(run)
+        why = reasons.get(metric) or reasons.get("*")
+        if why:
+            out[run_label(run)] = why
+    return out
+
+
 def build(ctx: AppContext) -> None:
     store = ctx.store
-    gr.Markdown("Overlay a metric for several runs. The table compares each run to the first.")
+    gr.Markdown(
+        "Overlay a metric for several runs. The table compares each run to the first one picked."
+    )
     with gr.Row():
         runs = gr.Dropdown(
             label="runs", multiselect=True, choices=[], elem_id="compare-runs", scale=3
@@ -50,7 +65,11 @@ def build(ctx: AppContext) -> None:
 
     def draw(run_values, metric_name):
         series = compare_series(store, run_values, metric_name)
-        return compare_figure(series, metric_name), compare_table(series, metric_name)
+        missing = missing_values(store, run_values, metric_name)
+        return (
+            compare_figure(series, metric_name, missing),
+            compare_table(series, metric_name, missing),
+        )
 
     def choices():  # the picked value stays: a tab opened mid-pick must not clear it
         return gr.update(choices=run_choices(store, "train"))

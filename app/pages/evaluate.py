@@ -125,9 +125,26 @@ def launch(
     )
 
 
+INTRO = (
+    "### Evaluate\npass@k of a training run's checkpoints (and, if ticked, the model it started "
+    "from) on held-out problems: n samples per problem, the unbiased estimator for k = 1 … K. "
+    "Evaluate queues an eval job for the worker; its curves appear below as results arrive."
+)
+
+
+def evaluable_runs(store) -> list[str]:
+    """Picker labels of the training runs that have at least one checkpoint, newest first."""
+    return [
+        run_label(r)
+        for r in sorted(store.list_runs(kind=RunKind.TRAIN), key=lambda r: -r.id)
+        if store.checkpoints(r.id)
+    ]
+
+
 def build(ctx: AppContext) -> None:
     store = ctx.store
     defaults = EvalConfig()
+    gr.Markdown(INTRO, elem_id="eval-intro")
     with gr.Row():
         source = gr.Dropdown(
             label="run",
@@ -151,7 +168,9 @@ def build(ctx: AppContext) -> None:
     go_btn = gr.Button("Evaluate", variant="primary", elem_id="eval-launch")
     message = gr.Markdown(elem_id="eval-message")
     runs = gr.Dropdown(label="eval runs on the chart", multiselect=True, choices=[], elem_id="eval-runs")  # fmt: skip
-    status = gr.Dataframe(elem_id="eval-status", interactive=False)
+    status = gr.Dataframe(
+        pd.DataFrame(columns=list(STATUS_COLUMNS)), elem_id="eval-status", interactive=False
+    )
     plot = gr.Plot(elem_id="eval-plot")
     view = dict(
         source=source, steps=steps, include_base=include_base, dataset=dataset,
@@ -169,7 +188,7 @@ def _wire(ctx: AppContext, v: dict[str, Any]) -> None:
 
     def choices():
         return (
-            gr.update(choices=run_choices(store, RunKind.TRAIN)),
+            gr.update(choices=evaluable_runs(store)),
             gr.update(choices=run_choices(store, RunKind.EVAL)),
         )
 

@@ -79,6 +79,8 @@ def _choices_response(responses: list[queries.Response]) -> list[tuple[str, int]
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
+    if isinstance(v, bool):  # as the group table below writes it
+        return str(v).lower()
     return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
 
 

@@ -32,6 +32,8 @@ EMPTY = (
 )
 LOG_LOCKED = "(the log is shown to the operator: enter the token at the top of the page)"
 X_CHOICES = [(label, key) for key, label in plots.X_AXES.items()]
+# an exported file's whole name, wrapped if need be (Gradio cuts it to "r… .csv" by default)
+CSS = "#export-file .filename .stem{white-space:normal;overflow:visible;word-break:break-all}"
 
 
 def build(ctx: AppContext) -> None:
@@ -43,6 +45,7 @@ def build(ctx: AppContext) -> None:
         elem_id="runs-table",
         max_height=300,
     )
+    jobs_note = gr.Markdown(queries.other_jobs_note(ctx.store), elem_id="runs-note")
     with gr.Row():
         selected = gr.Dropdown(
             choices=queries.run_choices(ctx.store),
@@ -66,6 +69,7 @@ def build(ctx: AppContext) -> None:
     view = dict(
         empty=empty,
         table=table,
+        jobs_note=jobs_note,
         selected=selected,
         x_axis=x_axis,
         smoothing=smoothing,
@@ -119,14 +123,15 @@ def _layout_actions() -> dict[str, Any]:
         pending_delete = gr.State(None)  # the id the question names: what "Yes" deletes
         confirm = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm", size="sm")
         keep = gr.Button("Keep it", size="sm")
-    with gr.Accordion("Name, notes and export", open=False), gr.Row():
-        name = gr.Textbox(label="Name", elem_id="run-name", scale=2)
-        notes = gr.Textbox(label="Notes", lines=2, elem_id="run-notes", scale=3)
-        with gr.Column(scale=1):
-            save = gr.Button("Save name and notes", size="sm")
-            export_steps = gr.Button("Export steps (CSV)", size="sm")
-            export_samples = gr.Button("Export samples (JSONL)", size="sm")
-        export_file = gr.File(label="Export", interactive=False, scale=2)
+    with gr.Accordion("Name, notes and export", open=False, elem_id="run-more"):
+        with gr.Row():
+            name = gr.Textbox(label="Name", elem_id="run-name", scale=2)
+            notes = gr.Textbox(label="Notes", lines=2, elem_id="run-notes", scale=3)
+            with gr.Column(scale=1):
+                save = gr.Button("Save name and notes", size="sm")
+                export_steps = gr.Button("Export steps (CSV)", size="sm", elem_id="export-steps")
+                export_samples = gr.Button("Export samples (JSONL)", size="sm")
+        export_file = gr.File(label="Export", interactive=False, elem_id="export-file")
     message = gr.Markdown("", elem_id="monitor-message")
     return dict(
         cancel=cancel,
@@ -174,7 +179,8 @@ def selected_ids(values: list[str] | None) -> list[int]:
 
 
 def table_signature(store: Store) -> tuple:
-    return tuple((r.id, str(r.status), r.step, r.name) for r in store.list_runs(kind="train"))
+    """(id, status, step, name) of every run: training runs fill the table, eval jobs its note."""
+    return tuple((r.id, str(r.status), r.step, r.name) for r in store.list_runs(kind=None))
 
 
 def tick(store: Store, values: list[str] | None) -> tuple[tuple, tuple]:
@@ -205,7 +211,10 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
     ids = selected_ids(values)
     frames = queries.steps_frames(store, ids)
     uirev = ",".join(map(str, ids)) + f":{x_axis}"
-    figs = plots.monitor_figures(frames, x_axis=x_axis, smoothing=smoothing, uirevision=uirev)
+    reasons = queries.monitor_reasons(store, ids)
+    figs = plots.monitor_figures(
+        frames, x_axis=x_axis, smoothing=smoothing, uirevision=uirev, reasons=reasons
+    )
     if not ids:
         figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
     tail = queries.log_tail(store, ids[0]) if ids else ""
@@ -254,12 +263,13 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
             queries.runs_table(store),
             gr.Dropdown(choices=queries.run_choices(store), value=values or []),
             gr.Markdown(visible=not runs),
+            queries.other_jobs_note(store),
         )
 
     v["table_sig"].change(
         refresh_table,
         inputs=[v["selected"]],
-        outputs=[v["table"], v["selected"], v["empty"]],
+        outputs=[v["table"], v["selected"], v["empty"], v["jobs_note"]],
         **READ_ONLY,
     )
 

@@ -13,10 +13,10 @@ from typing import Any
 import gradio as gr
 
 from app.analysis_plots import rank_curve_figure, token_proxy_figure
-from app.pages.common import AppContext, on_show, user_error
+from app.pages.common import READ_ONLY, AppContext, on_show, user_error
 from app.queries import run_label
 from engine.config import EMBEDDED_MODEL, ConfigError
-from engine.data.tasks import heldout_problems
+from engine.data.tasks import PROMPT_FORMAT, heldout_problems
 from engine.runs.admission import check_model
 from engine.storage import RunKind, Store
 from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
@@ -44,6 +44,36 @@ def resolve_model(store: Store, value: str | None) -> str:
     """A picker value to a model: a known label, else a local path or hub id as typed."""
     value = (value or EMBEDDED_MODEL).strip()
     return model_choices(store).get(value, value)
+
+
+def prompt_format(store, value: str | None) -> str | None:
+    """The plain-prompt format a picked model was trained on, or None when unknown (a hub or
+    local model: a chat model then wants its chat template, a base model plain text)."""
+    value = (value or EMBEDDED_MODEL).strip()
+    if value == EMBEDDED_MODEL:
+        return PROMPT_FORMAT
+    for run in store.list_runs(kind=RunKind.TRAIN):
+        if value.startswith(run_label(run) + " · step "):
+            data, model = run.config.get("data") or {}, run.config.get("model") or {}
+            if data.get("task") == "arithmetic" and model.get("name_or_path") == EMBEDDED_MODEL:
+                return PROMPT_FORMAT
+    return None
+
+
+def format_hint(store, value: str | None, prompt: str, chat: bool) -> str:
+    """One line under the prompt: the format the model expects, and a warning when the prompt
+    is not in it (the embedded model answers "Q: …=?" without the "A:" line with dots)."""
+    fmt = prompt_format(store, value)
+    if fmt is None:
+        return (
+            "Prompt format: a chat model wants **chat template** ticked and the question as the "
+            "message; a base model continues the text as typed."
+        )
+    shown = fmt.replace("{question}", "<problem>").replace("\n", " ⏎ ")
+    hint = f"Prompt format for this model: `{shown}` (the answer follows the last `A:`)."
+    if not chat and prompt.strip() and not prompt.rstrip().endswith("A:"):
+        hint += " ⚠️ This prompt does not end with the `A:` line: the model has nothing to answer."
+    return hint
 
 
 def analysis_markdown(a: Analysis) -> str:
@@ -87,10 +117,10 @@ def build(ctx: AppContext) -> None:
         )
         chat = gr.Checkbox(label="chat template", value=False, elem_id="pg-chat")
         stride = gr.Number(4, label="stride s", precision=0, minimum=1, elem_id="pg-stride")
+    example = heldout_problems(1)[0].prompt  # already in the embedded model's format
+    hint = gr.Markdown(format_hint(ctx.store, EMBEDDED_MODEL, example, False), elem_id="pg-format")
     with gr.Tab("Generate"):
-        prompt = gr.Textbox(
-            label="prompt", value=heldout_problems(1)[0].prompt, lines=3, elem_id="pg-prompt"
-        )
+        prompt = gr.Textbox(label="prompt", value=example, lines=3, elem_id="pg-prompt")
         with gr.Row():
             max_new = gr.Number(64, label="max new tokens", precision=0, minimum=1, elem_id="pg-max-new")  # fmt: skip
             temperature = gr.Number(1.0, label="temperature", minimum=0.01, elem_id="pg-temp")
@@ -102,7 +132,7 @@ def build(ctx: AppContext) -> None:
         gen_curve = gr.Plot(elem_id="pg-curve")
         gen_proxies = gr.Plot(elem_id="pg-proxies")
     with gr.Tab("Analyse a trace"):
-        a_prompt = gr.Textbox(label="prompt", lines=3, elem_id="pg-a-prompt")
+        a_prompt = gr.Textbox(label="prompt", value=example, lines=3, elem_id="pg-a-prompt")
         a_response = gr.Textbox(label="response", lines=6, elem_id="pg-a-response")
         a_btn = gr.Button("Analyse", variant="primary", elem_id="pg-analyse")
         a_stats = gr.Markdown(elem_id="pg-a-stats")
@@ -110,7 +140,7 @@ def build(ctx: AppContext) -> None:
         a_proxies = gr.Plot(elem_id="pg-a-proxies")
 
     view = dict(
-        model=model, chat=chat, stride=stride, prompt=prompt, max_new=max_new,
+        model=model, chat=chat, stride=stride, hint=hint, prompt=prompt, max_new=max_new,
         temperature=temperature, seed=seed, greedy=greedy, gen_btn=gen_btn, response=response,
         gen_stats=gen_stats, gen_curve=gen_curve, gen_proxies=gen_proxies, a_prompt=a_prompt,
         a_response=a_response, a_btn=a_btn, a_stats=a_stats, a_curve=a_curve,
@@ -160,6 +190,14 @@ def _wire(ctx: AppContext, pg: Playground, v: dict[str, Any]) -> None:
         return gr.update(choices=list(model_choices(store)))
 
     on_show(choices, None, v["model"])
+    gr.on(
+        [v["model"].change, v["prompt"].change, v["chat"].change],
+        lambda value, text, use_chat: format_hint(store, value, text, bool(use_chat)),
+        [v["model"], v["prompt"], v["chat"]],
+        v["hint"],
+        trigger_mode="always_last",
+        **READ_ONLY,
+    )
     inputs = [v[k] for k in ("model", "prompt", "chat", "stride", "max_new", "temperature")]
     v["gen_btn"].click(
         generate,
