@@ -21,6 +21,7 @@ exits cleanly: nothing is left to record.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import logging
 import os
@@ -281,9 +282,25 @@ class RunLifecycle:
             return RunStatus.COMPLETED, None, False
         # the whole trace to this process's log (the run's log file); one line to the store
         log.error("run %d failed", self.run_id, exc_info=(exc_type, exc, tb))
+        full = no_space_left(exc)
+        if full is not None:
+            return RunStatus.FAILED, full, False
         line = " ".join(str(exc).split())
         return (
             RunStatus.FAILED,
             f"{exc_type.__name__}: {line}"[:2000] if line else exc_type.__name__,
             False,
         )
+
+
+def no_space_left(exc: BaseException | None) -> str | None:
+    """One line when `exc` (or what caused it) is a full disk, naming the file; else None."""
+    for _ in range(8):
+        if exc is None:
+            return None
+        if getattr(exc, "errno", None) == errno.ENOSPC or "no space left" in str(exc).lower():
+            where = getattr(exc, "filename", None)
+            at = f" writing {where}" if where else ""
+            return f"no space left on device{at}: free some space there, then resume the run"
+        exc = exc.__cause__ or exc.__context__
+    return None

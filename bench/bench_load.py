@@ -1,0 +1,122 @@
+"""8 API clients polling a served app while a run trains and writes: errors and latency.
+
+    python bench/bench_load.py [--seconds 60] [--clients 8]
+
+Starts `verl-studio serve` (with its worker) on a fresh data root, queues a demo run that keeps
+writing steps, then `--clients` gradio_client clients each poll /run_status and /list_runs in a
+loop (every request bounded by a timeout) for `--seconds`. Prints requests, errors, "database is
+locked" in the server's log, and p50 / p95 / max latency in milliseconds. The suite runs the same
+`poll_under_load` for 15 s (tests/test_faults.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def poll_under_load(url: str, run_id: int, seconds: float, clients: int = 8) -> dict:
+    """Each client polls /run_status(run_id) and /list_runs until `seconds` pass; returns
+    {"latencies_ms": [...], "errors": [...], "steps_seen": set of steps the run reported}."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    steps: set[int] = set()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client_loop() -> None:
+        try:
+            client = Client(url, verbose=False, httpx_kwargs={"timeout": 30})
+        except Exception as exc:  # noqa: BLE001 - counted, not raised
+            with lock:
+                errors.append(f"connect: {exc}")
+            return
+        while time.monotonic() < deadline:
+            for endpoint, args in (("/run_status", (run_id,)), ("/list_runs", ())):
+                t0 = time.perf_counter()
+                try:
+                    answer = client.predict(*args, api_name=endpoint)
+                except Exception as exc:  # noqa: BLE001
+                    with lock:
+                        errors.append(f"{endpoint}: {exc}")
+                    continue
+                with lock:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    if endpoint == "/run_status":
+                        steps.add(int(answer.get("step") or 0))
+
+    threads = [threading.Thread(target=client_loop, name=f"client-{i}") for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 120)
+    return {"latencies_ms": latencies, "errors": errors, "steps_seen": steps}
+
+
+def locked_anywhere(store, data: Path, run_id: int) -> bool:
+    """ "database is locked" in the training process's log, the run's error or its events."""
+    log_file = data / "logs" / f"run-{run_id}.log"
+    texts = [log_file.read_text(errors="replace") if log_file.is_file() else ""]
+    run = store.get_run(run_id)
+    texts += [run.error or "", *(e["message"] for e in store.events(run_id))]
+    return any("database is locked" in t for t in texts)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.runs import service
+    from engine.runs.admission import AccessPolicy
+    from engine.storage import Store
+    from tests.fixtures.server import run_server
+    from tests.fixtures.training import tiny_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "home"
+        with run_server(data, worker=True) as server, Store(server.db_url) as store:
+            cfg = tiny_config("run.max_steps=2000", "run.eval_every=0")
+            run_id = service.submit(store, cfg, policy=AccessPolicy.command_line())
+            while store.latest_step(run_id) < 1:  # bounded by the run's own failure
+                run = store.get_run(run_id)
+                if run.status.finished:
+                    print(f"the run stopped before writing: {run.error}")
+                    return 1
+                time.sleep(0.5)
+            first = store.latest_step(run_id)
+            result = poll_under_load(server.url, run_id, args.seconds, args.clients)
+            last = store.latest_step(run_id)
+            locked = locked_anywhere(store, data, run_id)
+            service.cancel(store, run_id)
+    lat = result["latencies_ms"]
+    print(
+        f"{args.clients} clients x {args.seconds:.0f} s while the run wrote steps {first}..{last}: "
+        f"{len(lat)} requests, {len(result['errors'])} errors, database locked: {locked}; "
+        f"latency p50 {percentile(lat, 50):.0f} ms, p95 {percentile(lat, 95):.0f} ms, "
+        f"max {max(lat, default=float('nan')):.0f} ms"
+    )
+    for error in result["errors"][:5]:
+        print("  error:", error)
+    return 0 if not result["errors"] and not locked else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
