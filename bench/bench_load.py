@@ -32,7 +32,6 @@ def poll_under_load(url: str, run_id: int, seconds: float, clients: int = 8) -> 
     errors: list[str] = []
     steps: set[int] = set()
     lock = threading.Lock()
-    deadline = time.monotonic() + seconds
 
     def client_loop() -> None:
         try:
@@ -41,6 +40,7 @@ def poll_under_load(url: str, run_id: int, seconds: float, clients: int = 8) -> 
             with lock:
                 errors.append(f"connect: {exc}")
             return
+        deadline = time.monotonic() + seconds  # polling time, after connecting
         while time.monotonic() < deadline:
             for endpoint, args in (("/run_status", (run_id,)), ("/list_runs", ())):
                 t0 = time.perf_counter()

@@ -43,11 +43,14 @@ Evaluation generations (`self.model.training` False) are returned untouched.
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import time
 from collections import defaultdict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -141,6 +144,19 @@ class NonFiniteRun(RuntimeError):
         self.step, self.row = step, row
 
 
+FULL_DISK_BYTES = 16 << 20  # less free space than this after a failed write: the disk is full
+
+
+def disk_nearly_full(folder: Path) -> bool:
+    """Whether the file system holding `folder` (or its nearest existing parent) is full."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
 class VerlTrainer(GRPOTrainer):
     """GRPOTrainer + capture, rank dynamics and VERL advantage shaping (see module docstring)."""
 
@@ -166,6 +182,17 @@ class VerlTrainer(GRPOTrainer):
         self._loss_inputs: dict[str, Any] | None = None  # that loss's inputs, while it runs
 
     # ---- the overrides --------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        """transformers' checkpoint; a write that failed on a full disk says so (torch's zip
+        writer reports it as "unexpected pos"), naming the folder."""
+        try:
+            return super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as exc:
+            folder = Path(self.args.output_dir)
+            if disk_nearly_full(folder):
+                raise OSError(errno.ENOSPC, "No space left on device", str(folder)) from exc
+            raise
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         t0 = time.perf_counter()
         out = super()._generate_and_score_completions(inputs)
