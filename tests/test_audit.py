@@ -114,6 +114,10 @@ def _downgrade_to_v4(url: str) -> None:
                 )
             conn.execute(text("ALTER TABLE samples DROP COLUMN answer_read"))
             conn.execute(text("ALTER TABLE samples DROP COLUMN gold_read"))
+            from tests.test_storage import ADDED_IN  # columns later versions added
+
+            for sql in (q for v, qs in ADDED_IN.items() if v > 5 for q in qs):
+                conn.execute(text(sql))
             conn.execute(text("UPDATE schema_version SET version = 4"))
     finally:
         engine.dispose()
