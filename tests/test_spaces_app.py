@@ -31,7 +31,7 @@ from tests.fixtures.server import run_server
 OWNER = "alice"
 CLIENT_SECRET = "test-oauth-client-secret"
 WAIT_S = 120
-SMALL = "grpo:\n  max_completion_length: 48\nrun:\n"  # + run fields; fits the embedded model
+SMALL = "grpo:\n  max_completion_length: 48\nshaping:\n  stride: 4\nrun:\n"  # + run fields; fits the embedded model
 WRITE_HANDLERS = ("launch", "run_demo", "cancel", "resume", "duplicate", "save", "ask", "really", "evaluate", "set_try_it")  # fmt: skip
 
 
@@ -240,10 +240,10 @@ def test_the_page_refuses_a_visitor_and_lets_the_owner_launch(space, page, artif
     page.goto(space.url)
     expect(page.locator("#space-about")).to_contain_text("arXiv:2509.23808", timeout=WAIT_S * 1000)
     expect(page.locator("#space-login")).to_be_visible()
-    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("tab", name="Runs").click(timeout=WAIT_S * 1000)
     expect(page.locator("#runs-table")).to_contain_text("demo-verl", timeout=WAIT_S * 1000)
-    page.get_by_role("tab", name="Launch").click()
-    page.locator("#run-demo").click()
+    page.get_by_role("tab", name="Launch").click(timeout=WAIT_S * 1000)
+    page.locator("#run-demo").click(timeout=WAIT_S * 1000)
     expect(page.get_by_text("Only the owner of this Space").first).to_be_visible(timeout=WAIT_S * 1000)  # fmt: skip
     page.screenshot(path=artifacts_dir / "space-visitor-refused.png", full_page=True)
     assert snapshot_of(space.db_url) == before
@@ -252,7 +252,7 @@ def test_the_page_refuses_a_visitor_and_lets_the_owner_launch(space, page, artif
     page.context.add_cookies([{"name": name, "value": value, "url": space.url}])
     page.reload()
     expect(page.locator("#space-login")).to_contain_text(OWNER, timeout=WAIT_S * 1000)
-    page.locator("#run-demo").click()
+    page.locator("#run-demo").click(timeout=WAIT_S * 1000)
     expect(page.locator("#run-status")).to_contain_text("queued", timeout=WAIT_S * 1000)
     with Store(space.db_url) as store:
         (run,) = store.list_runs(status="queued")
