@@ -54,7 +54,9 @@ def compare_figure(
     title = label(metric)
     if notes:
         title += "<br><sub>" + html.escape("; ".join(notes)) + "</sub>"
-    layout = axes_layout(title, "step", label(metric), f"compare-{metric}", height=None)
+    layout = axes_layout(
+        title, "step", label(metric), f"compare-{metric}", height=None, title_on_plot=True
+    )
     return fig.update_layout(**layout, showlegend=True)  # a single line is labelled too
 
 
@@ -121,7 +123,12 @@ def scatter_figure(
     title = f"{label(x_metric)} vs {label(y_metric)}<br>r = {r:+.3f}, R² = {r2:.3f} ({shown})"
     return fig.update_layout(
         **axes_layout(
-            title, label(x_metric), label(y_metric), f"scatter-{x_metric}-{y_metric}", height=None
+            title,
+            label(x_metric),
+            label(y_metric),
+            f"scatter-{x_metric}-{y_metric}",
+            height=None,
+            title_on_plot=True,
         )
     )
 
@@ -141,7 +148,7 @@ def step_r_figure(
     fig.update_yaxes(range=[-1.05, 1.05])
     fig.update_xaxes(integer_axis([np.asarray(steps, dtype=float)]))
     return fig.update_layout(
-        **axes_layout("Pearson r per step", "step", "r", "step-r", height=None)
+        **axes_layout("Pearson r per step", "step", "r", "step-r", height=None, title_on_plot=True)
     )
 
 
@@ -181,7 +188,14 @@ def pass_at_k_figure(curves: list[tuple[str, Sequence[int], Sequence[float]]]) -
     fig.update_yaxes(range=[0, 1.02])
     fig.update_xaxes(type="log", dtick=np.log10(2))
     return fig.update_layout(
-        **axes_layout("pass@k (unbiased estimator)", "k", "pass@k", "pass-at-k", height=None)
+        **axes_layout(
+            "pass@k (unbiased estimator)",
+            "k",
+            "pass@k",
+            "pass-at-k",
+            height=None,
+            title_on_plot=True,
+        )
     )
 
 
@@ -194,7 +208,9 @@ def rank_curve_figure(positions: Sequence[int], curve: Sequence[float], title: s
         go.Scatter(x=list(positions), y=list(curve), mode="lines+markers", name="ER of prefix")
     )
     return fig.update_layout(
-        **axes_layout(title, "response token", "ER", "playground-curve", height=None)
+        **axes_layout(
+            title, "response token", "ER", "playground-curve", height=None, title_on_plot=True
+        )
     )
 
 
@@ -204,6 +220,11 @@ def token_proxy_figure(entropy: Sequence[float], logprob: Sequence[float]) -> go
     fig.add_trace(go.Scatter(x=x, y=list(entropy), mode="lines", name="entropy"))
     fig.add_trace(go.Scatter(x=x, y=list(logprob), mode="lines", name="log-prob"))
     layout = axes_layout(
-        "Token entropy and log-prob", "response token", "nats", "playground-proxies", height=None
+        "Token entropy and log-prob",
+        "response token",
+        "nats",
+        "playground-proxies",
+        height=None,
+        title_on_plot=True,
     )
     return fig.update_layout(**layout)

@@ -296,11 +296,18 @@ INTEGER_TICKS_SPAN = 10  # an integer axis spanning fewer steps gets a tick at e
 
 
 def axes_layout(
-    title: str, x_label: str, y_label: str, uirevision: str, height: int | None = 300
+    title: str,
+    x_label: str,
+    y_label: str,
+    uirevision: str,
+    height: int | None = 300,
+    title_on_plot: bool = False,
 ) -> dict:
     """The one layout of every chart: axis titles and tick labels push the margins
     (`automargin`), so a minus sign or a long label is never clipped; the legend sits below the
-    x-axis title. `height` in px (None: the page's default)."""
+    x-axis title. `height` in px (None: the page's default). `title_on_plot` anchors the title
+    to the top of the plot area, so a two-line title pushes the top margin instead of being
+    cut (the analysis pages' charts)."""
     layout = dict(
         # above the plot area, pushing the top margin: a two-line title is never cut
         title=dict(
@@ -317,6 +324,9 @@ def axes_layout(
     )
     if height is None:
         del layout["height"]
+    if title_on_plot:
+        layout["title"].update(yref="paper", y=1, yanchor="bottom")
+        layout["margin"] = dict(l=50, r=20, t=50, b=10)
     return layout
 
 
