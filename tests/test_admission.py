@@ -191,6 +191,21 @@ def test_an_allowed_dataset_without_its_fields_is_refused(world):
     assert refusal(cfg_with(data={"task": "broken.jsonl"}), policy)[0][0] == "data.task"
 
 
+def test_a_dataset_whose_every_answer_is_empty_is_refused_but_one_answer_admits_it(world):
+    """A file of blank golds trained on zero reward without a word (issue 14)."""
+    root, policy, *_ = world
+    blank = ["", "  ", None]
+    rows = [{"question": f"{i}+1", "answer": blank[i % 3]} for i in range(40)]
+    (root.uploads / "blank.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root.uploads / "blank.csv").write_text("question,answer\n1+1,\n2+2, \n")
+    for name in ("blank.jsonl", "blank.csv"):
+        errors = refusal(cfg_with(data={"task": name}), policy)
+        assert errors[0][0] == "data.task" and "every answer in the file is empty" in errors[0][1]
+    rows[-1]["answer"] = "41"  # one gold answer far past the peeked rows is enough
+    (root.uploads / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    check_submission(cfg_with(data={"task": "late.jsonl"}), policy)
+
+
 def test_the_command_line_resolves_relative_paths_where_it_runs(world):
     trusted = AccessPolicy.command_line()
     cfg = check_submission(

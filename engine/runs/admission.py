@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, ConfigError, StudioConfig
-from engine.data.files import FILE_SUFFIXES, read_table
+from engine.data.files import FILE_SUFFIXES, iter_rows, read_table
 from engine.runs.checks import config_fits_model
 
 if TYPE_CHECKING:
@@ -414,12 +414,31 @@ def _dataset_field_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
         if not rows or not all(isinstance(r, dict) for r in rows):
             errors.append((path_name, "the file has no rows of named fields"))
             continue
+        missing = False
         for field_name in ("question_field", "answer_field"):
             want = getattr(cfg.data, field_name)
             if any(want not in r for r in rows):
+                missing = True
                 have = ", ".join(map(str, rows[0]))[:200]
                 errors.append((f"data.{field_name}", f"no field {want!r} in the first rows (fields: {have})"))  # fmt: skip
+        if not missing and _all_answers_empty(Path(source), rows, cfg.data.answer_field):
+            errors.append((path_name, f"every answer in the file is empty (field {cfg.data.answer_field!r}): fill it, or set data.answer_field to the column that holds the gold answers"))  # fmt: skip
     return errors
+
+
+def _all_answers_empty(path: Path, peeked: list[dict], answer_field: str) -> bool:
+    """True when no row has a non-blank gold answer: a run on it would train on zero reward.
+
+    Decided on the peeked rows when any of them has an answer; otherwise the file is streamed
+    (its size is already under the operator's dataset limit) until one answer is found."""
+    if any(_has_answer(r, answer_field) for r in peeked):
+        return False
+    return not any(_has_answer(r, answer_field) for r in iter_rows(path))
+
+
+def _has_answer(row: dict, answer_field: str) -> bool:
+    value = row.get(answer_field)
+    return value is not None and str(value).strip() not in ("", "nan", "None")
 
 
 def _first_line(exc: BaseException) -> str:
