@@ -811,3 +811,18 @@ def test_kind_events_by_prefix_and_resume_drops_flags_after_the_checkpoint(store
     assert store.requeue_for_resume(run_id) == 2
     assert [e["step"] for e in store.kind_events(["flag:"], [run_id])] == [1, 2]
     assert any("discarded steps 3..3" in e["message"] for e in store.events(run_id))
+
+
+def test_a_second_store_in_one_process_keeps_the_first_ones_wal(tmp_path):
+    """Opening a second Store on the same SQLite file used to read its header with open()/close():
+    closing that descriptor dropped every POSIX lock of the process, so another process closing
+    its connection deleted the WAL under the first store, whose later runs vanished (a run queued
+    from the dashboard was "no run 1 in the store" for its training process)."""
+    url = f"sqlite:///{tmp_path / 'studio.db'}"
+    other = [sys.executable, "-c", f"from engine.storage import Store\nwith Store({url!r}) as s: print([r.id for r in s.list_runs()])"]  # fmt: skip
+    with Store(url) as first:
+        Store(url).close()  # e.g. the embedded worker's store, opened after the app's
+        subprocess.run(other, check=True, capture_output=True)  # another process opens and closes
+        run_id = first.create_run({}, name="kept", algorithm="verl", total_steps=1)
+        seen = subprocess.run(other, check=True, capture_output=True, text=True).stdout
+    assert seen.strip() == f"[{run_id}]"

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 IMMEDIATE = "verl_studio_immediate"  # execution option: start the SQLite transaction IMMEDIATE
 BUSY_TIMEOUT_S = 30.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def shown(url: Any) -> str:
@@ -52,15 +51,11 @@ def _check_sqlite_file(path: Path) -> bool:
         if not os.access(path.parent, os.W_OK):
             raise StoreError(f"cannot create the database {path}: its folder is read-only")
         return True
-    try:
-        with path.open("rb") as f:
-            header = f.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise StoreError(f"cannot read the database {path}: {exc.strerror}") from None
-    if header and header != SQLITE_HEADER:
-        raise StoreError(
-            f"{path} is not a SQLite database; point --db at a studio database or a new file"
-        )
+    # No open() of the file here: closing any descriptor of it drops every POSIX lock this
+    # process holds on it, so a store already open in this process would lose its WAL locks and
+    # another process could delete the WAL under it. A non-SQLite file fails at connect instead.
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"cannot read the database {path}: permission denied")
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 

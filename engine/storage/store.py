@@ -186,6 +186,11 @@ class Store:
             raise
         except DBAPIError as exc:
             self.engine.dispose()
+            if self.is_sqlite and "not a database" in _reason(exc):
+                raise StoreError(
+                    f"{self.where} is not a SQLite database; point --db at a studio database "
+                    "or a new file"
+                ) from None
             raise StoreError(f"cannot open the database {self.where}: {_reason(exc)}") from None
 
     def _open_schema(self) -> int:
