@@ -18,7 +18,7 @@ from engine.storage import Store
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 120_000
-DEMO_STEPS = 40  # long enough to cancel while it runs; the test never waits for it to finish
+DEMO_STEPS = 400  # long enough to cancel while it runs; the test never waits for it to finish
 # Plotly figures travel as typed-array specs ({dtype, bdata}); the div keeps them as sent.
 DECODE = """(v) => {
   if (!v) return [];

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from app.auth import REFUSED
 from tests.fixtures.server import run_server
@@ -48,6 +49,17 @@ KNOWN_WRITES = {
 }
 
 
+def _demo_config() -> dict:
+    from engine.config import StudioConfig
+    from engine.resources import recipe_path
+
+    return StudioConfig.load(recipe_path("demo-cpu"), ["run.max_steps=3"]).to_dict()
+
+
+DEMO = _demo_config()  # the demo recipe, 3 steps: what the embedded model's 256 positions fit
+DEMO_YAML = yaml.safe_dump(DEMO)
+
+
 def _seed(data_dir: Path) -> dict[str, list[str]]:
     """Runs that exist before the server builds its pickers: labels of queued and cancelled."""
     from app.queries import run_label
@@ -59,8 +71,9 @@ def _seed(data_dir: Path) -> dict[str, list[str]]:
     with Store(root.db_url) as store:
         for i in range(PAIRS + 1):
             for state in ("queued", "cancelled"):
+                config = {**DEMO, "run": {**DEMO["run"], "seed": i}}  # a config the model fits
                 run_id = store.create_run(
-                    {"run": {"seed": i}}, name=f"{state}-{i}", algorithm="grpo", total_steps=5
+                    config, name=f"{state}-{i}", algorithm="grpo", total_steps=5
                 )
                 store.log_step(run_id, {"step": 1, "reward_mean": 0.5})
                 if state == "cancelled":
@@ -230,12 +243,12 @@ def test_the_api_refuses_without_a_token_and_accepts_the_header(token_server):
     anonymous = Client(server.url, verbose=False)
     before = snapshot(server.data_dir)
     with pytest.raises(Exception, match="operator token"):
-        anonymous.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
+        anonymous.predict(DEMO_YAML, api_name="/submit_run")
     assert snapshot(server.data_dir) == before
     # reads stay open, errors stay one line
     assert anonymous.predict(10**9, api_name="/run_status")["status"] == "missing"
     operator = Client(server.url, verbose=False, headers={"X-Studio-Token": TOKEN})
-    run_id = operator.predict("run:\n  max_steps: 3\n", api_name="/submit_run")
+    run_id = operator.predict(DEMO_YAML, api_name="/submit_run")
     assert anonymous.predict(run_id, api_name="/run_status")["status"] == "queued"
     assert operator.predict(run_id, api_name="/cancel_run") == "cancelled"
 

@@ -119,9 +119,12 @@ def _writes(fn) -> bool:
     return "guard.require(" in source or "spaces.submit(" in source
 
 
-def queue_call(url: str, fn_index: int, data: list, cookie: str | None = None) -> dict:
-    """One raw queue request (what the page sends), bounded; returns process_completed."""
-    session = uuid.uuid4().hex
+def queue_call(
+    url: str, fn_index: int, data: list, cookie: str | None = None, session: str | None = None
+) -> dict:
+    """One raw queue request (what the page sends), bounded; returns process_completed.
+    Calls sharing `session` share the page's state (e.g. the run a delete question named)."""
+    session = session or uuid.uuid4().hex
     headers = {"Cookie": cookie} if cookie else {}
     with httpx.Client(base_url=url, headers=headers, timeout=WAIT_S) as http:
         joined = http.post(
@@ -277,7 +280,10 @@ def test_owner_launches_cancels_and_deletes(space):
     verl, grpo = label(space.db_url, seeded["demo-verl"]), label(space.db_url, seeded["demo-grpo"])
     msg = queue_call(space.url, space.fns["cancel"], [[verl]], owner)
     assert msg["success"] and "status now completed" in json.dumps(msg["output"]), msg
-    msg = queue_call(space.url, space.fns["really"], [[grpo]], owner)
+    page = uuid.uuid4().hex  # one page: the question names the run, then "Yes" deletes it
+    msg = queue_call(space.url, space.fns["ask"], [[grpo]], owner, session=page)
+    assert msg["success"], msg
+    msg = queue_call(space.url, space.fns["really"], [None], owner, session=page)
     assert msg["success"], msg
     assert seeded["demo-grpo"] not in [r[0] for r in snapshot_of(space.db_url)]
 
