@@ -127,12 +127,17 @@ def _inputs(config: dict, dep: dict, target: str) -> list:
         elif comp["type"] == "state":
             value = None
         data.append(value)
+    if dep["api_name"] == "submit_run":  # an empty config is refused for what it is
+        data = [DEMO_YAML]
     return data
 
 
-def call(base: str, dep: dict, data: list, headers: dict | None = None) -> dict:
-    """One raw queue call (POST queue/join, then read queue/data): the completion message."""
-    session = uuid.uuid4().hex[:11]
+def call(
+    base: str, dep: dict, data: list, headers: dict | None = None, session: str | None = None
+) -> dict:
+    """One raw queue call (POST queue/join, then read queue/data): the completion message.
+    Calls sharing `session` share the page's state (the run a delete question named)."""
+    session = session or uuid.uuid4().hex[:11]
     body = {
         "data": data,
         "fn_index": dep["id"],
@@ -209,10 +214,12 @@ def test_every_write_handler_refuses_a_raw_call_without_the_token(token_server):
     for i, dep in enumerate(deps):
         # one call each: a cancel needs a queued run, everything else acts on a cancelled one
         state = "queued" if dep["api_name"].startswith("cancel") else "cancelled"
+        target, session = labels[state][i + 1], uuid.uuid4().hex[:11]
+        if dep["api_name"] == "really":  # "Yes" deletes the run the question named, in one page
+            ask = next(d for d in deps if d["api_name"] == "ask")
+            call(base, ask, _inputs(config, ask, target), auth, session)
         before = snapshot(data_dir)
-        outcomes[dep["api_name"]] = call(
-            base, dep, _inputs(config, dep, labels[state][i + 1]), auth
-        )
+        outcomes[dep["api_name"]] = call(base, dep, _inputs(config, dep, target), auth, session)
         if snapshot(data_dir) != before:
             writers.add(dep["api_name"])
     missing = KNOWN_WRITES - writers

@@ -26,6 +26,7 @@ import pytest
 from gradio_client import Client
 
 from engine.storage import Store
+from engine.storage.snapshots import _usable
 from tests.fixtures.server import run_server
 
 OWNER = "alice"
@@ -313,7 +314,7 @@ def test_restart_on_a_wiped_disk_restores_runs_from_the_bucket(space, tmp_path):
     deadline = time.monotonic() + WAIT_S
     while True:  # the keeper polls every 0.3 s; a snapshot follows the last finished run
         snaps = sorted(space.bucket.glob("studio-*.db"))
-        if snaps:
+        if snaps and _usable(snaps[-1]):  # the newest may still be being copied
             with Store(f"sqlite:///{snaps[-1]}") as snap:
                 if [(r.id, r.name, r.notes, str(r.status)) for r in snap.list_runs()] == want:
                     break
