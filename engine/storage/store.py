@@ -170,6 +170,20 @@ def _run_info(row: Any) -> RunInfo:
 # ---- the store -------------------------------------------------------------------------------------
 
 
+def _samples_between(
+    names: Sequence[str], run_id: int, step_min: int | None, step_max: int | None
+) -> Any:
+    """SELECT `names` of a run's samples with step_min <= step <= step_max, in (step, group,
+    sample) order."""
+    table = Sample.__table__
+    query = select(*[table.c[n] for n in names]).where(table.c.run_id == run_id)
+    if step_min is not None:
+        query = query.where(table.c.step >= step_min)
+    if step_max is not None:
+        query = query.where(table.c.step <= step_max)
+    return query.order_by(table.c.step, table.c.group_idx, table.c.sample_idx)
+
+
 class Store:
     """Runs, steps, samples, checkpoints, evals and events of one database. Thread-safe."""
 
@@ -678,13 +692,7 @@ class Store:
             raise ValueError(
                 f"not sample scalar columns: {unknown}; known: {', '.join(SAMPLE_SCALARS)}"
             )
-        table = Sample.__table__
-        query = select(*[table.c[n] for n in names]).where(table.c.run_id == run_id)
-        if step_min is not None:
-            query = query.where(table.c.step >= step_min)
-        if step_max is not None:
-            query = query.where(table.c.step <= step_max)
-        query = query.order_by(table.c.step, table.c.group_idx, table.c.sample_idx)
+        query = _samples_between(names, run_id, step_min, step_max)
         with self._read() as conn:
             rows = [tuple(row) for row in conn.execute(query)]  # Row objects trip numpy
         return scalar_arrays(rows, names)
@@ -704,12 +712,7 @@ class Store:
         unknown = [c for c in names if c not in table.c or c in SAMPLE_ARRAYS]
         if unknown:
             raise ValueError(f"not sample text or scalar columns: {unknown}")
-        query = select(*[table.c[n] for n in names]).where(table.c.run_id == run_id)
-        if step_min is not None:
-            query = query.where(table.c.step >= step_min)
-        if step_max is not None:
-            query = query.where(table.c.step <= step_max)
-        query = query.order_by(table.c.step, table.c.group_idx, table.c.sample_idx)
+        query = _samples_between(names, run_id, step_min, step_max)
         with self._read() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         for row in rows:
