@@ -228,8 +228,11 @@ def show_run(page, name: str, tries: int = 3) -> None:
     from playwright.sync_api import expect
 
     open_tab(page, "Runs")
+    # by text, not accessible name: a selected cell's name also holds its "Select row" buttons
+    exact = re.compile(rf"^\s*{re.escape(name)}\s*$")
+    cell = page.locator("#runs-table [role=gridcell]").filter(has_text=exact).first
     for attempt in range(tries):
-        page.locator("#runs-table").get_by_role("gridcell", name=name, exact=True).first.click()
+        cell.click()
         try:
             expect(page.locator("#run-status")).to_contain_text(name, timeout=WAIT_MS // tries)
             return
