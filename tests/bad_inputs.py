@@ -195,7 +195,27 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("reward-no-module", "source", S("data.reward=no_such_module_xyz:fn"), "data.reward"),
     ("reward-no-function", "source", S("data.reward=engine.data.rewards:nope"), "data.reward"),
     ("extra-reward-unknown", "source", S("data.extra_rewards=[nope]"), "data.extra_rewards"),
-    ("dataset-folder", "source", S("data.task={files}"), "data.task"),
+    ("dataset-folder", "source", S("data.task={files}"), "{files} is a folder"),
+    # a folder however it is named: trailing slash, a symlink, no data file inside, eval data
+    ("dataset-folder-slash", "source", S("data.task={files}/rows/"), "rows/ is a folder"),
+    ("dataset-folder-link", "source", S("data.task={files}/rows-link"), "rows-link is a folder"),
+    ("dataset-folder-example", "source", S("data.task={files}/rows"), "{files}/rows/train.jsonl"),
+    ("dataset-folder-no-data", "source", S("data.task={files}/nodata"), "holds none"),
+    ("eval-dataset-folder", "source", S("data.eval_task={files}/rows"), "data.eval_task"),
+    ("dataset-empty-file", "source", S("data.task={files}/empty.jsonl"), "is empty"),
+    ("dataset-fifo", "source", S("data.task={files}/pipe.jsonl"), "not a regular file"),
+    (
+        "api-dataset-folder",
+        "api",
+        ("api", "submit_run", "data:\n  task: batch\n"),
+        "batch is a folder",
+    ),  # fmt: skip
+    (
+        "api-dataset-folder-slash",
+        "api",
+        ("api", "submit_run", "data:\n  task: batch/\n"),
+        "batch/ is a folder",
+    ),  # fmt: skip
     ("dataset-broken-line", "source", S("data.task={files}/broken.jsonl"), "data.task"),
     (
         "dataset-no-such-field",
@@ -331,7 +351,23 @@ FILES = {
     "good.jsonl": b'{"question": "1+1", "answer": "2"}\n{"question": "2+3", "answer": "5"}\n',
     "broken.jsonl": b'{"question": "1+1", "answer": "2"}\n{"question": "2+3", broken\n',
     "empty-answers.jsonl": b'{"question": "1+1", "answer": ""}\n{"question": "2+3", "answer": ""}\n',
+    "empty.jsonl": b"",
 }
+
+
+def _folders(base: Path) -> None:
+    """Folders given where a dataset file belongs: rows/ (holding train.jsonl), a symlink to it,
+    nodata/ (no dataset file inside), batch/ (in the uploads: what the API may name); and a
+    FIFO with a dataset suffix (reading it would block)."""
+    for folder in ("rows", "batch"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        (base / folder / "train.jsonl").write_bytes(FILES["good.jsonl"])
+    if base.name == "uploads":
+        return
+    (base / "rows-link").symlink_to(base / "rows", target_is_directory=True)
+    (base / "nodata").mkdir()
+    (base / "nodata" / "notes.txt").write_bytes(b"data comes later\n")
+    os.mkfifo(base / "pipe.jsonl")
 
 
 @dataclass
@@ -363,7 +399,9 @@ def build_world(base: Path) -> World:
     files.mkdir(parents=True)
     for name, data in FILES.items():
         (files / name).write_bytes(data)
+    _folders(files)
     root = resolve(base / "home").root
+    _folders(root / "uploads")
     ids = {}
     with Store.open(resolve(root)) as store:
         config = {"run": {"seed": 1}}

@@ -71,6 +71,19 @@ SUBPROCESS_ROWS = [
         2,
     ),  # fmt: skip
     (["runs", "--db", "{files}", "--data-dir", "{root}"], "is a folder", 1),
+    (
+        [
+            "submit",
+            "--config",
+            "demo-cpu",
+            "--set",
+            "data.task={files}/rows/",
+            "--data-dir",
+            "{root}",
+        ],
+        "rows/ is a folder, not a dataset file; give the file inside it, e.g. {files}/rows/train.jsonl",
+        2,
+    ),  # fmt: skip
     (["worker", "--poll-s", "-1", "--concurrency", "0", "--data-dir", "{root}"], "--poll-s", 2),
     (["evaluate", "--run-id", "{finished}", "--data-dir", "{root}"], "not an eval job", 1),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -124,13 +125,28 @@ def test_not_utf8_names_the_encoding_and_the_line(tmp_path):
     assert "latin.csv:4:" in csv_message
 
 
-def test_a_directory_is_named_as_a_directory(tmp_path):
+def test_a_folder_is_named_as_a_folder_with_the_file_to_give(tmp_path):
+    """A folder (also with a trailing slash or through a symlink) is named as a folder with an
+    example of the file inside it to give; an empty file is named as empty, not read as 0 rows."""
     folder = tmp_path / "my_data"
     folder.mkdir()
     (folder / "train.jsonl").write_text(_jsonl(ROWS))
-    for task in (str(folder), str(folder) + "/"):
-        with pytest.raises(DatasetLoadError, match="is a directory, not a dataset file"):
-            load_dataset_for(DataConfig(task=task))
+    (tmp_path / "link").symlink_to(folder, target_is_directory=True)
+    for task in (str(folder), str(folder) + "/", str(tmp_path / "link")):
+        message = str(
+            pytest.raises(DatasetLoadError, load_dataset_for, DataConfig(task=task)).value
+        )
+        shown = Path(task)  # as the reader was given it, less a trailing slash
+        assert message == (
+            f"{shown} is a folder, not a dataset file; give the file inside it, "
+            f"e.g. {shown}/train.jsonl"
+        )
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(DatasetLoadError, match=r"is a folder, .* \(this folder holds none\)"):
+        read_table(tmp_path / "empty_folder")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DatasetLoadError, match=r"empty\.csv is empty \(0 bytes\)"):
+        load_dataset_for(DataConfig(task=str(tmp_path / "empty.csv")))
     with pytest.raises(DatasetLoadError, match="not found"):
         read_table(folder / "nope.jsonl")
     (folder / "notes.txt").write_text("x")
@@ -155,7 +171,7 @@ def test_json_lines_are_streamed_and_a_document_has_a_size_limit(tmp_path, monke
 def test_empty_and_broken_csv_are_named(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DatasetLoadError, match="empty.csv: the CSV file is empty"):
+    with pytest.raises(DatasetLoadError, match=r"empty\.csv is empty \(0 bytes\)"):
         read_table(empty)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text('question,answer\n"1+1",2\n"2+2",4,extra,more\n')

@@ -12,12 +12,14 @@ What is read, and what is refused with one line naming the file and the fix:
   under a key (`{"data": [...]}`). Any other layout is refused with a message naming it.
 - CSV through pandas (`dtype=str`, empty cells stay "", in chunks), Parquet through pyarrow
   record batches.
-- A directory, a missing path or another suffix is named as such.
+- A folder (with an example of the file inside it to give), a missing path, an empty file or
+  another suffix is named as such (`dataset_path_problem`, also what submit checks).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -36,24 +38,53 @@ class DatasetLoadError(ValueError):
     """A dataset that cannot be loaded, with the reason and the fix."""
 
 
-def check_dataset_path(path: Path) -> Path:
-    """The path of a readable dataset file, else DatasetLoadError naming what it is instead."""
+def dataset_path_problem(path: Path, shown: str | None = None) -> str | None:
+    """What keeps `path` from being read as a dataset file, in one line naming it (as `shown`,
+    default the path), or None for a non-empty .jsonl/.json/.csv/.parquet file.
+
+    A folder (a trailing slash or a symlink to one included) is named as a folder, with an
+    example of a dataset file inside it when it holds one; a missing path, something that is
+    not a regular file (a FIFO, a device), an empty file and an unsupported suffix each get
+    their own words. Symlinks are followed; nothing is read but the folder's listing.
+    """
+    shown = shown or str(path)
     path = path.expanduser()
     if path.is_dir():
-        raise DatasetLoadError(
-            f"{path} is a directory, not a dataset file; give one of its "
-            f"{'/'.join(FILE_SUFFIXES)} files"
-        )
+        return f"{shown} is a folder, not a dataset file; give the file inside it, {_example(path, shown)}"
     if not path.exists():
-        raise DatasetLoadError(f"dataset file not found: {path}")
+        return f"dataset file not found: {shown}"
     if not path.is_file():
-        raise DatasetLoadError(f"{path} is not a regular file; give a dataset file")
+        return f"{shown} is not a regular file; give a dataset file"
     if path.suffix.lower() not in FILE_SUFFIXES:
-        raise DatasetLoadError(
-            f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(FILE_SUFFIXES)}"
+        return f"{shown}: unsupported file type {path.suffix or '(none)'!r}; use one of {', '.join(FILE_SUFFIXES)}"  # fmt: skip
+    if path.stat().st_size == 0:
+        return f"{shown} is empty (0 bytes); give a dataset file with rows"
+    return None
+
+
+def _example(folder: Path, shown: str, limit: int = 1000) -> str:
+    """'e.g. <shown>/<a dataset file in the folder>' (the folder as the user named it), or which
+    suffixes to look for when it holds none; at most `limit` entries are listed."""
+    try:
+        names = sorted(
+            entry.name
+            for entry in islice(os.scandir(folder), limit)
+            if Path(entry.name).suffix.lower() in FILE_SUFFIXES and entry.is_file()
         )
-    return path
+    except OSError:
+        names = []
+    if names:
+        return f"e.g. {shown.rstrip('/')}/{names[0]}"
+    return f"a {'/'.join(FILE_SUFFIXES)} file (this folder holds none)"
+
+
+def check_dataset_path(path: Path) -> Path:
+    """The path of a readable dataset file, else DatasetLoadError naming what it is instead
+    (dataset_path_problem)."""
+    problem = dataset_path_problem(path)
+    if problem:
+        raise DatasetLoadError(problem)
+    return path.expanduser()
 
 
 def read_table(path: Path, limit: int | None = None) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, ConfigError, StudioConfig
-from engine.data.files import FILE_SUFFIXES, iter_rows, read_table
+from engine.data.files import FILE_SUFFIXES, dataset_path_problem, iter_rows, read_table
 from engine.runs.checks import config_fits_model
 
 if TYPE_CHECKING:
@@ -305,15 +305,17 @@ def _dataset_source(value: str, policy: AccessPolicy, field_path: str) -> tuple[
     name = value.strip()
     if name == BUILTIN_TASK:
         return name, []
-    if not _looks_like_file(name) and not (policy.trusted and Path(name).exists()):
+    base = None if policy.trusted else policy.uploads
+    if not _looks_like_file(name) and not _resolve_under(name, base).exists():
         if not HUB_ID.match(name.partition(":")[0]):
             return name, [(field_path, f"{name!r} is neither a file nor a hub dataset id")]
         return name, [] if policy.trusted else _hub_dataset_errors(name, field_path)
-    path = _resolve_under(name, None if policy.trusted else policy.uploads)
+    path = _resolve_under(name, base)
     if not policy.trusted and not _inside(path, policy.data_roots):
         return name, _refused(field_path, "dataset", policy)
-    if not path.is_file():
-        return name, [(field_path, f"no dataset file {name!r} (a .jsonl/.json/.csv/.parquet file)")]
+    problem = dataset_path_problem(path, shown=name)
+    if problem:
+        return name, [(field_path, problem)]
     if not policy.trusted and path.stat().st_size > policy.limits.max_dataset_mb * MB:
         mb = policy.limits.max_dataset_mb
         return name, [(field_path, f"the file is over this server's {mb:g} MiB limit (serve --max-dataset-mb)")]  # fmt: skip
