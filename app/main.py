@@ -1,8 +1,9 @@
 """The dashboard: `build_app(store, root) -> gr.Blocks` and `verl-studio serve`.
 
 Pages are mounted from `PAGES`, one module per page; each exposes `build(ctx: AppContext)`.
-Adding a page is one line there. The four public API endpoints are declared here; every UI event
-is private (`api_visibility="private"`).
+Adding a page is one line there. The public API endpoints are declared here (four, plus the
+read-only twins of the monitor's refresh and the inspector, app.read_api); every UI event is
+private (`api_visibility="private"`).
 
 `verl-studio serve` (app/cli.py) opens the data root's store, starts an embedded worker
 (`start_worker`, unless `--no-worker`) and serves the app (`launch`) on 127.0.0.1 by default
@@ -20,7 +21,7 @@ import threading
 import gradio as gr
 from sqlalchemy.engine import make_url
 
-from app import queries, spaces
+from app import queries, read_api, spaces
 from app.auth import WriteGuard
 from app.pages.common import AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
@@ -168,6 +169,30 @@ def _api(ctx: AppContext) -> None:
     gr.api(run_status, api_name="run_status", concurrency_limit=None)
     gr.api(cancel_run, api_name="cancel_run")
     gr.api(list_runs, api_name="list_runs", concurrency_limit=None)
+    _read_api(ctx)
+
+
+def _read_api(ctx: AppContext) -> None:
+    """The read-only twins of the monitor's refresh and the inspector (app.read_api)."""
+
+    def monitor_refresh(run_id: int) -> dict:
+        """What the monitor draws for one run: status line, health flags, points per chart."""
+        return read_api.monitor_refresh(ctx, _run_id(run_id))
+
+    def inspector_data(run_id: int, step: int | None = None, group: int | None = None) -> dict:
+        """One prompt group of a run as the inspector shows it (default: latest step)."""
+        step, group = (None if v is None else _run_id(v, "step/group") for v in (step, group))
+        return read_api.inspector_data(ctx, _run_id(run_id), step, group)
+
+    gr.api(monitor_refresh, api_name="monitor_refresh", concurrency_limit=None)
+    gr.api(inspector_data, api_name="inspector_data", concurrency_limit=None)
+
+
+def _run_id(value, what: str = "run_id") -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise user_error(f"{what} must be an integer") from None
 
 
 # ----------------------------------------------------------------------------- serve

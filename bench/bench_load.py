@@ -3,9 +3,10 @@
     python bench/bench_load.py [--seconds 60] [--clients 8]
 
 Starts `verl-studio serve` (with its worker) on a fresh data root, queues a demo run that keeps
-writing steps, then `--clients` gradio_client clients each poll /run_status and /list_runs in a
-loop (every request bounded by a timeout) for `--seconds`. Prints requests, errors, "database is
-locked" in the server's log, and p50 / p95 / max latency in milliseconds. The suite runs the same
+writing steps, then `--clients` gradio_client clients each poll /run_status, /list_runs, the
+monitor's refresh (/monitor_refresh) and the inspector's data (/inspector_data) in a loop (every
+request bounded by a timeout) for `--seconds`. Prints requests, errors, "database is locked" in
+the server's log, and p50 / p95 / max latency in milliseconds per endpoint. The suite runs the same
 `poll_under_load` for 15 s (tests/test_faults.py).
 """
 
@@ -23,14 +24,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+ENDPOINTS = ("/run_status", "/list_runs", "/monitor_refresh", "/inspector_data")
+
+
+def _check(endpoint: str, answer, run_id: int) -> int | None:
+    """The step an answer shows (None when it has none); AssertionError on a wrong answer."""
+    if endpoint == "/list_runs":
+        assert any(r["id"] == run_id for r in answer), answer
+        return None
+    assert answer["id"] == run_id and answer.get("status") != "missing", answer
+    if endpoint == "/run_status":
+        return int(answer.get("step") or 0)
+    if endpoint == "/monitor_refresh":
+        assert f"#{run_id} " in answer["status"], answer["status"]
+        return int(answer["signature"][0][2]) if answer["signature"] else None
+    return answer["step"]  # /inspector_data: the latest step with recorded responses
+
+
 def poll_under_load(url: str, run_id: int, seconds: float, clients: int = 8) -> dict:
-    """Each client polls /run_status(run_id) and /list_runs until `seconds` pass; returns
-    {"latencies_ms": [...], "errors": [...], "steps_seen": set of steps the run reported}."""
+    """Each client polls every endpoint of `ENDPOINTS` about run_id in turn (the monitor's
+    refresh and the inspector through their read-only API twins) until `seconds` pass; returns
+    {"latencies_ms": {endpoint: [...]}, "errors": [...], "steps_seen": {endpoint: set of steps}}."""
     from gradio_client import Client
 
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+    steps: dict[str, set[int]] = {e: set() for e in ENDPOINTS}
     errors: list[str] = []
-    steps: set[int] = set()
     lock = threading.Lock()
 
     def client_loop() -> None:
@@ -42,18 +61,20 @@ def poll_under_load(url: str, run_id: int, seconds: float, clients: int = 8) -> 
             return
         deadline = time.monotonic() + seconds  # polling time, after connecting
         while time.monotonic() < deadline:
-            for endpoint, args in (("/run_status", (run_id,)), ("/list_runs", ())):
+            for endpoint in ENDPOINTS:
+                args = () if endpoint == "/list_runs" else (run_id,)
                 t0 = time.perf_counter()
                 try:
                     answer = client.predict(*args, api_name=endpoint)
+                    step = _check(endpoint, answer, run_id)
                 except Exception as exc:  # noqa: BLE001
                     with lock:
-                        errors.append(f"{endpoint}: {exc}")
+                        errors.append(f"{endpoint}: {exc!r}"[:500])
                     continue
                 with lock:
-                    latencies.append((time.perf_counter() - t0) * 1000)
-                    if endpoint == "/run_status":
-                        steps.add(int(answer.get("step") or 0))
+                    latencies[endpoint].append((time.perf_counter() - t0) * 1000)
+                    if step is not None:
+                        steps[endpoint].add(step)
 
     threads = [threading.Thread(target=client_loop, name=f"client-{i}") for i in range(clients)]
     for t in threads:
@@ -107,12 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             locked = locked_anywhere(store, data, run_id)
             service.cancel(store, run_id)
     lat = result["latencies_ms"]
+    total = sum(len(v) for v in lat.values())
     print(
         f"{args.clients} clients x {args.seconds:.0f} s while the run wrote steps {first}..{last}: "
-        f"{len(lat)} requests, {len(result['errors'])} errors, database locked: {locked}; "
-        f"latency p50 {percentile(lat, 50):.0f} ms, p95 {percentile(lat, 95):.0f} ms, "
-        f"max {max(lat, default=float('nan')):.0f} ms"
+        f"{total} requests, {len(result['errors'])} errors, database locked: {locked}"
     )
+    for endpoint, values in lat.items():
+        print(
+            f"  {endpoint:<17} {len(values):>5} requests  p50 {percentile(values, 50):>6.0f} ms  "
+            f"p95 {percentile(values, 95):>6.0f} ms  max {max(values, default=float('nan')):>6.0f} ms"
+        )
     for error in result["errors"][:5]:
         print("  error:", error)
     return 0 if not result["errors"] and not locked else 1

@@ -7,7 +7,9 @@ from gradio_client import Client
 
 from tests.conftest import require
 
-PUBLIC = {"/submit_run", "/run_status", "/cancel_run", "/list_runs"}
+WRITES = {"/submit_run", "/cancel_run"}  # check the operator token (tests/test_security_http)
+READS = {"/run_status", "/list_runs", "/monitor_refresh", "/inspector_data"}
+PUBLIC = WRITES | READS
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +17,7 @@ def client(studio_server_no_worker):
     return Client(studio_server_no_worker.url, verbose=False)
 
 
-def test_only_the_four_endpoints_are_public(client):
+def test_only_the_named_endpoints_are_public(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert set(api["named_endpoints"]) == PUBLIC
     assert api["unnamed_endpoints"] == {}
