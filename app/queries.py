@@ -22,6 +22,7 @@ from app.plots import REWARD_FUNCTION_PREFIX, CurveTrace, panel_columns, segment
 from engine.config import HEALTH_FLAGS
 from engine.data.audit import AuditResult, answer_label, audit
 from engine.health import CLEAR, FLAG, HEALTH_EVENT_PREFIX, STOP, flagged_responses
+from engine.runs.failure import explain_failure
 from engine.runs.lifecycle import error_summary
 from engine.storage import Store
 from engine.storage.samples import BOOL, FLOAT, INT, SAMPLE_KINDS
@@ -363,6 +364,15 @@ def run_details(store: Store, run_id: int) -> tuple[str, str]:
     )
 
 
+def failure_paragraph(run: Any) -> str:
+    """Why a failed or interrupted run stopped, in one paragraph (what, the field, the fix);
+    "" for any other run (`engine.runs.failure.explain_failure`)."""
+    if _status(run) not in ("failed", "interrupted"):
+        return ""
+    failure = explain_failure(run.error, run.config)
+    return failure.paragraph() if failure else ""
+
+
 def run_status(store: Store, run_id: int) -> dict:
     """A JSON-ready status of one run (the /run_status API)."""
     run = store.get_run(run_id)
@@ -377,6 +387,7 @@ def run_status(store: Store, run_id: int) -> dict:
         "total_steps": run.total_steps,
         "attempt": getattr(run, "attempt", 1),
         "error": error_summary(run.error),
+        "explanation": failure_paragraph(run),
         "created": _fmt_time(run.created_at),
         "started": _fmt_time(run.started_at),
         "finished": _fmt_time(run.finished_at),

@@ -362,3 +362,26 @@ def test_playground_shows_the_prompt_format(page, ux_server, artifacts_dir):
         "does not end with the `A:` line".replace("`", ""), timeout=WAIT_MS
     )
     shot(page, artifacts_dir, "playground-format")
+
+
+# ----------------------------------------------------------------------------- item 3
+
+
+def test_failure_is_explained(page, ux_server, artifacts_dir):
+    """Item 3: a run that failed at start says in one paragraph what failed, the field and the
+    fix (no traceback on the page, nothing cut mid-word); the whole stored error is one click
+    away."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    show_run(page, "bad-model")
+    status = page.locator("#run-status")
+    expect(status).to_contain_text("Why it failed:", timeout=WAIT_MS)
+    expect(status).to_contain_text("The field to change: model.name_or_path.")
+    expect(status).to_contain_text("/data/models/missing-7b is not a folder with a config.json")
+    expect(status).not_to_contain_text("Traceback")
+    page.locator("#run-error").get_by_text("Full error log").click()
+    log = page.locator("#run-error-log")
+    expect(log).to_contain_text("Traceback (most recent call last)", timeout=WAIT_MS)
+    expect(log).to_contain_text("model = load_policy(cfg.model)")
+    shot(page, artifacts_dir, "monitor-failure-explained")

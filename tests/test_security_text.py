@@ -110,4 +110,5 @@ def test_the_log_tail_is_for_the_operator_only(store, data_root):
         if a is not b and a != b
     ]
     assert LOG_LOCKED in locked_out and LOG_LOCKED not in open_out
-    assert [locked_out[i] for i in changed if isinstance(locked_out[i], str)] == [LOG_LOCKED]
+    # the log tail and the full error box (a stored traceback) are locked, nothing else
+    assert [locked_out[i] for i in changed if isinstance(locked_out[i], str)] == [LOG_LOCKED] * 2

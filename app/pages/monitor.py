@@ -58,6 +58,8 @@ def build(ctx: AppContext) -> None:
         x_axis = gr.Radio(X_CHOICES, value="step", label="x axis", elem_id="monitor-x", scale=2)
         smoothing = gr.Slider(0.0, 0.99, value=0.0, step=0.01, label="Smoothing", scale=2)
     status = gr.Markdown(NO_RUN, elem_id="run-status")
+    with gr.Accordion("Full error log", open=False, elem_id="run-error"):
+        error_log = gr.Code(label="Error (as stored)", interactive=False, elem_id="run-error-log")
     health = _layout_health()
     actions = _layout_actions()
     figures = _layout_plots()
@@ -74,6 +76,7 @@ def build(ctx: AppContext) -> None:
         x_axis=x_axis,
         smoothing=smoothing,
         status=status,
+        error_log=error_log,
         figures=figures,
         log_tail=log_tail,
         config=config,
@@ -201,6 +204,12 @@ def status_text(store: Store, run_ids: list[int]) -> str:
     )
     if st["error"] and st["status"] == "cancelled":
         text += f"\n\n**Stopped:** {as_text(st['error'])}"
+    elif st["explanation"]:
+        why = "Why it failed" if st["status"] == "failed" else "Why it stopped"
+        text += (
+            f"\n\n**{why}:** {as_text(st['explanation'])} The whole error is under "
+            "**Full error log** below."
+        )
     elif st["error"]:
         text += f"\n\n{as_text(st['error'])}"
     return text
@@ -219,6 +228,14 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
         figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
     tail = queries.log_tail(store, ids[0]) if ids else ""
     return [*figs, status_text(store, ids), tail, *health_view(store, ids)]
+
+
+def error_text(store: Store, run_ids: list[int]) -> str:
+    """The first selected run's whole stored error (the "Full error log" box)."""
+    run = store.get_run(run_ids[0]) if run_ids else None
+    if run is None:
+        return ""
+    return run.error or "(no error recorded for this run)"
 
 
 def health_view(store: Store, run_ids: list[int]) -> list:
@@ -244,13 +261,17 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
         outputs=[v["chart_sig"], v["table_sig"]],
         **READ_ONLY,
     )
-    drawn = [*v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"]]
+    drawn = [
+        *v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"],
+        v["error_log"],
+    ]  # fmt: skip
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
     def draw(values, x_axis, smoothing, request: gr.Request = None):
-        out = redraw(store, values, x_axis, smoothing)
+        out = [*redraw(store, values, x_axis, smoothing), error_text(store, selected_ids(values))]
         if not ctx.guard.allows(request):  # events and errors name server paths: operator only
             out[drawn.index(v["log_tail"])] = LOG_LOCKED
+            out[drawn.index(v["error_log"])] = LOG_LOCKED
         return out
 
     v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)

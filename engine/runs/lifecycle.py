@@ -37,6 +37,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from engine.runs.failure import last_exception_line, shorten
 from engine.storage import RunGone, RunStatus, Store
 
 log = logging.getLogger(__name__)
@@ -99,18 +100,15 @@ def traceback_tail(
 
 def error_summary(text: str | None, limit: int = 300) -> str:
     """One line of a stored error, for the page and the API: a traceback's final
-    "Type: message" line, else the first line; at most `limit` characters.
+    "Type: message" line, else the first line; at most `limit` characters, cut at a word
+    (`engine.runs.failure.last_exception_line`, `shorten`).
 
     >>> error_summary('Traceback (most recent call last):\\n  File "/srv/x.py"\\nKeyError: 3')
     'KeyError: 3'
     >>> error_summary("killed by signal SIGKILL\\nmore")
     'killed by signal SIGKILL'
     """
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[-1] if any(x.startswith("Traceback") for x in lines) else lines[0]
-    return line[:limit]
+    return shorten(last_exception_line(text), limit)
 
 
 def enforce_save_total_limit(store: Store, run_id: int, limit: int) -> list[Path]:
