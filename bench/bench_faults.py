@@ -1,6 +1,6 @@
 """kill -9 of the training process at random steps, many times over one run (the suite does 5).
 
-    python bench/bench_faults.py [--trials 20] [--seed 14]
+    python bench/bench_faults.py [--trials 20] [--seed 14] [--quick]
 
 One real run of the demo recipe (tiny settings, a checkpoint every step) under a worker; each
 trial waits 1-2 steps past the last resume, kills the training process with SIGKILL, checks that
@@ -34,7 +34,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--quick", action="store_true", help="2 trials (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.trials = 2
     with tempfile.TemporaryDirectory() as tmp:
         root = resolve(Path(tmp) / "home")
         with Store.open(root) as store:

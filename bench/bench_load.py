@@ -1,6 +1,6 @@
 """8 API clients polling a served app while a run trains and writes: errors and latency.
 
-    python bench/bench_load.py [--seconds 60] [--clients 8]
+    python bench/bench_load.py [--seconds 60] [--clients 8] [--quick]
 
 Starts `verl-studio serve` (with its worker) on a fresh data root, queues a demo run that keeps
 writing steps, then `--clients` gradio_client clients each poll /run_status, /list_runs, the
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="10 s (make bench)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 10.0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "home"
