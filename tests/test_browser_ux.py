@@ -385,3 +385,41 @@ def test_failure_is_explained(page, ux_server, artifacts_dir):
     expect(log).to_contain_text("Traceback (most recent call last)", timeout=WAIT_MS)
     expect(log).to_contain_text("model = load_policy(cfg.model)")
     shot(page, artifacts_dir, "monitor-failure-explained")
+
+
+# ----------------------------------------------------------------------------- item 4
+
+
+def test_messages_belong_to_their_run(page, ux_server, artifacts_dir):
+    """Item 4: cancel on a finished run says nothing was done (not "Cancel requested"); its
+    message goes when another run is shown; the Playground's problem line is replaced by the
+    next successful Analyse instead of a toast that outlives it."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    show_run(page, "short")
+    page.locator("#cancel-btn").click()
+    message = page.locator("#monitor-message")
+    expect(message).to_contain_text(
+        f"Run #{ux_server.short_id} had already finished (completed): nothing was done",
+        timeout=WAIT_MS,
+    )
+    expect(page.locator("#run-status")).to_contain_text("status completed")
+    shot(page, artifacts_dir, "monitor-cancel-finished")
+    show_run(page, "bad-model")
+    expect(message).not_to_contain_text(f"#{ux_server.short_id}", timeout=WAIT_MS)
+
+    open_tab(page, "Playground")
+    page.get_by_role("tab", name="Analyse a trace").click()
+    prompt = page.locator("#pg-a-prompt textarea")
+    kept = prompt.input_value()
+    prompt.fill("")
+    page.locator("#pg-a-response textarea").fill(" 41")
+    page.locator("#pg-analyse").click()
+    stats = page.locator("#pg-a-stats")
+    expect(stats).to_contain_text("Cannot analyse: the prompt is empty", timeout=WAIT_MS)
+    prompt.fill(kept)
+    page.locator("#pg-analyse").click()
+    expect(stats).to_contain_text("ERV", timeout=WAIT_MS)
+    expect(page.get_by_text("the prompt is empty")).to_have_count(0)
+    shot(page, artifacts_dir, "playground-problem-replaced")

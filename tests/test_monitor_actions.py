@@ -32,14 +32,15 @@ def test_save_duplicate_resume(app):
     run_id, sel = _run(store)
     fns["save"](sel, " new ", "my notes")
     assert (store.get_run(run_id).name, store.get_run(run_id).notes) == ("new", "my notes")
-    new_id, _ = fns["duplicate"](sel)
+    new_id, _, _ = fns["duplicate"](sel)
     copy = store.get_run(new_id)
     same = StudioConfig.from_dict(store.get_run(run_id).config).to_dict()
     assert copy.parent_id == run_id and copy.config == same  # checked and written out in full
     with pytest.raises(gr.Error, match="only failed, cancelled"):
         fns["resume"](sel)  # a queued run does not resume
     store.request_cancel(run_id)
-    assert "re-queued" in fns["resume"](sel)
+    text, _ = fns["resume"](sel)
+    assert f"Run #{run_id} is queued again as attempt 2; it resumes from the start" in text
 
 
 def test_export_and_delete(app):
@@ -92,3 +93,29 @@ def test_the_inspector_lists_runs_created_after_the_server_started(app):
     store.request_cancel(first)
     store.delete_run(first)
     assert fns["refresh_runs"](f"#{first} before").constructor_args["value"] is None
+
+
+def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
+    """Cancel said "Cancel requested (status now running)" beside a cancelled status, and
+    "Cancel requested" on a completed run; the message stayed when another run was shown."""
+    from app.pages.monitor import message_holds
+
+    store, _, fns = app
+    queued, sel_queued = _run(store, name="queued")
+    done, sel_done = _run(store, name="done")
+    store.claim_run(done, "host")
+    store.finish_run(done, "completed")
+    text, owner = fns["cancel"](sel_done)
+    assert text == f"Run #{done} had already finished (completed): nothing was done."
+    assert str(store.get_run(done).status) == "completed"
+    assert message_holds(store, owner, sel_done)
+    assert not message_holds(store, owner, sel_queued)  # another run on screen: cleared
+    text, owner = fns["cancel"](sel_queued)
+    assert "was still queued: it is cancelled now" in text
+    assert owner == [queued, "cancelled"] and message_holds(store, owner, sel_queued)
+    running, sel_running = _run(store, name="running")
+    store.claim_run(running, "host")
+    text, owner = fns["cancel"](sel_running)
+    assert "is stopping" in text and "then its status becomes cancelled" in text
+    store.finish_run(running, "cancelled")  # the status moved on: the message no longer holds
+    assert not message_holds(store, owner, sel_running)

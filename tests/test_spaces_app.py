@@ -280,7 +280,9 @@ def test_owner_launches_cancels_and_deletes(space):
     seeded = {name: run_id for run_id, name, _, _ in snapshot_of(space.db_url)}
     verl, grpo = label(space.db_url, seeded["demo-verl"]), label(space.db_url, seeded["demo-grpo"])
     msg = queue_call(space.url, space.fns["cancel"], [[verl]], owner)
-    assert msg["success"] and "status now completed" in json.dumps(msg["output"]), msg
+    assert msg["success"] and "had already finished (completed): nothing was done" in json.dumps(
+        msg["output"]
+    ), msg
     page = uuid.uuid4().hex  # one page: the question names the run, then "Yes" deletes it
     msg = queue_call(space.url, space.fns["ask"], [[grpo]], owner, session=page)
     assert msg["success"], msg

@@ -37,15 +37,17 @@ CSS = "#export-file .filename .stem{white-space:normal;overflow:visible;word-bre
 
 
 def build(ctx: AppContext) -> None:
-    empty = gr.Markdown(EMPTY, elem_id="monitor-empty", visible=not ctx.store.list_runs())
+    store = ctx.store
+    # read when each page loads (a value fixed when the app was built went stale)
+    empty = gr.Markdown(lambda: empty_note(store), elem_id="monitor-empty")
     table = gr.Dataframe(
-        value=queries.runs_table(ctx.store),
+        value=lambda: queries.runs_table(store),
         label="Runs (click a row to monitor it)",
         interactive=False,
         elem_id="runs-table",
         max_height=300,
     )
-    jobs_note = gr.Markdown(queries.other_jobs_note(ctx.store), elem_id="runs-note")
+    jobs_note = gr.Markdown(lambda: queries.other_jobs_note(store), elem_id="runs-note")
     with gr.Row():
         selected = gr.Dropdown(
             choices=queries.run_choices(ctx.store),
@@ -154,6 +156,7 @@ def _layout_actions() -> dict[str, Any]:
         export_samples=export_samples,
         export_file=export_file,
         message=message,
+        msg_owner=gr.State(None),  # [run id, status] the message is about: see message_holds
     )
 
 
@@ -179,6 +182,11 @@ def _layout_plots() -> list[gr.Plot]:
 
 def selected_ids(values: list[str] | None) -> list[int]:
     return [i for i in (queries.choice_id(v) for v in values or []) if i is not None]
+
+
+def empty_note(store: Store) -> str:
+    """The "No runs yet" help while the store holds no training run, else nothing."""
+    return "" if store.list_runs(kind="train") else EMPTY
 
 
 def table_signature(store: Store) -> tuple:
@@ -279,11 +287,10 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     v["smoothing"].release(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
 
     def refresh_table(values):
-        runs = store.list_runs(kind="train")
         return (
             queries.runs_table(store),
             gr.Dropdown(choices=queries.run_choices(store), value=values or []),
-            gr.Markdown(visible=not runs),
+            empty_note(store),
             queries.other_jobs_note(store),
         )
 
@@ -374,32 +381,98 @@ def _service(operation, *args, **kwargs):
         raise user_error(exc) from None
 
 
+FINISHED = ("completed", "failed", "cancelled", "interrupted")
+
+
+def cancel_message(run_id: int, before: str, after: str) -> str:
+    """What a cancel did, said as the state after it: `before`/`after` are the run's status
+    before the request and the one `service.cancel` returned."""
+    if before in FINISHED:
+        return f"Run #{run_id} had already finished ({before}): nothing was done."
+    if after == "cancelled":
+        return f"Run #{run_id} was still queued: it is cancelled now and will not start."
+    if after == "running":
+        return (
+            f"Run #{run_id} is stopping: it saves a checkpoint at the end of its current step, "
+            "then its status becomes cancelled (Resume continues from that checkpoint)."
+        )
+    return f"Run #{run_id} is {after} now."
+
+
+def resume_message(run_id: int, attempt: int, step: int) -> str:
+    start = f"from its step {step} checkpoint" if step else "from the start (no checkpoint)"
+    return f"Run #{run_id} is queued again as attempt {attempt}; it resumes {start}."
+
+
+def owner_of(store: Store, run_id: int | None) -> list:
+    """[run id, its status now]: what a monitor message is about. The message is shown while
+    that run is the first selected one and its status has not moved (`message_holds`)."""
+    run = store.get_run(run_id) if run_id is not None else None
+    return [run_id, str(run.status) if run is not None else "missing"]
+
+
+def message_holds(store: Store, owner: list | None, values: list[str] | None) -> bool:
+    """Whether the message owned by `owner` still describes the run on screen."""
+    if not owner:
+        return False
+    ids = selected_ids(values)
+    return owner == owner_of(store, ids[0] if ids else None)
+
+
+def _wire_messages(ctx: AppContext, v: dict[str, Any]) -> None:
+    """A message (and the delete question) belongs to the run on screen: cleared when another
+    run is selected, or when its run's status moved past what the message said."""
+    store = ctx.store
+
+    def stale(owner, pending, values):
+        ids = selected_ids(values)
+        keep_msg = message_holds(store, owner, values)
+        keep_question = pending is not None and ids[:1] == [int(pending)]
+        return (
+            gr.skip() if keep_msg else "",
+            gr.skip() if keep_msg else None,
+            gr.skip() if keep_question else gr.Row(visible=False),
+            gr.skip() if keep_question else None,
+        )
+
+    v["chart_sig"].change(
+        stale,
+        inputs=[v["msg_owner"], v["pending_delete"], v["selected"]],
+        outputs=[v["message"], v["msg_owner"], v["confirm_row"], v["pending_delete"]],
+        **READ_ONLY,
+    )
+
+
 def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
-    store, sel, msg = ctx.store, v["selected"], v["message"]
+    store, sel, msg, owner = ctx.store, v["selected"], v["message"], v["msg_owner"]
+    _wire_messages(ctx, v)
 
     def cancel(values, request: gr.Request = None):
         ctx.guard.require(request)
         run = _current(store, values)
-        status = _service(service.cancel, store, run.id)
-        return f"Cancel requested for run #{run.id} (status now {status})."
+        after = _service(service.cancel, store, run.id)
+        text = cancel_message(run.id, str(run.status), str(after))
+        return text, owner_of(store, run.id)
 
     def resume(values, request: gr.Request = None):
         ctx.guard.require(request)
         run = _current(store, values)
         step = _service(service.resume, store, run.id)
         attempt = store.get_run(run.id).attempt
-        return f"Run #{run.id} re-queued (attempt {attempt}, from step {step})."
+        return resume_message(run.id, attempt, step), owner_of(store, run.id)
 
-    v["cancel"].click(cancel, inputs=[sel], outputs=[msg], **PRIVATE)
-    v["resume"].click(resume, inputs=[sel], outputs=[msg], **PRIVATE)
+    v["cancel"].click(cancel, inputs=[sel], outputs=[msg, owner], **PRIVATE)
+    v["resume"].click(resume, inputs=[sel], outputs=[msg, owner], **PRIVATE)
 
     def duplicate(values, request: gr.Request = None):
         ctx.guard.require(request)
         run = _current(store, values)
         new_id = _service(service.duplicate, store, run.id, policy=ctx.policy)
-        return new_id, f"Queued run #{new_id}, a copy of #{run.id}."
+        return new_id, f"Queued run #{new_id}, a copy of #{run.id}.", owner_of(store, new_id)
 
-    v["duplicate"].click(duplicate, inputs=[sel], outputs=[ctx.focus_run, msg], **PRIVATE).success(
+    v["duplicate"].click(
+        duplicate, inputs=[sel], outputs=[ctx.focus_run, msg, owner], **PRIVATE
+    ).success(
         lambda run_id: gr.Dropdown(
             choices=queries.run_choices(store),
             value=[queries.run_label(store.get_run(run_id))],
@@ -411,11 +484,11 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
 
     def inspect(values):
         run_id = _current(store, values).id
-        return run_id, gr.Tabs(selected=PageId.INSPECTOR), ""
+        return run_id, gr.Tabs(selected=PageId.INSPECTOR), "", None
 
     ctx.inspector_openers.append(
         v["inspect"].click(
-            inspect, inputs=[sel], outputs=[ctx.inspect_run, ctx.tabs, msg], **PRIVATE
+            inspect, inputs=[sel], outputs=[ctx.inspect_run, ctx.tabs, msg, owner], **PRIVATE
         )
     )
 
@@ -423,9 +496,9 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
         ctx.guard.require(request)
         run = _current(store, values)
         _service(service.rename, store, run.id, name=name or "", notes=notes or "", policy=ctx.policy)  # fmt: skip
-        return f"Saved name and notes of run #{run.id}."
+        return f"Saved name and notes of run #{run.id}.", owner_of(store, run.id)
 
-    v["save"].click(save, inputs=[sel, v["name"], v["notes"]], outputs=[msg], **PRIVATE)
+    v["save"].click(save, inputs=[sel, v["name"], v["notes"]], outputs=[msg, owner], **PRIVATE)
     _wire_delete(ctx, v)
     _wire_export(ctx, v)
 
@@ -456,7 +529,7 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
         if run_id is None:
             raise gr.Error("Nothing to delete: press Delete… again.")
         _service(service.delete, store, ctx.root, int(run_id))
-        return gr.Row(visible=False), [], f"Deleted run #{run_id}.", None
+        return gr.Row(visible=False), [], f"Deleted run #{run_id}.", None, owner_of(store, None)
 
     v["delete"].click(
         ask,
@@ -472,7 +545,7 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
     v["confirm"].click(
         really,
         inputs=[v["pending_delete"]],
-        outputs=[v["confirm_row"], sel, v["message"], v["pending_delete"]],
+        outputs=[v["confirm_row"], sel, v["message"], v["pending_delete"], v["msg_owner"]],
         **PRIVATE,
     )
 

@@ -13,11 +13,11 @@ from typing import Any
 import gradio as gr
 
 from app.analysis_plots import rank_curve_figure, token_proxy_figure
-from app.pages.common import READ_ONLY, AppContext, on_show, user_error
+from app.pages.common import READ_ONLY, AppContext, as_text, on_show
 from app.queries import run_label
 from engine.config import EMBEDDED_MODEL, ConfigError
 from engine.data.tasks import PROMPT_FORMAT, heldout_problems
-from engine.runs.admission import check_model
+from engine.runs.admission import check_model, one_line
 from engine.storage import RunKind, Store
 from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
 
@@ -104,6 +104,12 @@ def stream_outputs(pg: Playground, text: str, chat: bool, gen, rank):
             yield up.text, stats, fig if grew else gr.skip(), gr.skip()
 
 
+def problem_text(action: str, problem: Exception | str) -> str:
+    """The one line shown in place of a result ("**Cannot analyse:** the prompt is empty")."""
+    text = " ".join(str(problem).split()) or "the request was refused"
+    return f"**Cannot {action}:** {as_text(text[:1000])}"
+
+
 def build(ctx: AppContext) -> None:
     pg = Playground()  # this app's one kept-loaded model
     with gr.Row():
@@ -154,32 +160,35 @@ def _wire(ctx: AppContext, pg: Playground, v: dict[str, Any]) -> None:
     store = ctx.store
 
     def load(value):
+        """Load the chosen model; ValueError with one line when it cannot be."""
         try:  # a typed name passes the same check as a run's model (no server paths)
             source = check_model(resolve_model(store, value), ctx.policy, "model")
             pg.load(source)
         except ConfigError as exc:
-            raise user_error(exc) from None
+            raise ValueError(one_line(exc)) from None
         except Exception as exc:  # an offline hub id, a broken folder: one line on the page
             log.warning("playground: cannot load %s", value, exc_info=True)
-            raise user_error(f"cannot load the model: {exc}") from None
+            raise ValueError(f"cannot load the model: {exc}") from None
 
     def generate(value, text, use_chat, s, n_new, temp, sd, use_greedy):
+        """Streams (response, stats, curve, proxies); a problem is said in the stats box, which
+        the next result replaces (a toast outlived the success that followed it)."""
         ceiling = ctx.policy.limits.max_completion_length
-        if not ctx.policy.trusted and int(n_new or 0) > ceiling:
-            raise user_error(f"max new tokens: over this server's limit of {ceiling}")
-        load(value)
-        gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
         try:
+            if not ctx.policy.trusted and int(n_new or 0) > ceiling:
+                raise ValueError(f"max new tokens: over this server's limit of {ceiling}")
+            load(value)
+            gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
             yield from stream_outputs(pg, text, bool(use_chat), gen, RankSettings(stride=int(s)))
         except ValueError as exc:  # an empty prompt, a tokenizer without chat template
-            raise gr.Error(str(exc)) from exc
+            yield "", problem_text("generate", exc), None, None
 
     def analyse(value, text, resp, use_chat, s):
-        load(value)
         try:
+            load(value)
             a = pg.analyze(text, resp, chat=use_chat, rank=RankSettings(stride=int(s)))
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            return problem_text("analyse", exc), None, None
         return (
             analysis_markdown(a),
             rank_curve_figure(a.positions, a.curve, "ER of each prefix (teacher-forced)"),
