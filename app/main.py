@@ -21,9 +21,9 @@ import threading
 import gradio as gr
 from sqlalchemy.engine import make_url
 
-from app import queries, read_api, spaces
+from app import queries, read_api, spaces, url_state
 from app.auth import WriteGuard
-from app.pages.common import AppContext, PageId, TokenizerCache, user_error
+from app.pages.common import READ_ONLY, AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
 from app.pages.monitor import CSS as MONITOR_CSS
 from app.spaces import SpaceAccess, owner_bar
@@ -46,7 +46,26 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "Evaluate", "app.pages.evaluate"),
     ("playground", "Playground", "app.pages.playground"),
 )
+TAB_IDS = tuple(page_id for page_id, _, _ in PAGES)
 CSS = INSPECTOR_CSS + MONITOR_CSS + " #data-footer{font-size:0.85em;color:#666}"
+# The URL keeps the place (app.url_state). Written on user actions only: a new history entry
+# when the place moved. Back / forward (popstate) restore through the hidden button's event.
+READ_QUERY = "() => [window.location.search]"
+PUSH_QUERY = """(query) => {
+  const q = query || "";
+  if (q !== window.location.search) {
+    window.history.pushState(null, "", q || window.location.pathname);
+  }
+}"""
+CLICK_IF_QUERY = """() => {
+  if (window.location.search) document.getElementById("url-load").click();
+}"""
+HEAD = """<script>
+window.addEventListener("popstate", () => {
+  const restore = document.getElementById("url-restore");
+  if (restore) restore.click();
+});
+</script>"""
 
 
 def data_location(root: DataRoot) -> str:
@@ -91,11 +110,61 @@ def build_app(
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
             for page_id, title, module in PAGES:
-                with gr.Tab(title, id=page_id, elem_id=f"tab-{page_id}"):
+                with gr.Tab(title, id=page_id, elem_id=f"tab-{page_id}") as tab:
                     importlib.import_module(module).build(ctx)
+                ctx.url_events.append((tab.select, page_id))
         gr.Markdown(data_location(root), elem_id="data-footer")
+        _wire_url(ctx, app)
         _api(ctx)
     return app
+
+
+def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
+    """Page state <-> URL query (app.url_state): each page's `UrlPart` reads and restores its
+    piece; the place is written after each user event in `ctx.url_events` and restored on page
+    load and on back / forward."""
+    query = gr.Textbox(visible="hidden", elem_id="url-state")
+    restore_btn = gr.Button(visible="hidden", elem_id="url-restore")
+    parts = ctx.url_parts
+    inputs = [c for part in parts for c in part.inputs]
+    outputs = [ctx.tabs, *(c for part in parts for c in part.outputs)]
+
+    def write(tab: str):
+        def place(*values) -> str:
+            fields, at = {"tab": tab}, 0
+            for part in parts:
+                fields.update(part.read(*values[at : at + len(part.inputs)]))
+                at += len(part.inputs)
+            return url_state.to_query(url_state.UrlState(**fields))
+
+        return place
+
+    def restore(text: str, reset: bool) -> list:
+        state = url_state.parse(text, TAB_IDS)
+        tab = state.tab or (TAB_IDS[0] if reset else None)
+        return [
+            gr.Tabs(selected=tab) if tab else gr.skip(),
+            *(value for part in parts for value in part.restore(state, reset)),
+        ]
+
+    for trigger, tab in ctx.url_events:
+        trigger(write(tab), inputs, [query], **READ_ONLY).success(
+            None, [query], None, js=PUSH_QUERY, **READ_ONLY
+        )
+    # A load with a query restores it, keeping what the query does not name (a click made while
+    # the page loads); a bare URL's load sends nothing. Back / forward go to exactly the place
+    # the URL names; the latest of several quick ones wins.
+    load_btn = gr.Button(visible="hidden", elem_id="url-load")
+    load_btn.click(lambda text: restore(text, False), [query], outputs, js=READ_QUERY, **READ_ONLY)
+    app.load(None, js=CLICK_IF_QUERY)
+    restore_btn.click(
+        lambda text: restore(text, True),
+        [query],
+        outputs,
+        js=READ_QUERY,
+        trigger_mode="always_last",
+        **READ_ONLY,
+    )
 
 
 def _token_box(ctx: AppContext) -> None:
@@ -252,6 +321,7 @@ def launch(
         prevent_thread_lock=True,
         quiet=True,
         css=CSS,
+        head=HEAD,
         footer_links=["api"],
         max_file_size=int(policy.limits.max_upload_mb * (1 << 20)),
         show_error=True,

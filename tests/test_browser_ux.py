@@ -423,3 +423,99 @@ def test_messages_belong_to_their_run(page, ux_server, artifacts_dir):
     expect(stats).to_contain_text("ERV", timeout=WAIT_MS)
     expect(page.get_by_text("the prompt is empty")).to_have_count(0)
     shot(page, artifacts_dir, "playground-problem-replaced")
+
+
+# ----------------------------------------------------------------------------- item 6
+
+
+def in_url(page, **fields: object) -> None:
+    """Wait until the address bar's query holds each `key=value` (the page writes it)."""
+    wanted = [f"{k}={v}" for k, v in fields.items()]
+    page.wait_for_function(
+        """want => { const q = new URLSearchParams(window.location.search);
+                     return want.every(kv => { const [k, v] = kv.split('=');
+                                               return q.get(k) === v; }); }""",
+        arg=wanted,
+        timeout=WAIT_MS,
+    )
+
+
+def test_reload_keeps_the_run(page, ux_server, artifacts_dir):
+    """Item 6: a reload (as after a server restart) shows the run that was on screen, with its
+    charts and its tab; a link naming a run that does not exist says so."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    show_run(page, "short")
+    in_url(page, tab="monitor", runs=ux_server.short_id)
+    page.reload()
+    expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute(
+        "aria-selected", "true", timeout=WAIT_MS
+    )
+    expect(page.locator("#run-status")).to_contain_text("short", timeout=WAIT_MS)
+    wait_plot(page, "plot-reward")
+    names = page.evaluate(
+        "() => document.querySelector('#plot-reward .js-plotly-plot').data.map(t => t.name)"
+    )
+    assert any("short" in str(n) for n in names), names
+    shot(page, artifacts_dir, "reload-keeps-run")
+
+    page.goto(f"{ux_server.url}?tab=monitor&runs=99999&run=abc&step=-1")
+    expect(page.locator("#run-status")).to_contain_text(
+        "run #99999, which does not exist", timeout=WAIT_MS
+    )
+
+
+def chosen_curve(page) -> str:
+    """The legend name of the thick (selected) rank curve in the inspector."""
+    page.wait_for_function(
+        """() => { const d = document.querySelector('#insp-curve .js-plotly-plot');
+                   return !!(d && d.data && d.data.some(t => t.line && t.line.width === 4)); }""",
+        timeout=WAIT_MS,
+    )
+    return page.evaluate(
+        """() => document.querySelector('#insp-curve .js-plotly-plot').data
+                 .find(t => t.line.width === 4).name"""
+    )
+
+
+def test_a_link_opens_one_response(page, browser, ux_server, artifacts_dir):
+    """Item 6: the URL of the inspector showing one response (not the default one: an earlier
+    step, a later response), pasted into a fresh browser, shows that response's rank curve."""
+    from playwright.sync_api import expect
+
+    from tests.fixtures.browser import VIEWPORT
+
+    page.goto(ux_server.url)
+    open_tab(page, "Trace inspector")
+    pick(page, "insp-run", label_of(ux_server.db_url, ux_server.trained_id))
+    expect(page.locator("#insp-stats")).to_contain_text("reward", timeout=WAIT_MS)
+    pick(page, "insp-step", "1")
+    in_url(page, tab="inspector", run=ux_server.trained_id, step=1, group=0, response=0)
+    page.locator("#insp-response input").click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible(timeout=WAIT_MS)
+    label = options.last.inner_text().strip()
+    sample = int(label.lstrip("#").split()[0])
+    assert sample > 0, label  # not the response a bare pick would show
+    options.last.click()
+    in_url(page, run=ux_server.trained_id, step=1, group=0, response=sample)
+    expect(page.locator("#insp-response input")).to_have_value(label, timeout=WAIT_MS)
+    curve = chosen_curve(page)
+    assert curve.startswith(f"#{sample} "), curve
+    link = page.url
+
+    other = browser.new_context(viewport=VIEWPORT)
+    try:
+        fresh = other.new_page()
+        fresh.goto(link)
+        expect(fresh.get_by_role("tab", name="Trace inspector", exact=True)).to_have_attribute(
+            "aria-selected", "true", timeout=WAIT_MS
+        )
+        expect(fresh.locator("#insp-step input")).to_have_value("1", timeout=WAIT_MS)
+        expect(fresh.locator("#insp-response input")).to_have_value(label, timeout=WAIT_MS)
+        assert chosen_curve(fresh) == curve
+        expect(fresh.locator("#insp-stats")).to_have_text(page.locator("#insp-stats").inner_text())
+        shot(fresh, artifacts_dir, "link-to-one-response")
+    finally:
+        other.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import gradio as gr
 from gradio.context import Context
 
 from app.auth import WriteGuard
+from app.url_state import UrlState
 from engine.config import EMBEDDED_MODEL, ConfigError
 from engine.paths import DataRoot
 from engine.runs.admission import AccessPolicy, one_line
@@ -83,6 +85,19 @@ def _load_tokenizer(name_or_path: str) -> Any | None:
 
 
 @dataclass(eq=False)
+class UrlPart:
+    """What one page keeps in the URL (app.url_state): `read` turns the values of `inputs` into
+    UrlState fields ({"runs": (3,)}); `restore(state, reset)` returns the values of `outputs`
+    showing that place: on page load (reset False: what the URL does not name is left as it is)
+    and on back / forward (reset True: what it does not name goes back to the default)."""
+
+    inputs: list
+    read: Callable[..., dict[str, Any]]
+    outputs: list
+    restore: Callable[[UrlState, bool], list]
+
+
+@dataclass(eq=False)
 class AppContext:
     """One app's handles. Built per `build_app` call; nothing here is module-level."""
 
@@ -99,6 +114,10 @@ class AppContext:
     monitor_openers: list = field(default_factory=list)
     inspector_openers: list = field(default_factory=list)
     space: Any = None  # app.spaces.SpaceAccess on a Hugging Face Space, else None
+    # The URL keeps the place (app.main wires both): each page's part, and the user events after
+    # which the place changed, with the tab they leave open.
+    url_parts: list[UrlPart] = field(default_factory=list)
+    url_events: list[tuple[Any, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.policy is None:  # untrusted unless told otherwise
@@ -110,12 +129,13 @@ def elem_id(path: str) -> str:
     return "cfg-" + path.replace(".", "-").replace("_", "-")
 
 
-def on_show(fn, inputs, outputs) -> None:
-    """Run a read-only handler when the app loads and whenever this page's tab is opened."""
+def on_show(fn, inputs, outputs, *, on_load: bool = True) -> None:
+    """Run a read-only handler when the app loads (unless `on_load` is False: the URL's restore
+    fills it then) and whenever this page's tab is opened."""
     tab, root = Context.block, Context.root_block
     if isinstance(tab, gr.Tab):
         tab.select(fn, inputs, outputs, **READ_ONLY)
-    if root is not None:
+    if root is not None and on_load:
         root.load(fn, inputs, outputs, **READ_ONLY)
 
 

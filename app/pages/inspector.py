@@ -20,7 +20,8 @@ import gradio as gr
 
 from app import plots, queries
 from app.pages import answer_audit
-from app.pages.common import READ_ONLY, AppContext, on_show
+from app.pages.common import READ_ONLY, AppContext, PageId, UrlPart, on_show
+from app.url_state import UrlState
 from engine.data.audit import answer_label
 from engine.storage import Store
 
@@ -150,6 +151,26 @@ def pick(
     ]
 
 
+def place(ctx: AppContext, state: UrlState, reset: bool = True) -> list:
+    """(run picker, step, group, response, *views) showing a link's response. What the link
+    names but the store lacks falls back as a pick would (latest step, first group, first
+    response); a run that does not exist is named in the stats line. A link naming no run
+    only refreshes the run picker's choices unless `reset`."""
+    store = ctx.store
+    if state.run is None and not reset:
+        return [gr.Dropdown(choices=queries.run_choices(store, kind="train"))] + [gr.skip()] * 8
+    run = store.get_run(state.run) if state.run is not None else None
+    picker = gr.Dropdown(**run_picker(store, queries.run_label(run) if run else None))
+    if run is None or run.kind != "train":
+        filled = pick(ctx, None)
+        if state.run is not None:
+            filled[3] = f"The link names run #{state.run}, which has no recorded responses. {EMPTY}"
+        return [picker, *filled]
+    if state.step is None or state.group is None or state.response is None:
+        return [picker, *pick(ctx, run.id, state.step, state.group)]
+    return [picker, *open_response(ctx, run.id, state.step, state.group, state.response)]
+
+
 def open_response(ctx: AppContext, run_id: int | None, step: int, group: int, sample: int) -> list:
     """Fill the pickers below the run and the views for one response (the audit's click)."""
     filled = pick(ctx, run_id, step, group)
@@ -183,10 +204,12 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
         return render(ctx, queries.choice_id(choice), s, g, r)
 
     below = [step, group, response, *shown]
-    run.input(on_run, inputs=[run], outputs=below, **READ_ONLY)
-    step.input(on_step, inputs=[run, step], outputs=below, **READ_ONLY)
-    group.input(on_group, inputs=[run, step, group], outputs=below, **READ_ONLY)
-    response.input(on_response, inputs=pickers, outputs=shown, **READ_ONLY)
+    picks = [
+        run.input(on_run, inputs=[run], outputs=below, **READ_ONLY),
+        step.input(on_step, inputs=[run, step], outputs=below, **READ_ONLY),
+        group.input(on_group, inputs=[run, step, group], outputs=below, **READ_ONLY),
+        response.input(on_response, inputs=pickers, outputs=shown, **READ_ONLY),
+    ]
 
     def open_run(run_id):
         run_info = store.get_run(run_id) if run_id else None
@@ -195,15 +218,35 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
         return [gr.Dropdown(choices=choices, value=label), *pick(ctx, run_id)]
 
     for opener in ctx.inspector_openers:
-        opener.success(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)
+        picks.append(
+            opener.success(open_run, inputs=[ctx.inspect_run], outputs=[run, *below], **READ_ONLY)
+        )
+    _wire_url(ctx, pickers, shown, picks)
 
     def refresh_runs(current):
         """The picker's runs as the store has them now (runs created after the server
         started too), the current pick kept while its run exists."""
         return gr.Dropdown(**run_picker(store, current))
 
-    on_show(refresh_runs, [run], [run])  # page load and opening the tab
+    on_show(refresh_runs, [run], [run], on_load=False)  # opening the tab (the URL: page load)
     run.focus(refresh_runs, inputs=[run], outputs=[run], **READ_ONLY)  # opening the list
+
+
+def _wire_url(ctx: AppContext, pickers: list, shown: list, picks: list) -> None:
+    """The URL keeps the response on screen (app.url_state); each pick writes it."""
+
+    def read(run_value, step, group, sample) -> dict:
+        return {"run": queries.choice_id(run_value), "step": step, "group": group, "response": sample}  # fmt: skip
+
+    ctx.url_parts.append(
+        UrlPart(
+            inputs=pickers,
+            read=read,
+            outputs=[*pickers, *shown],
+            restore=lambda state, reset: place(ctx, state, reset),
+        )
+    )
+    ctx.url_events += [(done.success, PageId.INSPECTOR) for done in picks]
 
 
 def run_picker(store: Store, current: str | None) -> dict:

@@ -18,7 +18,17 @@ from typing import Any
 import gradio as gr
 
 from app import plots, queries
-from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, PageId, as_text, user_error
+from app.pages.common import (
+    PRIVATE,
+    READ_ONLY,
+    TICK_S,
+    AppContext,
+    PageId,
+    UrlPart,
+    as_text,
+    user_error,
+)
+from app.url_state import UrlState
 from engine.config import ConfigError
 from engine.runs import service
 from engine.storage import Store
@@ -246,6 +256,22 @@ def error_text(store: Store, run_ids: list[int]) -> str:
     return run.error or "(no error recorded for this run)"
 
 
+def place(store: Store, state: UrlState, reset: bool = True) -> list:
+    """(picker, status) showing a link's runs: those that exist are picked (which redraws);
+    when none does, the status names the missing ones (nothing redraws over it). A link naming
+    no runs leaves the picks as they are unless `reset`."""
+    if not state.runs and not reset:
+        return [gr.skip(), gr.skip()]
+    runs = [r for r in (store.get_run(i) for i in state.runs) if r is not None]
+    picker = gr.Dropdown(
+        choices=queries.run_choices(store), value=[queries.run_label(r) for r in runs]
+    )
+    if runs or not state.runs:
+        return [picker, gr.skip()]
+    missing = ", ".join(f"#{i}" for i in state.runs)
+    return [picker, f"The link names run {missing}, which does not exist. {NO_RUN}"]
+
+
 def health_view(store: Store, run_ids: list[int]) -> list:
     """(flag banner, flag links) of the first selected run."""
     flags = queries.health_flags(store, run_ids[:1]).get(run_ids[0], []) if run_ids else []
@@ -333,15 +359,28 @@ def _wire_selection(ctx: AppContext, v: dict[str, Any]) -> None:
         labels = [queries.run_label(run)] if run else []
         return gr.Dropdown(choices=queries.run_choices(store), value=labels)
 
-    v["table"].select(pick_row, outputs=[v["selected"]], **READ_ONLY)
+    picked_row = v["table"].select(pick_row, outputs=[v["selected"]], **READ_ONLY)
 
     def focus(run_id):
         run = store.get_run(run_id) if run_id else None
         labels = [queries.run_label(run)] if run else []
         return gr.Dropdown(choices=queries.run_choices(store), value=labels)
 
-    for opener in ctx.monitor_openers:
+    focused = [
         opener.success(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
+        for opener in ctx.monitor_openers
+    ]
+    # the URL keeps the runs on the charts (app.url_state)
+    ctx.url_parts.append(
+        UrlPart(
+            inputs=[v["selected"]],
+            read=lambda values: {"runs": tuple(selected_ids(values))},
+            outputs=[v["selected"], v["status"]],
+            restore=lambda state, reset: place(store, state, reset),
+        )
+    )
+    user_picks = [v["selected"].input, picked_row.success, *(f.success for f in focused)]
+    ctx.url_events += [(pick, PageId.MONITOR) for pick in user_picks]
 
 
 def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
