@@ -386,6 +386,7 @@ def run_status(store: Store, run_id: int) -> dict:
         "step": store.latest_step(run_id),
         "total_steps": run.total_steps,
         "attempt": getattr(run, "attempt", 1),
+        "cancel_requested": bool(getattr(run, "cancel_requested", False)),
         "error": error_summary(run.error),
         "explanation": failure_paragraph(run),
         "created": _fmt_time(run.created_at),

@@ -98,7 +98,7 @@ def test_the_inspector_lists_runs_created_after_the_server_started(app):
 def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
     """Cancel said "Cancel requested (status now running)" beside a cancelled status, and
     "Cancel requested" on a completed run; the message stayed when another run was shown."""
-    from app.pages.monitor import message_holds
+    from app.pages.monitor import message_holds, status_text
 
     store, _, fns = app
     queued, sel_queued = _run(store, name="queued")
@@ -117,5 +117,7 @@ def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
     store.claim_run(running, "host")
     text, owner = fns["cancel"](sel_running)
     assert "is stopping" in text and "then its status becomes cancelled" in text
+    assert "status **running**" in status_text(store, [running])
+    assert "**stopping** (cancel requested" in status_text(store, [running])
     store.finish_run(running, "cancelled")  # the status moved on: the message no longer holds
     assert not message_holds(store, owner, sel_running)

@@ -26,6 +26,7 @@ from app.pages.common import (
     PageId,
     UrlPart,
     as_text,
+    on_show,
     user_error,
 )
 from app.url_state import UrlState
@@ -48,16 +49,22 @@ CSS = "#export-file .filename .stem{white-space:normal;overflow:visible;word-bre
 
 def build(ctx: AppContext) -> None:
     store = ctx.store
-    # read when each page loads (a value fixed when the app was built went stale)
-    empty = gr.Markdown(lambda: empty_note(store), elem_id="monitor-empty")
+    empty = gr.Markdown(empty_note(store), elem_id="monitor-empty")
     table = gr.Dataframe(
-        value=lambda: queries.runs_table(store),
+        value=queries.runs_table(store),
         label="Runs (click a row to monitor it)",
         interactive=False,
         elem_id="runs-table",
         max_height=300,
     )
-    jobs_note = gr.Markdown(lambda: queries.other_jobs_note(store), elem_id="runs-note")
+    jobs_note = gr.Markdown(queries.other_jobs_note(store), elem_id="runs-note")
+    # read again when the page loads or the tab opens: the values above, fixed when the app was
+    # built, said "No runs yet." beside a queued run until the first tick
+    on_show(
+        lambda: (empty_note(store), queries.runs_table(store), queries.other_jobs_note(store)),
+        None,
+        [empty, table, jobs_note],
+    )
     with gr.Row():
         selected = gr.Dropdown(
             choices=queries.run_choices(ctx.store),
@@ -220,6 +227,8 @@ def status_text(store: Store, run_ids: list[int]) -> str:
         f"status **{st['status']}** · step {st['step']} / {st['total_steps']} · "
         f"attempt {st['attempt']}"
     )
+    if st["status"] == "running" and st["cancel_requested"]:
+        text += " · **stopping** (cancel requested: it stops at the end of its current step)"
     if st["error"] and st["status"] == "cancelled":
         text += f"\n\n**Stopped:** {as_text(st['error'])}"
     elif st["explanation"]:
