@@ -25,6 +25,7 @@ from app import queries, read_api, spaces, url_state
 from app.auth import WriteGuard
 from app.pages.common import READ_ONLY, AppContext, PageId, TokenizerCache, user_error
 from app.pages.inspector import CSS as INSPECTOR_CSS
+from app.pages.launch import CSS as LAUNCH_CSS
 from app.pages.monitor import CSS as MONITOR_CSS
 from app.spaces import SpaceAccess, owner_bar
 from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
@@ -47,7 +48,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("playground", "Playground", "app.pages.playground"),
 )
 TAB_IDS = tuple(page_id for page_id, _, _ in PAGES)
-CSS = INSPECTOR_CSS + MONITOR_CSS + " #data-footer{font-size:0.85em;color:#666}"
+CSS = INSPECTOR_CSS + MONITOR_CSS + LAUNCH_CSS + " #data-footer{font-size:0.85em;color:#666}"
 # The URL keeps the place (app.url_state). Written on user actions only: a new history entry
 # when the place moved. Back / forward (popstate) restore through the hidden button's event.
 READ_QUERY = "() => [window.location.search]"

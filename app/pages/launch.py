@@ -1,8 +1,14 @@
 """Launch page: a form built from the run config's fields, a recipe picker, duplicate-from-run.
 
-Launch runs the event's `validator=` first: the form's values become a `StudioConfig`, and every
-(field, message) of the `ConfigError` is shown next to its field with `gr.validate`; the launch
-handler (which queues the run) only runs when nothing is wrong. It then opens the monitor.
+Launch first reviews the form (`form_problems`: the config's own checks, then the server's
+submit-time check): every (field, message) is written into its field (the field's info line,
+marked `field-error`), one line per bad field goes to the summary beside the Launch button, and
+each section holding a bad field is opened. Every review rewrites every field, so a message
+never outlives its cause. Only then does the launch event run; its `validator=` refuses it (an
+HTTP 422, nothing queued) while anything is wrong. The messages are ordinary component updates
+returned by the review, not Gradio's validation status: that status is kept per component in
+the browser, and once a launch had switched to the monitor, the Runs page's timer rewrote it
+and the messages of later invalid launches vanished.
 """
 
 from __future__ import annotations
@@ -15,10 +21,18 @@ import gradio as gr
 import yaml
 
 from app import queries, spaces
-from app.pages.common import PRIVATE, READ_ONLY, AppContext, PageId, elem_id, user_error
+from app.pages.common import (
+    PRIVATE,
+    READ_ONLY,
+    AppContext,
+    PageId,
+    as_text,
+    elem_id,
+    user_error,
+)
 from engine.config import ConfigError, StudioConfig, field_specs
 from engine.resources import recipe_names, recipe_path
-from engine.runs.admission import check_submission
+from engine.runs.admission import AccessPolicy, check_submission
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +47,7 @@ SECTION_TITLES = {
     "model": "Model",
     "health": "GRPO health flags: thresholds, and which flag stops the run",
 }
+CSS = " .field-error{outline:2px solid #d33;border-radius:6px} #launch-problems{color:#b00020}"
 
 
 # ----------------------------------------------------------------------------- form <-> config
@@ -103,6 +118,47 @@ def _by_field(errors: list[tuple[str, str]]) -> dict[str, str]:
     return by_field
 
 
+def form_problems(
+    specs: list[dict], values: list[Any], policy: AccessPolicy
+) -> tuple[StudioConfig | None, dict[str, str]]:
+    """What Launch would refuse: the config's own checks, then what this server admits.
+
+    Returns (the config, {}) or (None, {field path: message}); '' holds problems that belong
+    to no form field. The same two checks the launch handler (and the API, and the CLI) run."""
+    cfg, problems = check_form(specs, values)
+    if cfg is not None:
+        try:
+            check_submission(cfg, policy)
+        except ConfigError as exc:
+            problems = _by_field(exc.errors)
+    return (cfg if not problems else None), problems
+
+
+def problem_summary(problems: dict[str, str]) -> str:
+    """Markdown for the summary beside Launch: one line per bad field (the field and its fix).
+
+    >>> print(problem_summary({"shaping.kappa": "must be at least 1", "": "no GPU"}))
+    **Not launched.** Fix:
+    - no GPU
+    - `shaping.kappa`: must be at least 1
+    """
+    if not problems:
+        return ""
+    lines = [f"- `{path}`: {as_text(msg)}" if path else f"- {as_text(msg)}" for path, msg in
+             sorted(problems.items())]  # fmt: skip
+    return "\n".join(["**Not launched.** Fix:", *lines])
+
+
+def field_updates(specs: list[dict], problems: dict[str, str]) -> list[dict]:
+    """One update per field: its message and the error mark, or its help text back."""
+    return [
+        gr.update(info=f"⚠ {problems[s['path']]}", elem_classes=["field-error"])
+        if s["path"] in problems
+        else gr.update(info=s["help"], elem_classes=[])
+        for s in specs
+    ]
+
+
 def config_to_values(specs: list[dict], config: dict) -> list[Any]:
     """A config dict (a recipe, a run's config) -> one value per form field (defaults fill gaps)."""
     out = []
@@ -124,21 +180,24 @@ def initial_config() -> dict:
 # ----------------------------------------------------------------------------- layout
 
 
-def _layout_form(specs: list[dict], initial: list[Any]) -> list[gr.components.Component]:
+def _layout_form(
+    specs: list[dict], initial: list[Any]
+) -> tuple[list[gr.components.Component], dict[str, gr.Accordion]]:
     values = {spec["path"]: v for spec, v in zip(specs, initial, strict=True)}
     sections = dict.fromkeys(s["path"].split(".", 1)[0] for s in specs)
     order = [s for s in OPEN_SECTIONS if s in sections] + [
         s for s in sections if s not in OPEN_SECTIONS
     ]
-    by_path = {}
+    by_path, accordions = {}, {}
     for section in order:
         section_specs = [s for s in specs if s["path"].startswith(section + ".")]
-        with gr.Accordion(SECTION_TITLES.get(section, section), open=section in OPEN_SECTIONS):
+        title = SECTION_TITLES.get(section, section)
+        with gr.Accordion(title, open=section in OPEN_SECTIONS) as accordions[section]:
             for i in range(0, len(section_specs), FIELDS_PER_ROW):
                 with gr.Row():
                     for spec in section_specs[i : i + FIELDS_PER_ROW]:
                         by_path[spec["path"]] = _component(spec, values[spec["path"]])
-    return [by_path[spec["path"]] for spec in specs]
+    return [by_path[spec["path"]] for spec in specs], accordions
 
 
 @dataclass
@@ -147,6 +206,7 @@ class LaunchForm:
 
     specs: list[dict]  # engine.config.field_specs(), one per field
     fields: list[gr.components.Component]  # one per spec, in the same order
+    sections: dict[str, gr.Accordion]  # config section -> the accordion holding its fields
     parent: gr.State  # the run whose config was loaded (the new run's parent), or None
     status: gr.Markdown
     demo: gr.Button
@@ -155,6 +215,7 @@ class LaunchForm:
     source_run: gr.Dropdown
     load_run: gr.Button
     launch: gr.Button
+    problems: gr.Markdown  # the summary beside Launch: one line per bad field
 
 
 def build(ctx: AppContext) -> None:
@@ -181,11 +242,14 @@ def build(ctx: AppContext) -> None:
         )
         load_run_btn = gr.Button("Load run's config", scale=1)
     parent = gr.State(None)
-    fields = _layout_form(specs, config_to_values(specs, initial_config()))
-    launch_btn = gr.Button("Launch", variant="primary", elem_id="launch-btn")
+    fields, sections = _layout_form(specs, config_to_values(specs, initial_config()))
+    with gr.Row(equal_height=True):
+        launch_btn = gr.Button("Launch", variant="primary", elem_id="launch-btn", scale=1)
+        problems = gr.Markdown("", elem_id="launch-problems")
     form = LaunchForm(
         specs=specs,
         fields=fields,
+        sections=sections,
         parent=parent,
         status=gr.Markdown("", elem_id="launch-status"),
         demo=demo_btn,
@@ -194,6 +258,7 @@ def build(ctx: AppContext) -> None:
         source_run=source_run,
         load_run=load_run_btn,
         launch=launch_btn,
+        problems=problems,
     )
     _wire_launch(ctx, form)
     _wire_loaders(ctx, form)
@@ -202,22 +267,32 @@ def build(ctx: AppContext) -> None:
 # ----------------------------------------------------------------------------- wiring
 
 
+def _wire_review(ctx: AppContext, form: LaunchForm) -> Any:
+    """Launch's first step: every field's message, the summary, the bad fields' sections open."""
+    specs, sections = form.specs, list(form.sections)
+
+    def review(*values):
+        _, problems = form_problems(specs, list(values), ctx.policy)
+        bad = {path.split(".", 1)[0] for path in problems if path}
+        opened = [gr.Accordion(open=True) if s in bad else gr.skip() for s in sections]
+        status = "" if problems else gr.skip()
+        return [*field_updates(specs, problems), *opened, problem_summary(problems), status]
+
+    return form.launch.click(
+        review,
+        inputs=form.fields,
+        outputs=[*form.fields, *form.sections.values(), form.problems, form.status],
+        **READ_ONLY,
+    )
+
+
 def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
-    """Launch (validated field by field first) and Run the demo; both open the monitor."""
+    """Launch (reviewed field by field first) and Run the demo; both open the monitor."""
     store, specs, status = ctx.store, form.specs, form.status
 
-    def validator(*values):
-        cfg, errors = check_form(specs, list(values[:-1]))
-        if cfg is not None:  # the form parses: what this server admits, field by field
-            try:
-                check_submission(cfg, ctx.policy)
-            except ConfigError as exc:
-                errors = _by_field(exc.errors)
-        general = errors.pop("", None)
-        out = [gr.validate(s["path"] not in errors, errors.get(s["path"], "")) for s in specs]
-        if general:
-            out[0] = gr.validate(False, general)
-        return [*out, gr.validate(True, "")]
+    def validator(*values):  # the review showed why; this only keeps the run from queueing
+        _, problems = form_problems(specs, list(values[:-1]), ctx.policy)
+        return [*(gr.validate(True, "") for _ in specs), gr.validate(not problems, "")]
 
     def launch(request: gr.Request, *values):  # Gradio passes a Request only before *args
         ctx.guard.require(request)
@@ -238,7 +313,7 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
         except ConfigError as exc:
             raise user_error(exc) from None
 
-    launched = form.launch.click(
+    launched = _wire_review(ctx, form).then(
         launch,
         inputs=[*form.fields, form.parent],
         outputs=[ctx.focus_run, ctx.tabs, status, form.parent],
