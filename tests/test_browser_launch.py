@@ -93,3 +93,42 @@ def test_field_messages_on_every_launch(page, studio_server_no_worker, artifacts
         for elem_id, _, _, good in BAD_FIELDS:  # fixed again for the next round
             type_into(page, elem_id, good)
     page.screenshot(path=artifacts_dir / "launch-problems.png", full_page=True)
+
+
+UPLOAD_CSV = (
+    "problem,source,gold\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
+)
+
+
+def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_path):
+    """Item 7: a CSV uploaded in the form is stored in the uploads folder, previewed, its
+    columns offered as the question / answer fields with the reward's verdict on each gold
+    (a wrong field is seen at once), and Launch trains on it."""
+    from playwright.sync_api import expect
+
+    server = studio_server_no_worker
+    src = tmp_path / "my set.csv"
+    src.write_text(UPLOAD_CSV)
+    page.goto(server.url)
+    page.get_by_text("Upload a dataset file").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(src))
+    verdict = page.locator("#upload-verdict")
+    expect(verdict).to_contain_text("0 of 3 verify", timeout=WAIT_MS)  # 'source' is empty
+    expect(verdict).to_contain_text("no gold answer in field 'source'")
+    expect(page.locator("#upload-rows")).to_contain_text("What is 10-4?")
+
+    page.locator("#upload-answer input").click()
+    page.get_by_role("option", name="gold", exact=True).click()
+    expect(verdict).to_contain_text("2 of 3 verify", timeout=WAIT_MS)
+    expect(verdict).to_contain_text("row 3")
+
+    page.locator("#cfg-run-max-steps input").fill("3")
+    page.locator("#launch-btn").click()
+    expect(page.locator("#launch-status")).to_contain_text("Queued run #", timeout=WAIT_MS)
+    run = max(runs_in(server.db_url), key=lambda r: r.id)
+    stored = server.data_dir.resolve() / "uploads" / "my_set.csv"
+    assert run.config["data"]["task"] == str(stored) and stored.read_text() == UPLOAD_CSV
+    assert (run.config["data"]["question_field"], run.config["data"]["answer_field"]) == (
+        "problem",
+        "gold",
+    )

@@ -14,7 +14,8 @@ and the messages of later invalid launches vanished.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -30,7 +31,9 @@ from app.pages.common import (
     elem_id,
     user_error,
 )
-from engine.config import ConfigError, StudioConfig, field_specs
+from engine.config import ConfigError, DataConfig, StudioConfig, field_specs
+from engine.data.files import DatasetLoadError
+from engine.data.uploads import UploadError, gold_checks, preview, safe_name, store_upload
 from engine.resources import recipe_names, recipe_path
 from engine.runs.admission import AccessPolicy, check_submission
 
@@ -216,6 +219,40 @@ class LaunchForm:
     load_run: gr.Button
     launch: gr.Button
     problems: gr.Markdown  # the summary beside Launch: one line per bad field
+    upload: Upload  # the dataset upload above the form
+
+
+@dataclass
+class Upload:
+    """The dataset upload: the file, its columns as field choices, a preview, the verdict."""
+
+    file: gr.File
+    stored: gr.State  # the stored file's name in the uploads folder, or None
+    question: gr.Dropdown
+    answer: gr.Dropdown
+    rows: gr.Dataframe
+    verdict: gr.Markdown
+
+
+def _layout_upload() -> Upload:
+    title = "Upload a dataset file (JSONL / CSV / Parquet)"
+    with gr.Accordion(title, open=False, elem_id="upload-section"):
+        with gr.Row():
+            file = gr.File(
+                label="Dataset file",
+                file_types=[".jsonl", ".json", ".csv", ".parquet"],
+                type="filepath",
+                elem_id="upload-file",
+                scale=2,
+            )
+            with gr.Column(scale=1):
+                question = gr.Dropdown(
+                    choices=[], label="question field", elem_id="upload-question"
+                )
+                answer = gr.Dropdown(choices=[], label="answer field", elem_id="upload-answer")
+        rows = gr.Dataframe(label="First rows", interactive=False, elem_id="upload-rows")
+        verdict = gr.Markdown("", elem_id="upload-verdict")
+    return Upload(file, gr.State(None), question, answer, rows, verdict)
 
 
 def build(ctx: AppContext) -> None:
@@ -242,6 +279,7 @@ def build(ctx: AppContext) -> None:
         )
         load_run_btn = gr.Button("Load run's config", scale=1)
     parent = gr.State(None)
+    upload = _layout_upload()
     fields, sections = _layout_form(specs, config_to_values(specs, initial_config()))
     with gr.Row(equal_height=True):
         launch_btn = gr.Button("Launch", variant="primary", elem_id="launch-btn", scale=1)
@@ -259,7 +297,9 @@ def build(ctx: AppContext) -> None:
         load_run=load_run_btn,
         launch=launch_btn,
         problems=problems,
+        upload=upload,
     )
+    _wire_upload(ctx, form)
     _wire_launch(ctx, form)
     _wire_loaders(ctx, form)
 
@@ -365,3 +405,89 @@ def _wire_loaders(ctx: AppContext, form: LaunchForm) -> None:
 
     form.source_run.focus(refresh_runs, outputs=[form.source_run], **READ_ONLY)
     ctx.tabs.select(refresh_runs, outputs=[form.source_run], **READ_ONLY)
+
+
+# ----------------------------------------------------------------------------- upload
+
+
+def verdict_text(reward: str, checks: list) -> str:
+    """Markdown: how many preview golds the reward accepts, then one line per row."""
+    good = sum(c.ok for c in checks)
+    head = f"**Gold answers of the first {len(checks)} rows, by the `{as_text(reward)}` reward:"
+    lines = [f"{head} {good} of {len(checks)} verify.**"]
+    for c in checks:
+        gold = f"gold `{as_text(c.read)}`" if c.read else f"gold {as_text(repr(c.gold[:80]))}"
+        lines.append(f"- row {c.row + 1}: {gold} " + ("✓" if c.ok else f"✗ {as_text(c.note)}"))
+    return "\n".join(lines)
+
+
+def _upload_view(root_uploads: Path, name: str, data: DataConfig) -> tuple[list, list, str]:
+    """(columns, preview rows as lists, verdict markdown) of a stored upload."""
+    columns, rows = preview(root_uploads / safe_name(name))
+    table = [[str(r.get(c, ""))[:200] for c in columns] for r in rows]
+    return columns, table, verdict_text(data.reward, gold_checks(rows, data))
+
+
+def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
+    """Upload -> stored in the uploads folder, previewed, the form's dataset fields filled."""
+    up, uploads = form.upload, ctx.root.uploads
+    by_path = dict(zip((s["path"] for s in form.specs), form.fields, strict=True))
+    task, q_field, a_field = (by_path[f"data.{n}"] for n in ("task", "question_field", "answer_field"))  # fmt: skip
+    reward = by_path["data.reward"]
+
+    def on_upload(file_path, reward_name, question, answer, request: gr.Request):
+        ctx.guard.require(request)  # a write: the file is kept on the server
+        if not file_path:
+            return [gr.skip()] * 9
+        try:
+            stored = store_upload(
+                Path(file_path), Path(file_path).name, uploads, ctx.policy.limits.max_upload_mb
+            )
+            columns, _ = preview(stored)
+            DataConfig(reward=reward_name)
+        except (UploadError, DatasetLoadError, ConfigError) as exc:
+            raise user_error(str(exc)) from None
+        q = question if question in columns else columns[0]
+        a = answer if answer in columns else next((c for c in columns if c != q), q)
+        data = DataConfig(question_field=q, answer_field=a, reward=reward_name)
+        columns, table, verdict = _upload_view(uploads, stored.name, data)
+        frame = gr.Dataframe(value=table, headers=columns)
+        pick = [gr.Dropdown(choices=columns, value=v) for v in (q, a)]
+        return [stored.name, *pick, frame, verdict, stored.name, q, a, gr.skip()]
+
+    up.file.upload(
+        on_upload,
+        inputs=[up.file, reward, q_field, a_field],
+        outputs=[
+            up.stored,
+            up.question,
+            up.answer,
+            up.rows,
+            up.verdict,
+            task,
+            q_field,
+            a_field,
+            form.status,
+        ],  # fmt: skip
+        **PRIVATE,
+    )
+
+    def on_fields(name, question, answer, reward_name):
+        if not name or not question or not answer:
+            return [gr.skip()] * 3
+        data = replace(DataConfig(), question_field=question, answer_field=answer)
+        try:
+            data = replace(data, reward=str(reward_name or data.reward))
+            _, _, verdict = _upload_view(uploads, name, data)
+        except (DatasetLoadError, OSError, ConfigError) as exc:
+            raise user_error(str(exc)) from None
+        return [verdict, question, answer]
+
+    inputs = [up.stored, up.question, up.answer, reward]
+    gr.on(
+        [up.question.input, up.answer.input, reward.input],
+        on_fields,
+        inputs=inputs,
+        outputs=[up.verdict, q_field, a_field],
+        **READ_ONLY,
+    )

@@ -181,7 +181,7 @@ def _source_rows(cfg: DataConfig, split: str, source: str) -> list[dict[str, Any
     else:
         hub_split = cfg.split if split == TRAIN else cfg.eval_split
         raw = load_hub_rows(source, hub_split)
-    return [_shape_row(cfg, row, source, i) for i, row in enumerate(raw)]
+    return [shape_row(cfg, row, source, i) for i, row in enumerate(raw)]
 
 
 def _is_local(source: str) -> bool:
@@ -193,7 +193,9 @@ def _is_local(source: str) -> bool:
     return not HUB_DATASET_ID.match(source) and path.exists()
 
 
-def _shape_row(cfg: DataConfig, row: dict[str, Any], source: str, i: int) -> dict[str, Any]:
+def shape_row(cfg: DataConfig, row: dict[str, Any], source: str, i: int) -> dict[str, Any]:
+    """One dataset row as training sees it: `prompt` from the template, `answer` the gold read
+    from `cfg.answer_field` ("" when none). DatasetLoadError when a field is missing."""
     for name in (cfg.question_field, cfg.answer_field):
         if name not in row:
             raise DatasetLoadError(
