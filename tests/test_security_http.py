@@ -30,7 +30,7 @@ from app.auth import REFUSED
 from tests.fixtures.server import run_server
 
 TOKEN = "s3cret-operator-token-for-tests"
-PAIRS = 70  # fresh (queued, cancelled) run pairs for the control pass: one per function
+PAIRS = 100  # fresh (queued, cancelled) run pairs for the control pass: one per function
 CALL_TIMEOUT_S = 120
 # what the issue names as write actions (function names as the app registers them)
 KNOWN_WRITES = {
