@@ -51,18 +51,34 @@ TAB_IDS = tuple(page_id for page_id, _, _ in PAGES)
 CSS = INSPECTOR_CSS + MONITOR_CSS + LAUNCH_CSS + " #data-footer{font-size:0.85em;color:#666}"
 # The URL keeps the place (app.url_state). Written on user actions only: a new history entry
 # when the place moved. Back / forward (popstate) restore through the hidden button's event.
+# `verlPlace.gen` counts those; a write carries the count it was triggered under and is dropped
+# when back / forward came since (it would push a place the user has just left), or when it was
+# triggered while a restore was being applied (`busy`: the tab switch a restore makes fires the
+# tab's select event, which must not push the half-restored place).
 READ_QUERY = "() => [window.location.search]"
-PUSH_QUERY = """(query) => {
-  const q = query || "";
+STAMP_WRITE = """(...values) => [
+  ...values.slice(0, -1), window.verlPlace.busy ? "-" : String(window.verlPlace.gen)
+]"""
+SETTLED = "() => { setTimeout(() => { window.verlPlace.busy = false; }, 500); }"
+PUSH_QUERY = """(stamped) => {
+  const text = stamped || "";
+  const cut = text.indexOf(" ");
+  if (cut < 0 || text.slice(0, cut) !== String(window.verlPlace.gen)) return;
+  const q = text.slice(cut + 1);
   if (q !== window.location.search) {
     window.history.pushState(null, "", q || window.location.pathname);
   }
 }"""
 CLICK_IF_QUERY = """() => {
-  if (window.location.search) document.getElementById("url-load").click();
+  if (!window.location.search) return;
+  window.verlPlace.busy = true;
+  document.getElementById("url-load").click();
 }"""
 HEAD = """<script>
+window.verlPlace = {gen: 0, busy: false};
 window.addEventListener("popstate", () => {
+  window.verlPlace.gen += 1;
+  window.verlPlace.busy = true;
   const restore = document.getElementById("url-restore");
   if (restore) restore.click();
 });
@@ -128,15 +144,19 @@ def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
     restore_btn = gr.Button(visible="hidden", elem_id="url-restore")
     parts = ctx.url_parts
     inputs = [c for part in parts for c in part.inputs]
-    outputs = [ctx.tabs, *(c for part in parts for c in part.outputs)]
+    # the tab last: its switch fires the tab's select event, best after the rest is in place
+    outputs = [*(c for part in parts for c in part.outputs), ctx.tabs]
 
     def write(tab: str):
         def place(*values) -> str:
+            """ "<gen> <query>": the place after a user event, stamped (see STAMP_WRITE)."""
+            *values, gen = values
             fields, at = {"tab": tab}, 0
             for part in parts:
                 fields.update(part.read(*values[at : at + len(part.inputs)]))
                 at += len(part.inputs)
-            return url_state.to_query(url_state.UrlState(**fields))
+            stamp = gen if isinstance(gen, str) and gen.isascii() and gen.isdigit() else "-"
+            return f"{stamp} {url_state.to_query(url_state.UrlState(**fields))}"
 
         return place
 
@@ -144,19 +164,21 @@ def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
         state = url_state.parse(text, TAB_IDS)
         tab = state.tab or (TAB_IDS[0] if reset else None)
         return [
-            gr.Tabs(selected=tab) if tab else gr.skip(),
             *(value for part in parts for value in part.restore(state, reset)),
+            gr.Tabs(selected=tab) if tab else gr.skip(),
         ]
 
     for trigger, tab in ctx.url_events:
-        trigger(write(tab), inputs, [query], **READ_ONLY).success(
+        trigger(write(tab), [*inputs, query], [query], js=STAMP_WRITE, **READ_ONLY).success(
             None, [query], None, js=PUSH_QUERY, **READ_ONLY
         )
     # A load with a query restores it, keeping what the query does not name (a click made while
     # the page loads); a bare URL's load sends nothing. Back / forward go to exactly the place
     # the URL names; the latest of several quick ones wins.
     load_btn = gr.Button(visible="hidden", elem_id="url-load")
-    load_btn.click(lambda text: restore(text, False), [query], outputs, js=READ_QUERY, **READ_ONLY)
+    load_btn.click(
+        lambda text: restore(text, False), [query], outputs, js=READ_QUERY, **READ_ONLY
+    ).then(None, js=SETTLED, **READ_ONLY)
     app.load(None, js=CLICK_IF_QUERY)
     restore_btn.click(
         lambda text: restore(text, True),
@@ -165,7 +187,7 @@ def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
         js=READ_QUERY,
         trigger_mode="always_last",
         **READ_ONLY,
-    )
+    ).then(None, js=SETTLED, **READ_ONLY)
 
 
 def _token_box(ctx: AppContext) -> None:

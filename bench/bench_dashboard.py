@@ -6,6 +6,9 @@ Seeds a fresh SQLite store with a 200-step and a 2,000-step run, each step with 
   tick vs redraw      a timer tick with no new step vs a monitor redraw      target >= 20x cheaper
   refresh 2000 / 200  monitor redraw (figures built and serialised)          target <= 2x
   inspector 1999 / 1  trace inspector open (query, decode, shade, figures)   target <= 1.5x
+  link restore        a reload of a link naming the 2,000-step run and one of its responses:
+                      the query parsed, both pages' pickers and views filled (app.url_state;
+                      the URL is written on user actions only, so the tick is unchanged)
   budgets             refresh <= 100 ms, inspector <= 200 ms on this machine
 
     python bench/bench_dashboard.py [--quick] [--repeats N]
@@ -23,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from app import plots, queries
+from app import plots, queries, url_state
 from app.pages import inspector, monitor
 from app.pages.common import AppContext, TokenizerCache
 from engine.config import StudioConfig
@@ -110,6 +113,16 @@ def inspect(ctx: AppContext, run_id: int, step: int) -> None:
     out[6].to_json()
 
 
+def restore_link(ctx: AppContext, run_id: int) -> None:
+    """What a reload of a shared link costs beyond the redraw it triggers."""
+    query = f"?tab=inspector&runs={run_id}&run={run_id}&step=1999&group=0&response=3"
+    state = url_state.parse(query, ("monitor", "inspector"))
+    monitor.place(ctx.store, state)
+    out = inspector.place(ctx, state)
+    out[6].to_json()
+    out[7].to_json()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="16 responses per step, fewer repeats")
@@ -132,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             redraw_small = median_ms(lambda: redraw_serialised(store, label_small), repeats)
             insp_last = median_ms(lambda: inspect(ctx, big, 1999), repeats)
             insp_first = median_ms(lambda: inspect(ctx, big, 1), repeats)
+            link = median_ms(lambda: restore_link(ctx, big), repeats)
     rows = [
         ("tick (no new step)", f"{tick:.2f} ms", ""),
         ("redraw 2000 steps", f"{redraw_big:.1f} ms", "budget <= 100 ms"),
         ("redraw 200 steps", f"{redraw_small:.1f} ms", ""),
         ("inspector step 1999", f"{insp_last:.1f} ms", "budget <= 200 ms"),
         ("inspector step 1", f"{insp_first:.1f} ms", ""),
+        ("link restore", f"{link:.1f} ms", "+ the redraw it triggers"),
         ("redraw / tick", f"{redraw_big / tick:.1f}x", "target >= 20x"),
         ("redraw 2000 / 200", f"{redraw_big / redraw_small:.2f}x", "target <= 2x"),
         ("inspector 1999 / 1", f"{insp_last / insp_first:.2f}x", "target <= 1.5x"),

@@ -15,5 +15,11 @@ def test_bench_dashboard_quick_prints_every_ratio(capsys):
     spec.loader.exec_module(bench)
     assert bench.main(["--quick", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for name in ("redraw / tick", "redraw 2000 / 200", "inspector 1999 / 1", "tick (no new step)"):
+    for name in (
+        "redraw / tick",
+        "redraw 2000 / 200",
+        "inspector 1999 / 1",
+        "tick (no new step)",
+        "link restore",
+    ):
         assert name in out

@@ -519,3 +519,32 @@ def test_a_link_opens_one_response(page, browser, ux_server, artifacts_dir):
         shot(fresh, artifacts_dir, "link-to-one-response")
     finally:
         other.close()
+
+
+def test_back_and_forward_move_between_places(page, ux_server):
+    """Item 6: browser back / forward return to the run (and tab) shown before, and again."""
+    from playwright.sync_api import expect
+
+    page.goto(ux_server.url)
+    show_run(page, "short")
+    in_url(page, tab="monitor", runs=ux_server.short_id)
+    show_run(page, "verl-embedded-seed0")
+    in_url(page, tab="monitor", runs=ux_server.trained_id)
+    open_tab(page, "Compare")
+    in_url(page, tab="compare", runs=ux_server.trained_id)
+    runs_tab = page.get_by_role("tab", name="Runs", exact=True)
+    status = page.locator("#run-status")
+
+    page.go_back()
+    expect(runs_tab).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
+    expect(status).to_contain_text("verl-embedded-seed0", timeout=WAIT_MS)
+    page.go_back()
+    in_url(page, runs=ux_server.short_id)
+    expect(status).to_contain_text("short", timeout=WAIT_MS)
+    page.go_forward()
+    in_url(page, runs=ux_server.trained_id)
+    expect(status).to_contain_text("verl-embedded-seed0", timeout=WAIT_MS)
+    page.go_forward()
+    expect(page.get_by_role("tab", name="Compare", exact=True)).to_have_attribute(
+        "aria-selected", "true", timeout=WAIT_MS
+    )

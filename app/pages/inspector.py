@@ -226,7 +226,10 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
     def refresh_runs(current):
         """The picker's runs as the store has them now (runs created after the server
         started too), the current pick kept while its run exists."""
-        return gr.Dropdown(**run_picker(store, current))
+        picker = run_picker(store, current)
+        if picker["value"] == current:  # only the choices: a pick made meanwhile stays
+            return gr.Dropdown(choices=picker["choices"])
+        return gr.Dropdown(**picker)  # its run was renamed or deleted
 
     on_show(refresh_runs, [run], [run], on_load=False)  # opening the tab (the URL: page load)
     run.focus(refresh_runs, inputs=[run], outputs=[run], **READ_ONLY)  # opening the list
