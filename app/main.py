@@ -149,7 +149,7 @@ def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
 
     def write(tab: str):
         def place(*values) -> str:
-            """ "<gen> <query>": the place after a user event, stamped (see STAMP_WRITE)."""
+            """The place after a user event as "<gen> <query>" (gen: see STAMP_WRITE)."""
             *values, gen = values
             fields, at = {"tab": tab}, 0
             for part in parts:
