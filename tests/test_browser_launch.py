@@ -95,6 +95,29 @@ def test_field_messages_on_every_launch(page, studio_server_no_worker, artifacts
     page.screenshot(path=artifacts_dir / "launch-problems.png", full_page=True)
 
 
+def test_a_fixed_field_loses_its_message(page, studio_server_no_worker):
+    """Item 4: a field's message goes when its value is fixed (it stayed until the next Launch),
+    its line leaves the summary, and the fields still wrong keep theirs."""
+    from playwright.sync_api import expect
+
+    page.goto(studio_server_no_worker.url)
+    expect(page.locator("#launch-btn")).to_be_visible(timeout=WAIT_MS)
+    launch_bad_fields(page)
+    for elem_id, _, text, _ in BAD_FIELDS:
+        expect(page.locator(f"#{elem_id}")).to_contain_text(text, timeout=WAIT_MS)
+    (fixed, _, text, good), *still_wrong = BAD_FIELDS
+    type_into(page, fixed, good)
+    expect(page.locator(f"#{fixed}")).not_to_contain_text(text, timeout=WAIT_MS)
+    summary = page.locator("#launch-problems")
+    expect(summary).not_to_contain_text("shaping.kappa", timeout=WAIT_MS)
+    for elem_id, _, other_text, _ in still_wrong:
+        expect(page.locator(f"#{elem_id}")).to_contain_text(other_text)
+    expect(summary).to_contain_text("shaping.stride")
+    for elem_id, _, _, good_value in still_wrong:
+        type_into(page, elem_id, good_value)
+    expect(summary).to_be_empty(timeout=WAIT_MS)
+
+
 UPLOAD_CSV = (
     "problem,source,gold\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
 )

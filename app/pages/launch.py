@@ -152,6 +152,10 @@ def problem_summary(problems: dict[str, str]) -> str:
     return "\n".join(["**Not launched.** Fix:", *lines])
 
 
+def field_paths(specs: list[dict]) -> list[str]:
+    return [s["path"] for s in specs]
+
+
 def field_updates(specs: list[dict], problems: dict[str, str]) -> list[dict]:
     """One update per field: its message and the error mark, or its help text back."""
     return [
@@ -219,6 +223,7 @@ class LaunchForm:
     load_run: gr.Button
     launch: gr.Button
     problems: gr.Markdown  # the summary beside Launch: one line per bad field
+    reviewed: gr.State  # {field path: (its message, its value when reviewed)} of the last review
     upload: Upload  # the dataset upload above the form
 
 
@@ -297,10 +302,12 @@ def build(ctx: AppContext) -> None:
         load_run=load_run_btn,
         launch=launch_btn,
         problems=problems,
+        reviewed=gr.State({}),
         upload=upload,
     )
     _wire_upload(ctx, form)
     _wire_launch(ctx, form)
+    _wire_recheck(form)
     _wire_loaders(ctx, form)
 
 
@@ -316,12 +323,71 @@ def _wire_review(ctx: AppContext, form: LaunchForm) -> Any:
         bad = {path.split(".", 1)[0] for path in problems if path}
         opened = [gr.Accordion(open=True) if s in bad else gr.skip() for s in sections]
         status = "" if problems else gr.skip()
-        return [*field_updates(specs, problems), *opened, problem_summary(problems), status]
+        value_of = dict(zip(field_paths(specs), values, strict=True))
+        reviewed = {path: (msg, value_of.get(path)) for path, msg in problems.items()}
+        summary = problem_summary(problems)
+        return [*field_updates(specs, problems), *opened, summary, status, reviewed]
 
     return form.launch.click(
         review,
         inputs=form.fields,
-        outputs=[*form.fields, *form.sections.values(), form.problems, form.status],
+        outputs=[*form.fields, *form.sections.values(), form.problems, form.status, form.reviewed],
+        **READ_ONLY,
+    )
+
+
+def still_wrong(
+    specs: list[dict], values: list[Any], reviewed: dict[str, tuple[str, Any]]
+) -> dict[str, tuple[str, Any]]:
+    """The last review's problems that still hold: a field whose value changed since is checked
+    again by the config's own checks (cheap, no files read); an unchanged one keeps its message.
+
+    >>> from engine.config import field_specs
+    >>> specs = field_specs()
+    >>> values = config_to_values(specs, StudioConfig().to_dict())
+    >>> kappa, task = (field_paths(specs).index(p) for p in ("shaping.kappa", "data.task"))
+    >>> old = {"shaping.kappa": ("must be >= 1", 0), "data.task": ("not found", values[task])}
+    >>> values[kappa] = 2
+    >>> sorted(still_wrong(specs, values, old))
+    ['data.task']
+    >>> values[kappa] = 0.5
+    >>> still_wrong(specs, values, old)["shaping.kappa"][1]
+    0.5
+    """
+    value_of = dict(zip(field_paths(specs), values, strict=True))
+    changed = {p for p, (_, then) in reviewed.items() if p and value_of.get(p) != then}
+    if not changed:
+        return reviewed
+    _, now = check_form(specs, values)
+    kept = {p: problem for p, problem in reviewed.items() if p not in changed}
+    kept.update({p: (now[p], value_of[p]) for p in changed if p in now})
+    return kept
+
+
+def _wire_recheck(form: LaunchForm) -> None:
+    """A field's message goes when its value is fixed (by hand, a recipe or a loaded run), and
+    its line leaves the summary; fields still wrong keep theirs. New problems wait for Launch."""
+    specs = form.specs
+
+    def recheck(*values):
+        reviewed = values[-1] or {}
+        kept = still_wrong(specs, list(values[:-1]), reviewed)
+        if kept == reviewed:
+            return [gr.skip() for _ in specs] + [gr.skip(), gr.skip()]
+        problems = {p: msg for p, (msg, _) in kept.items()}
+        touched = set(reviewed) | set(kept)
+        updates = field_updates(specs, problems)
+        fields = [
+            u if s["path"] in touched else gr.skip() for s, u in zip(specs, updates, strict=True)
+        ]
+        return [*fields, problem_summary(problems), kept]
+
+    gr.on(
+        [f.change for f in form.fields],
+        recheck,
+        inputs=[*form.fields, form.reviewed],
+        outputs=[*form.fields, form.problems, form.reviewed],
+        trigger_mode="always_last",
         **READ_ONLY,
     )
 
