@@ -13,6 +13,7 @@ Screenshots of the health panel go to the artifacts folder. Waits are Playwright
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -63,6 +64,24 @@ def open_run(page, name: str) -> None:
     expect(row).to_contain_text("⚠", timeout=WAIT_MS)
     row.locator("[role=gridcell]", has_text=name).first.click()
     expect(page.locator("#run-status")).to_contain_text(name, timeout=WAIT_MS)
+
+
+def open_flagged_response(page, run_id: int) -> None:
+    """Click the first response behind the flag: the inspector shows that very response."""
+    from playwright.sync_api import expect
+
+    row = page.locator("#flag-responses [role=row].virtual-row").first
+    step, group, sample = (row.locator("[role=gridcell]").nth(i).inner_text() for i in range(3))
+    row.locator("[role=gridcell]").nth(6).click()  # the reason
+    expect(page.get_by_role("tab", name="Trace inspector", exact=True)).to_have_attribute(
+        "aria-selected", "true", timeout=WAIT_MS
+    )
+    expect(page.locator("#insp-step input")).to_have_value(step.strip(), timeout=WAIT_MS)
+    expect(page.locator("#insp-group input")).to_have_value(f"group {group.strip()}")
+    expect(page.locator("#insp-response input")).to_have_value(
+        re.compile(rf"^#{sample.strip()}\b"), timeout=WAIT_MS
+    )
+    expect(page).to_have_url(re.compile(rf"run={run_id}&step={step.strip()}&"), timeout=WAIT_MS)
 
 
 def test_truncation_flag_links_to_truncated_responses_and_stops_the_run(
@@ -138,3 +157,4 @@ def test_unreachable_answers_show_the_tied_groups_flag(
     page.locator("#plot-health").scroll_into_view_if_needed()
     page.locator("#plot-health").screenshot(path=str(artifacts_dir / "health-panel-tied.png"))
     page.screenshot(path=str(artifacts_dir / "health-tied.png"), full_page=True)
+    open_flagged_response(page, health_runs["tied"])  # a response behind the flag

@@ -17,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from app import queries
-from app.pages.common import READ_ONLY, AppContext
+from app.pages.common import READ_ONLY, AppContext, row_response
 from engine.data.audit import LENIENT, MISSED, AuditResult
 
 MAX_ROWS = 500  # rows shown; the counts cover the whole range
@@ -49,26 +49,13 @@ def build(ctx: AppContext, run: gr.Dropdown, open_outputs: list, open_fn: Callab
         return audit_view(ctx, queries.choice_id(choice), step_min, step_max)
 
     def on_select(choice, evt: gr.SelectData):
-        ids = response_ids(evt.row_value)
+        ids = row_response(evt.row_value)
         if ids is None:
             return [gr.skip()] * len(open_outputs)
         return open_fn(queries.choice_id(choice), *ids)
 
     go.click(on_audit, inputs=[run, lo, hi], outputs=[counts, table], **READ_ONLY)
     table.select(on_select, inputs=[run], outputs=open_outputs, **READ_ONLY)
-
-
-def response_ids(row: Any) -> tuple[int, int, int] | None:
-    """(step, group, response) of a clicked table row (client data: checked), else None.
-
-    >>> response_ids([3, 0, 2, "why", "5.0", "5", 1.0]), response_ids(["x", 0, 1]), response_ids(None)
-    ((3, 0, 2), None, None)
-    """
-    try:
-        step, group, sample = (int(v) for v in list(row or [])[:3])
-    except (TypeError, ValueError):
-        return None
-    return (step, group, sample) if min(step, group, sample) >= 0 else None
 
 
 def _step_bound(value: Any, name: str) -> int | None:

@@ -108,7 +108,8 @@ class AppContext:
     guard: WriteGuard = field(default_factory=WriteGuard)  # checked in each write handler
     tabs: gr.Tabs | None = None
     focus_run: gr.State | None = None  # run id the monitor should show (set by launch)
-    inspect_run: gr.State | None = None  # run id the inspector should open (set by monitor)
+    # (run id, step, group, response) the inspector should open (set by monitor); None: unset
+    inspect_run: gr.State | None = None
     # Events that set focus_run / inspect_run and switch tabs. The receiving page, built later,
     # chains `.success(...)` on each, so its update follows the tab switch.
     monitor_openers: list = field(default_factory=list)
@@ -161,3 +162,17 @@ def as_text(value: Any) -> str:
 
 
 MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|~>:")  # ":" and "." break autolinks
+
+
+def row_response(row: Any) -> tuple[int, int, int] | None:
+    """(step, group, response) of a clicked table row whose first three columns are those
+    (client data: checked), else None.
+
+    >>> row_response([3, 0, 2, "why", "5.0", "5", 1.0]), row_response(["x", 0, 1]), row_response(None)
+    ((3, 0, 2), None, None)
+    """
+    try:
+        step, group, sample = (int(v) for v in list(row or [])[:3])
+    except (TypeError, ValueError):
+        return None
+    return (step, group, sample) if min(step, group, sample) >= 0 else None

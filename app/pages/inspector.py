@@ -211,11 +211,9 @@ def _wire(ctx: AppContext, pickers: list, shown: list) -> None:
         response.input(on_response, inputs=pickers, outputs=shown, **READ_ONLY),
     ]
 
-    def open_run(run_id):
-        run_info = store.get_run(run_id) if run_id else None
-        label = queries.run_label(run_info) if run_info else None
-        choices = queries.run_choices(store, kind="train")
-        return [gr.Dropdown(choices=choices, value=label), *pick(ctx, run_id)]
+    def open_run(target):  # a run, or one of its responses (step, group, response)
+        run_id, step, group, sample = target or (None, None, None, None)
+        return place(ctx, UrlState(run=run_id, step=step, group=group, response=sample))
 
     for opener in ctx.inspector_openers:
         picks.append(

@@ -27,6 +27,7 @@ from app.pages.common import (
     UrlPart,
     as_text,
     on_show,
+    row_response,
     user_error,
 )
 from app.url_state import UrlState
@@ -124,7 +125,7 @@ def _layout_health() -> dict[str, Any]:
             scale=1,
         )
     responses = gr.Dataframe(
-        label="Responses behind the flag (the last step it held)",
+        label="Responses behind the flag (the last step it held; click one to inspect it)",
         interactive=False,
         visible=False,
         elem_id="flag-responses",
@@ -404,6 +405,22 @@ def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
     v["flag_links"].input(
         show, inputs=[v["selected"], v["flag_links"]], outputs=[v["flag_responses"]], **READ_ONLY
     )
+
+    def inspect_flagged(values, evt: gr.SelectData):
+        """A row of the flag's responses opens that response in the inspector."""
+        ids, where = selected_ids(values), row_response(evt.row_value)
+        if not ids or where is None:
+            return gr.skip(), gr.skip()
+        return (ids[0], *where), gr.Tabs(selected=PageId.INSPECTOR)
+
+    ctx.inspector_openers.append(
+        v["flag_responses"].select(
+            inspect_flagged,
+            inputs=[v["selected"]],
+            outputs=[ctx.inspect_run, ctx.tabs],
+            **READ_ONLY,
+        )
+    )
     v["selected"].change(
         lambda: (gr.Radio(value=None), gr.Dataframe(visible=False)),
         outputs=[v["flag_links"], v["flag_responses"]],
@@ -532,7 +549,7 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
 
     def inspect(values):
         run_id = _current(store, values).id
-        return run_id, gr.Tabs(selected=PageId.INSPECTOR), "", None
+        return (run_id, None, None, None), gr.Tabs(selected=PageId.INSPECTOR), "", None
 
     ctx.inspector_openers.append(
         v["inspect"].click(
