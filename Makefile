@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo serve test lint bench build-demo-model clean
+.PHONY: venv demo serve test lint bench build-demo-model clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ build-demo-model: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info test-artifacts
+
+screenshots: $(STAMP)
+	bash scripts/screenshots.sh

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from typing import Any
 
 import gradio as gr
 from sqlalchemy.engine import make_url
@@ -229,17 +230,15 @@ def _api(ctx: AppContext) -> None:
 
     def run_status(run_id: int) -> dict:
         """Status, progress and error (one line) of one run."""
-        try:
-            return queries.run_status(store, int(run_id))
-        except (TypeError, ValueError):
-            raise user_error("run_id must be an integer") from None
+        return queries.run_status(store, api_int(run_id, "run_id", low=1))
 
     def cancel_run(run_id: int, request: gr.Request = None) -> str:
         """Request cancellation; returns the run's status afterwards."""
         ctx.guard.require(request)
+        run_id = api_int(run_id, "run_id", low=1)
         try:
-            return str(service.cancel(store, int(run_id)))
-        except (service.RunError, TypeError, ValueError) as exc:
+            return str(service.cancel(store, run_id))
+        except service.RunError as exc:
             raise user_error(exc) from None
 
     def list_runs() -> list[dict]:
@@ -269,22 +268,32 @@ def _read_api(ctx: AppContext) -> None:
 
     def monitor_refresh(run_id: int) -> dict:
         """What the monitor draws for one run: status line, health flags, points per chart."""
-        return read_api.monitor_refresh(ctx, _run_id(run_id))
+        return read_api.monitor_refresh(ctx, api_int(run_id, "run_id", low=1))
 
     def inspector_data(run_id: int, step: int | None = None, group: int | None = None) -> dict:
         """One prompt group of a run as the inspector shows it (default: latest step)."""
-        step, group = (None if v is None else _run_id(v, "step/group") for v in (step, group))
-        return read_api.inspector_data(ctx, _run_id(run_id), step, group)
+        step, group = (None if v is None else api_int(v, name) for v, name in ((step, "step"), (group, "group")))  # fmt: skip
+        return read_api.inspector_data(ctx, api_int(run_id, "run_id", low=1), step, group)
 
     gr.api(monitor_refresh, api_name="monitor_refresh", concurrency_limit=None)
     gr.api(inspector_data, api_name="inspector_data", concurrency_limit=None)
 
 
-def _run_id(value, what: str = "run_id") -> int:
+def api_int(value: Any, what: str, low: int = 0) -> int:
+    """A run id, step or group from an API caller: a whole number in [low, 2**31 - 1] (the
+    store's 32-bit ids), else one line naming `what` (no OverflowError from the database).
+
+    >>> api_int("7", "run_id", low=1), api_int(3.0, "step")
+    (7, 3)
+    """
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise user_error(f"{what} must be an integer") from None
+        number = int(value.strip() if isinstance(value, str) else value)
+        whole = not isinstance(value, bool) and (not isinstance(value, float) or value == number)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not low <= number <= url_state.MAX_INT:
+        raise user_error(f"{what} must be a whole number from {low} to {url_state.MAX_INT}")
+    return number
 
 
 # ----------------------------------------------------------------------------- serve

@@ -329,6 +329,13 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("api-name-list", "api", ("api", "submit_run", "run: {name: [1, 2]}\n"), "run.name"),
     ("api-section-list", "api", ("api", "submit_run", "run: [1, 2]\n"), "run"),
     ("api-cancel-missing", "api", ("api", "cancel_run", 9999), "9999"),
+    # ids past the store's 32 bits, not whole, not finite, negative: one line, no OverflowError
+    ("api-status-huge-id", "api", ("api", "run_status", 10**30), "run_id"),
+    ("api-cancel-huge-id", "api", ("api", "cancel_run", 10**30), "run_id"),
+    ("api-monitor-huge-id", "api", ("api", "monitor_refresh", 1e300), "run_id"),
+    ("api-inspector-infinite-id", "api", ("api", "inspector_data", float("inf")), "run_id"),
+    ("api-monitor-negative-id", "api", ("api", "monitor_refresh", -1), "run_id"),
+    ("api-status-fraction", "api", ("api", "run_status", 1.5), "run_id"),
 ]
 
 FILES = {

@@ -138,10 +138,13 @@ def hostile_paths(tmp_path: Path, secret: Path) -> list[tuple[str, str, str]]:
         ("model.name_or_path", str(secret / "model"), str(secret / "no-model")),
         ("model.name_or_path", "./org/name", "./org/nothing"),
         ("model.name_or_path", "/etc", "/etc-not-here"),
+        # a bare name (no path prefix, no suffix) that climbs out of the uploads folder
+        ("data.task", "x/../../../secret/model", "x/../../../secret/no-model"),
+        ("data.eval_task", "x/../../../secret", "x/../../../no-secret"),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(13))
 def test_a_server_path_is_refused_with_the_same_line_whether_or_not_it_exists(world, case):
     root, policy, tmp_path, secret = world
     field, present, absent = hostile_paths(tmp_path, secret)[case]
@@ -150,6 +153,17 @@ def test_a_server_path_is_refused_with_the_same_line_whether_or_not_it_exists(wo
     second = refusal(cfg_with(**{section: {name: absent}}), policy)
     assert first == second and first[0][0] == field
     assert "--allow-path" in first[0][1] and present not in first[0][1]
+
+
+@pytest.mark.parametrize("field", ["data.task", "model.name_or_path"])
+@pytest.mark.parametrize("name", ["a" * 300, "a" * 300 + ".jsonl", "a\x00b", "./a\x00b.jsonl"])
+def test_a_name_no_file_system_takes_is_one_field_error(world, field, name):
+    """Too long for a file name, or a NUL byte: one line naming the field, no server path."""
+    root, policy, *_ = world
+    section, key = field.split(".")
+    for checked_by in (policy, AccessPolicy.command_line()):
+        (error,) = refusal(cfg_with(**{section: {key: name}}), checked_by)
+        assert error[0] == field and str(root.root) not in error[1], error
 
 
 def test_org_name_is_a_hub_id_never_the_local_folder_of_that_name(world):

@@ -95,8 +95,15 @@ def test_the_log_tail_is_for_the_operator_only(store, data_root):
     from app.auth import WriteGuard
     from app.main import build_app
     from app.pages.monitor import LOG_LOCKED
+    from engine.storage import RunStatus
 
     run_id = store.create_run({}, name="r", algorithm="verl", total_steps=3)
+    store.finish_run(
+        run_id,
+        RunStatus.FAILED,
+        error='Traceback\n  File "/srv/secret/x.py"\nOSError',
+        from_statuses=(RunStatus.QUEUED,),
+    )
     label = queries.run_label(store.get_run(run_id))
     fns = {}
     for guard in (WriteGuard(), WriteGuard("t0ken")):

@@ -78,7 +78,9 @@ def build(ctx: AppContext) -> None:
         x_axis = gr.Radio(X_CHOICES, value="step", label="x axis", elem_id="monitor-x", scale=2)
         smoothing = gr.Slider(0.0, 0.99, value=0.0, step=0.01, label="Smoothing", scale=2)
     status = gr.Markdown(NO_RUN, elem_id="run-status")
-    with gr.Accordion("Full error log", open=False, elem_id="run-error"):
+    with gr.Accordion(
+        "Full error log", open=False, visible=False, elem_id="run-error"
+    ) as error_box:
         error_log = gr.Code(label="Error (as stored)", interactive=False, elem_id="run-error-log")
     health = _layout_health()
     actions = _layout_actions()
@@ -97,6 +99,7 @@ def build(ctx: AppContext) -> None:
         smoothing=smoothing,
         status=status,
         error_log=error_log,
+        error_box=error_box,
         figures=figures,
         log_tail=log_tail,
         config=config,
@@ -259,11 +262,9 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
 
 
 def error_text(store: Store, run_ids: list[int]) -> str:
-    """The first selected run's whole stored error (the "Full error log" box)."""
+    """The first selected run's whole stored error (the "Full error log" box; '' if none)."""
     run = store.get_run(run_ids[0]) if run_ids else None
-    if run is None:
-        return ""
-    return run.error or "(no error recorded for this run)"
+    return (run.error or "") if run is not None else ""
 
 
 def place(store: Store, state: UrlState, reset: bool = True) -> list:
@@ -307,15 +308,16 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     )
     drawn = [
         *v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"],
-        v["error_log"],
+        v["error_log"], v["error_box"],
     ]  # fmt: skip
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
     def draw(values, x_axis, smoothing, request: gr.Request = None):
-        out = [*redraw(store, values, x_axis, smoothing), error_text(store, selected_ids(values))]
+        error = error_text(store, selected_ids(values))  # the box shows only when there is one
+        out = [*redraw(store, values, x_axis, smoothing), error, gr.Accordion(visible=bool(error))]
         if not ctx.guard.allows(request):  # events and errors name server paths: operator only
             out[drawn.index(v["log_tail"])] = LOG_LOCKED
-            out[drawn.index(v["error_log"])] = LOG_LOCKED
+            out[drawn.index(v["error_log"])] = LOG_LOCKED if error else ""
         return out
 
     v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
@@ -409,8 +411,8 @@ def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
     def inspect_flagged(values, evt: gr.SelectData):
         """A row of the flag's responses opens that response in the inspector."""
         ids, where = selected_ids(values), row_response(evt.row_value)
-        if not ids or where is None:
-            return gr.skip(), gr.skip()
+        if not ids or where is None:  # an error, not a skip: a skip would still open the tab
+            raise gr.Error("Pick a response of a flag shown for the selected run.")
         return (ids[0], *where), gr.Tabs(selected=PageId.INSPECTOR)
 
     ctx.inspector_openers.append(

@@ -33,6 +33,7 @@ runs on the normalized config after the source checks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -300,13 +301,45 @@ def _resolve_under(name: str, base: Path | None) -> Path:
     return path.resolve()
 
 
+def _unusable_name_is_a_field_error(source: Callable) -> Callable:
+    """A name the file system refuses (too long, a NUL byte) is the field's one-line error, not
+    a crash; the message quotes the reason, never the server path it was resolved to."""
+
+    @functools.wraps(source)
+    def checked(value: str, policy: AccessPolicy, field_path: str) -> tuple[str, Errors]:
+        try:
+            return source(value, policy, field_path)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            shown = value.strip()[:60] + ("…" if len(value.strip()) > 60 else "")
+            return value.strip(), [
+                (
+                    field_path,
+                    f"{shown!r} cannot be used as a file name ({reason}): give a shorter, plain name",
+                )  # fmt: skip
+            ]
+
+    return checked
+
+
+def _names_a_local_path(name: str, policy: AccessPolicy) -> bool:
+    """Whether a bare name (no path prefix, no file suffix) is taken as a local path rather
+    than a hub id: one that exists where this policy may read, or one that leads outside those
+    folders (refused as a path, without looking whether anything is there)."""
+    path = _resolve_under(name, None if policy.trusted else policy.uploads)
+    if not policy.trusted and not _inside(path, policy.data_roots):
+        return True
+    return path.exists()
+
+
+@_unusable_name_is_a_field_error
 def _dataset_source(value: str, policy: AccessPolicy, field_path: str) -> tuple[str, Errors]:
     """(normalized source, errors) of a `data.task`-like value."""
     name = value.strip()
     if name == BUILTIN_TASK:
         return name, []
     base = None if policy.trusted else policy.uploads
-    if not _looks_like_file(name) and not _resolve_under(name, base).exists():
+    if not _looks_like_file(name) and not _names_a_local_path(name, policy):
         if not HUB_ID.match(name.partition(":")[0]):
             return name, [(field_path, f"{name!r} is neither a file nor a hub dataset id")]
         return name, [] if policy.trusted else _hub_dataset_errors(name, field_path)
@@ -334,6 +367,7 @@ def _hub_dataset_errors(name: str, field_path: str) -> Errors:
     return []
 
 
+@_unusable_name_is_a_field_error
 def _model_source(value: str, policy: AccessPolicy, field_path: str) -> tuple[str, Errors]:
     """(normalized source, errors) of a model name: 'embedded', a folder, or a hub id."""
     name = value.strip()
