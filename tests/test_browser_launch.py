@@ -155,3 +155,36 @@ def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_pa
         "problem",
         "gold",
     )
+
+
+def test_the_reward_field_changes_only_the_verdict(page, studio_server_no_worker, tmp_path):
+    """Typing a reward re-judges the upload's golds but keeps the question / answer fields
+    edited by hand; a reward the server does not allow is refused in one line, not imported."""
+    from playwright.sync_api import expect
+
+    src = tmp_path / "reward set.csv"
+    src.write_text(UPLOAD_CSV)
+    page.goto(studio_server_no_worker.url)
+    page.get_by_text("Upload a dataset file").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(src))
+    verdict = page.locator("#upload-verdict")
+    expect(verdict).to_contain_text("0 of 3 verify", timeout=WAIT_MS)
+    page.locator("#upload-answer input").click()
+    page.get_by_role("option", name="gold", exact=True).click()
+    expect(verdict).to_contain_text("2 of 3 verify", timeout=WAIT_MS)
+
+    page.get_by_text("Task / dataset and reward").first.click()  # the folded data section
+    question = page.locator("#cfg-data-question-field input, #cfg-data-question-field textarea")
+    question.first.fill("my_prompt")  # a hand edit after the upload
+    reward = page.locator("#cfg-data-reward input, #cfg-data-reward textarea").first
+    reward.fill("")
+    reward.press_sequentially("choice")  # typed: each key is an input event
+    expect(verdict).to_contain_text("by the choice reward", timeout=WAIT_MS)
+    expect(verdict).to_contain_text("0 of 3 verify")
+    reward.fill("")
+    reward.press_sequentially("colorsys:hsv_to_rgb")
+    expect(verdict).to_contain_text(
+        "data.reward: reward 'colorsys:hsv_to_rgb' is not allowed", timeout=WAIT_MS
+    )
+    expect(verdict).to_contain_text("--allow-reward-module")
+    expect(question.first).to_have_value("my_prompt")

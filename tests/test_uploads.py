@@ -4,11 +4,17 @@ verdict on the preview rows' golds."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from engine.config import DataConfig
 from engine.data.uploads import UploadError, gold_checks, preview, store_upload
+from engine.paths import DataRoot
+from engine.runs.admission import AccessPolicy, reward_problem
 
+CLI = AccessPolicy.command_line()
 CSV = "problem,solution\nWhat is 2+3?,#### 5\nWhat is 10-4?,\\boxed{6}\nWhat is 7*2?,\n"
 
 
@@ -57,12 +63,169 @@ def test_preview_and_the_verdict_on_each_gold(tmp_path):
     columns, rows = preview(_file(tmp_path, "a.csv", CSV))
     assert columns == ["problem", "solution"] and len(rows) == 3
     data = DataConfig(question_field="problem", answer_field="solution")
-    checks = gold_checks(rows, data)
+    checks = gold_checks(rows, data, CLI)
     assert [(c.read, c.ok) for c in checks] == [("5", True), ("6", True), ("", False)]
     assert "no gold answer in field 'solution'" in checks[2].note
     # a wrong answer field: named for every row; a reward that reads letters: numbers refused
-    wrong = gold_checks(rows, DataConfig(question_field="problem", answer_field="answer"))
+    wrong = gold_checks(rows, DataConfig(question_field="problem", answer_field="answer"), CLI)
     assert not any(c.ok for c in wrong) and "no field 'answer'" in wrong[0].note
     letters = [{**r, "choice_answer": r["solution"]} for r in rows]
-    choice = gold_checks(letters, DataConfig(question_field="problem", answer_field="solution", reward="choice"))  # fmt: skip
+    choice = gold_checks(letters, DataConfig(question_field="problem", answer_field="solution", reward="choice"), CLI)  # fmt: skip
     assert not any(c.ok for c in choice)
+
+
+# ----------------------------------------------------------------------------- the verdict's reward
+ROWS = [{"q": "What is 2+3?", "a": "#### 5"}]
+
+
+def _network(tmp_path, allow: tuple[str, ...] = ()) -> AccessPolicy:
+    return AccessPolicy.network(DataRoot(tmp_path / "root", ""), allow_reward_modules=allow)
+
+
+@pytest.fixture
+def sneaky(tmp_path, monkeypatch):
+    """(name, marker) of an importable module that leaves `marker` behind when imported."""
+    name, marker = "upload_sneaky_rewards", tmp_path / "imported"
+    (tmp_path / f"{name}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n\ndef x(completions, **kw):\n    return [1.0]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name, marker
+    sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("reward", ["json:dumps", "{sneaky}:x", "{sneaky}.sub:f", "os:system"])
+def test_a_reward_the_policy_refuses_is_never_imported_for_the_verdict(tmp_path, sneaky, reward):
+    module, marker = sneaky
+    reward = reward.format(sneaky=module)
+    policy = _network(tmp_path)
+    data = DataConfig(question_field="q", answer_field="a", reward=reward)
+    with pytest.raises(UploadError) as e:
+        gold_checks(ROWS, data, policy)
+    line = str(e.value)
+    assert "\n" not in line and line.startswith("data.reward:")
+    assert "--allow-reward-module" in line  # the fix, in the submit-time check's own words
+    assert line == f"data.reward: {reward_problem(reward, policy)}"
+    assert module not in sys.modules and not marker.exists()
+    # the CLI user's own module is still imported and judged: the marker shows a real import
+    if reward.startswith(f"{module}:"):
+        assert [c.ok for c in gold_checks(ROWS, data, CLI)] == [True] and marker.exists()
+
+
+def test_an_allowed_reward_module_still_gets_its_verdict(tmp_path):
+    rewards = tmp_path / "myrewards_upl"
+    rewards.mkdir()
+    (rewards / "__init__.py").write_text(
+        "def exact(completions, **kw):\n    return [1.0 for _ in completions]\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        data = DataConfig(question_field="q", answer_field="a", reward="myrewards_upl:exact")
+        checks = gold_checks(ROWS, data, _network(tmp_path, allow=("myrewards_upl",)))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("myrewards_upl", None)
+    assert [c.ok for c in checks] == [True]
+
+
+# ----------------------------------------------------------------------------- empty files
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("head.csv", "question,answer\n", "head.csv has no rows"),
+        ("empty.json", "[]", "empty.json has no rows"),
+        ("wrapped.json", '{"data": []}', "wrapped.json has no rows"),
+        ("blank.jsonl", "{}\n", "blank.jsonl has no columns"),
+        ("blanks.json", "[{}, {}]", "blanks.json has no columns"),
+    ],
+)
+def test_a_file_without_rows_or_columns_is_refused_and_not_kept(tmp_path, name, text, message):
+    uploads = tmp_path / "uploads"
+    with pytest.raises(UploadError, match=message) as e:
+        store_upload(_file(tmp_path, name, text), name, uploads, max_mb=1)
+    assert "\n" not in str(e.value) and "upload a file" in str(e.value)
+    assert not any(uploads.iterdir())
+
+
+# ----------------------------------------------------------------------------- a failed copy
+
+
+def test_a_copy_that_fails_leaves_no_partial_file_and_names_the_reason(tmp_path):
+    """/proc/self/mem opens, but reading it at offset 0 fails with a real EIO mid-copy."""
+    src = Path("/proc/self/mem")
+    if not src.exists():
+        pytest.skip("needs Linux /proc")
+    uploads = tmp_path / "uploads"
+    with pytest.raises(UploadError) as e:
+        store_upload(src, "data.csv", uploads, max_mb=1)
+    line = str(e.value)
+    assert line.startswith("data.csv: could not be stored (") and "\n" not in line
+    assert "Input/output error" in line
+    assert not any(uploads.iterdir())
+
+
+# ----------------------------------------------------------------------------- odd scores
+
+
+def _reward_returning(tmp_path, name: str, value: str) -> str:
+    (tmp_path / f"{name}.py").write_text(f"def score(completions, **kw):\n    return [{value}]\n")
+    return f"{name}:score"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("float('nan')", "nan"),
+        ("float('inf')", "inf"),
+        ("'1.0'", "'1.0'"),
+        ("'yes'", "'yes'"),
+        ("None", "None"),
+        ("[1.0]", "[1.0]"),
+    ],
+)
+def test_a_score_that_is_not_a_finite_number_is_not_ok_and_named(tmp_path, value, shown):
+    name = f"odd_reward_{abs(hash(value))}"
+    reward = _reward_returning(tmp_path, name, value)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        data = DataConfig(question_field="q", answer_field="a", reward=reward)
+        (check,) = gold_checks(ROWS, data, CLI)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(name, None)
+    assert not check.ok
+    assert f"returned {shown}, not a finite number" in check.note
+
+
+# ----------------------------------------------------------------------------- the Launch form
+
+
+def test_the_reward_field_updates_only_the_verdict(tmp_path, sneaky):
+    """The form's reward field re-judges the upload's golds without touching the question /
+    answer fields (a hand edit stays); the upload's column pickers still fill them; a reward
+    the server does not allow is one line in the verdict and never imported."""
+    from app.main import build_app
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(tmp_path / "home")
+    (root.uploads / "set.csv").write_text(CSV)
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    ids = {b.elem_id: i for i, b in blocks.blocks.items() if getattr(b, "elem_id", None)}
+
+    def handlers(elem_id: str) -> list:
+        return [f for f in blocks.fns.values() if (ids[elem_id], "input") in f.targets]
+
+    (on_reward,) = handlers("cfg-data-reward")
+    assert [b._id for b in on_reward.outputs] == [ids["upload-verdict"]]
+    assert "by the `choice` reward" in on_reward.fn("set.csv", "problem", "solution", "choice")
+    module, marker = sneaky
+    refused = on_reward.fn("set.csv", "problem", "solution", f"{module}:x").replace("\\", "")
+    assert refused.startswith("data.reward: reward ") and "--allow-reward-module" in refused
+    assert "\n" not in refused and module not in sys.modules and not marker.exists()
+    (on_pick,) = handlers("upload-question")
+    filled = {b.elem_id for b in on_pick.outputs}
+    assert {"cfg-data-question-field", "cfg-data-answer-field"} <= filled

@@ -487,11 +487,18 @@ def verdict_text(reward: str, checks: list) -> str:
     return "\n".join(lines)
 
 
-def _upload_view(root_uploads: Path, name: str, data: DataConfig) -> tuple[list, list, str]:
-    """(columns, preview rows as lists, verdict markdown) of a stored upload."""
+def _upload_view(
+    root_uploads: Path, name: str, data: DataConfig, policy: AccessPolicy
+) -> tuple[list, list, str]:
+    """(columns, preview rows as lists, verdict markdown) of a stored upload; a reward the
+    policy refuses is never imported: the verdict is then the one line saying why."""
     columns, rows = preview(root_uploads / safe_name(name))
     table = [[str(r.get(c, ""))[:200] for c in columns] for r in rows]
-    return columns, table, verdict_text(data.reward, gold_checks(rows, data))
+    try:
+        verdict = verdict_text(data.reward, gold_checks(rows, data, policy))
+    except UploadError as exc:
+        verdict = as_text(str(exc))
+    return columns, table, verdict
 
 
 def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
@@ -516,7 +523,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         q = question if question in columns else columns[0]
         a = answer if answer in columns else next((c for c in columns if c != q), q)
         data = DataConfig(question_field=q, answer_field=a, reward=reward_name)
-        columns, table, verdict = _upload_view(uploads, stored.name, data)
+        columns, table, verdict = _upload_view(uploads, stored.name, data, ctx.policy)
         frame = gr.Dataframe(value=table, headers=columns)
         pick = [gr.Dropdown(choices=columns, value=v) for v in (q, a)]
         return [stored.name, *pick, frame, verdict, stored.name, q, a, gr.skip()]
@@ -538,22 +545,34 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         **PRIVATE,
     )
 
-    def on_fields(name, question, answer, reward_name):
-        if not name or not question or not answer:
-            return [gr.skip()] * 3
+    def verdict_of(name, question, answer, reward_name) -> str:
         data = replace(DataConfig(), question_field=question, answer_field=answer)
         try:
             data = replace(data, reward=str(reward_name or data.reward))
-            _, _, verdict = _upload_view(uploads, name, data)
+            return _upload_view(uploads, name, data, ctx.policy)[2]
         except (DatasetLoadError, OSError, ConfigError) as exc:
             raise user_error(str(exc)) from None
-        return [verdict, question, answer]
+
+    def on_fields(name, question, answer, reward_name):
+        """The upload's column pickers: the form's fields follow them, and the verdict."""
+        if not name or not question or not answer:
+            return [gr.skip()] * 3
+        return [verdict_of(name, question, answer, reward_name), question, answer]
+
+    def on_reward(name, question, answer, reward_name):
+        """The reward field: only the verdict changes; hand-edited form fields are kept."""
+        if not name or not question or not answer:
+            return gr.skip()
+        return verdict_of(name, question, answer, reward_name)
 
     inputs = [up.stored, up.question, up.answer, reward]
     gr.on(
-        [up.question.input, up.answer.input, reward.input],
+        [up.question.input, up.answer.input],
         on_fields,
         inputs=inputs,
         outputs=[up.verdict, q_field, a_field],
         **READ_ONLY,
+    )
+    reward.input(  # each keystroke: the verdict follows the last text typed
+        on_reward, inputs=inputs, outputs=[up.verdict], trigger_mode="always_last", **READ_ONLY
     )

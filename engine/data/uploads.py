@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import filecmp
 import logging
+import math
+import numbers
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -28,6 +30,7 @@ from engine.config import DataConfig
 from engine.data.files import FILE_SUFFIXES, DatasetLoadError, read_table
 from engine.data.rewards import answer_audit, get_reward
 from engine.data.tasks import shape_row
+from engine.runs.admission import AccessPolicy, reward_problem
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,8 @@ def store_upload(src: Path, name: str, uploads: Path, max_mb: float) -> Path:
     """Copy the uploaded file `src` into `uploads` under `safe_name(name)`; returns its path.
 
     Raises UploadError (one line) for a suffix other than .jsonl/.json/.csv/.parquet, a file
-    over `max_mb` MiB, or a file the dataset reader cannot read as rows (then nothing is kept).
+    over `max_mb` MiB, a file the dataset reader cannot read as rows, a file with no rows or
+    no columns, or a copy that fails (disk full, unreadable source); then nothing is kept.
     """
     stored_name = safe_name(name)
     suffix = Path(stored_name).suffix.lower()
@@ -92,11 +96,28 @@ def store_upload(src: Path, name: str, uploads: Path, max_mb: float) -> Path:
     target, fresh = _free_target(Path(src), uploads, stored_name)
     if fresh:
         try:
-            read_table(target, limit=PREVIEW_ROWS)
+            _check_shape(read_table(target, limit=PREVIEW_ROWS), stored_name)
         except (DatasetLoadError, OSError, UnicodeDecodeError) as exc:
             target.unlink(missing_ok=True)
             raise UploadError(f"{stored_name}: {_one_line(exc)}") from None
+        except UploadError:
+            target.unlink(missing_ok=True)
+            raise
     return target
+
+
+def _check_shape(rows: list[dict[str, Any]], stored_name: str) -> None:
+    """UploadError unless the first rows hold at least one row and one column."""
+    if not rows:
+        raise UploadError(
+            f"{stored_name} has no rows: upload a file with a header (or keys) and at least one "
+            "row of data"
+        )
+    if not any(len(row) for row in rows):
+        raise UploadError(
+            f"{stored_name} has no columns: upload a file whose rows have named fields, e.g. "
+            '{"question": ..., "answer": ...}'
+        )
 
 
 def _free_target(src: Path, uploads: Path, stored_name: str) -> tuple[Path, bool]:
@@ -105,12 +126,22 @@ def _free_target(src: Path, uploads: Path, stored_name: str) -> tuple[Path, bool
     for n in range(1, MAX_COPIES + 1):
         target = uploads / (stored_name if n == 1 else f"{stem}-{n}{suffix}")
         try:
-            with open(target, "xb") as out, open(src, "rb") as inp:  # never replaces a file
-                shutil.copyfileobj(inp, out)
-            return target, True
+            out = open(target, "xb")  # noqa: SIM115 (closed below) -- never replaces a file
         except FileExistsError:
             if target.is_file() and filecmp.cmp(target, src, shallow=False):
                 return target, False
+            continue
+        try:
+            with out, open(src, "rb") as inp:
+                shutil.copyfileobj(inp, out)
+        except OSError as exc:  # disk full, source unreadable: no partial file stays
+            target.unlink(missing_ok=True)
+            log.warning("storing upload %s failed", stored_name, exc_info=True)
+            raise UploadError(
+                f"{stored_name}: could not be stored ({exc.strerror or _one_line(exc)}); "
+                "try again, or ask the operator to free space in the uploads folder"
+            ) from None
+        return target, True
     raise UploadError(f"{stored_name}: too many uploads of this name; rename the file")
 
 
@@ -124,13 +155,22 @@ def preview(path: Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str
     return list(columns), rows
 
 
-def gold_checks(rows: list[dict[str, Any]], data: DataConfig) -> list[GoldCheck]:
+def gold_checks(
+    rows: list[dict[str, Any]], data: DataConfig, policy: AccessPolicy
+) -> list[GoldCheck]:
     """The verdict of `data.reward` on the gold (`data.answer_field`) of each row.
 
-    >>> cfg = DataConfig(question_field="q", answer_field="a")
-    >>> [c.ok for c in gold_checks([{"q": "1+1", "a": "#### 2"}, {"q": "x", "a": ""}], cfg)]
+    The reward is first checked under `policy` by the submit-time check
+    (`engine.runs.admission.reward_problem`): a reward the caller may not use is never
+    imported; UploadError (one line naming data.reward and the fix) instead.
+
+    >>> cfg, cli = DataConfig(question_field="q", answer_field="a"), AccessPolicy(trusted=True)
+    >>> [c.ok for c in gold_checks([{"q": "1+1", "a": "#### 2"}, {"q": "x", "a": ""}], cfg, cli)]
     [True, False]
     """
+    problem = reward_problem(data.reward.strip(), policy)
+    if problem:
+        raise UploadError(f"data.reward: {problem}")
     try:
         reward = get_reward(data.reward)
     except KeyError as exc:
@@ -152,13 +192,25 @@ def _check(reward, data: DataConfig, row: dict[str, Any], i: int) -> GoldCheck:
     try:
         kwargs = {k: [v] for k, v in shaped.items() if k not in ("prompt", "completion")}
         score = reward([stated], prompts=[shaped["prompt"]], **kwargs)[0]
+        value = _finite_score(score)
     except Exception as exc:  # a user's reward module: its failure is the verdict
         log.warning("reward %s failed on preview row %d", data.reward, i, exc_info=True)
         return GoldCheck(i, gold, read, False, f"the reward failed: {_one_line(exc)}")
-    if score is None or float(score) < 1.0:
+    if value is None:
+        note = f"the {data.reward} reward returned {str(repr(score))[:80]}, not a finite number"
+        return GoldCheck(i, gold, read, False, note)
+    if value < 1.0:
         note = f"the {data.reward} reward scores even a response stating {read!r} as wrong"
         return GoldCheck(i, gold, read, False, note)
     return GoldCheck(i, gold, read, True, "")
+
+
+def _finite_score(score: Any) -> float | None:
+    """The score as a float, or None for a non-number (None, text, ...) or a NaN/inf."""
+    if not isinstance(score, numbers.Real):
+        return None
+    value = float(score)
+    return value if math.isfinite(value) else None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -225,13 +225,24 @@ def _reward_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
     names += [(f"data.extra_rewards[{i}]", r) for i, r in enumerate(cfg.data.extra_rewards)]
     errors = []
     for path, name in names:
-        problem = _reward_problem(name.strip(), policy)
+        problem = reward_problem(name.strip(), policy)
         if problem:
             errors.append((path, problem))
     return errors
 
 
-def _reward_problem(name: str, policy: AccessPolicy) -> str | None:
+def reward_problem(name: str, policy: AccessPolicy) -> str | None:
+    """Why reward `name` may not be used under `policy` (one line), or None when it may.
+
+    THE reward check: submit-time admission and the upload preview's verdict both call it. A
+    `module:function` outside the operator's allowed modules is refused BEFORE anything is
+    imported; only an admitted (or the CLI user's own) module is imported, to see that the
+    function exists.
+
+    >>> reward_problem("accuracy", AccessPolicy(trusted=False))
+    >>> reward_problem("json:dumps", AccessPolicy(trusted=False)).split(" from ")[0]
+    "reward 'json:dumps' is not allowed"
+    """
     from engine.data.rewards import REGISTRY, get_reward
 
     if name in REGISTRY:
