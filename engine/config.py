@@ -166,6 +166,9 @@ class DataConfig:
         for name in ("split", "question_field", "answer_field"):
             if not getattr(self, name).strip():
                 errs.append((name, "must not be empty"))
+        if self.answer_field.strip() and self.answer_field.strip() == self.question_field.strip():
+            # the model would be prompted with its own gold answer
+            errs.append(("answer_field", "must differ from data.question_field"))
         if not self.reward.strip():
             errs.append(("reward", "must not be empty"))
         return errs

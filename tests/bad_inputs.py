@@ -218,6 +218,12 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ),  # fmt: skip
     ("dataset-broken-line", "source", S("data.task={files}/broken.jsonl"), "data.task"),
     (
+        "question-field-is-answer-field",
+        "config",
+        S("data.task={files}/good.jsonl", "data.question_field=answer"),
+        "data.answer_field",
+    ),
+    (
         "dataset-no-such-field",
         "source",
         S("data.task={files}/good.jsonl", "data.question_field=prompt"),

@@ -181,3 +181,29 @@ def test_run_failing_at_start_is_explained(tmp_path, damage):
     got = explain_failure(run.error, run.config)
     want = "dataset" if damage == "removed" else "dataset_encoding"
     assert got is not None and (got.kind, got.field) == (want, "data.task"), (got, run.error)
+
+
+@pytest.mark.timeout(600)
+def test_a_dataset_smaller_than_one_step_fails_instead_of_completing(tmp_path):
+    """Fewer rows than the prompts one step draws: Transformers ends training at step 0 without
+    an error, and the run said "completed, 0 / N". It fails, naming the rows and the fix."""
+    from engine.config import StudioConfig
+    from engine.runs.admission import AccessPolicy
+    from engine.runs.service import submit
+    from engine.storage import Store
+    from engine.training.train import main
+    from tests.fixtures.training import data_root_at, tiny_config
+
+    path = write_rows(tmp_path / "one.jsonl", [{"question": "1+1", "answer": "2"}])
+    root = data_root_at(tmp_path / "home")
+    cfg = tiny_config(f"data.task={path}", "run.eval_every=0")  # 16 / 8 = 2 prompts a step
+    with Store(root.db_url) as store:
+        run_id = submit(store, cfg, policy=AccessPolicy.command_line(), claimed_by="test")
+        stored = store.get_run(run_id).config
+    with pytest.raises(ValueError, match="has 1 rows, fewer than the 2 prompts"):
+        main(StudioConfig.from_dict(stored), root=root, run_id=run_id, progress=False)
+    with Store(root.db_url) as store:
+        run = store.get_run(run_id)
+    assert str(run.status) == "failed" and run.step == 0, (run.status, run.step)
+    got = explain_failure(run.error, run.config)
+    assert got is not None and (got.kind, got.field) == ("dataset", "data.task"), run.error

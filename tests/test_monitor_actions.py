@@ -99,7 +99,7 @@ def test_the_inspector_lists_runs_created_after_the_server_started(app):
 def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
     """Cancel said "Cancel requested (status now running)" beside a cancelled status, and
     "Cancel requested" on a completed run; the message stayed when another run was shown."""
-    from app.pages.monitor import message_holds, status_text
+    from app.pages.monitor import message_holds, moved_on, status_text
 
     store, _, fns = app
     queued, sel_queued = _run(store, name="queued")
@@ -122,3 +122,8 @@ def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
     assert "**stopping** (cancel requested" in status_text(store, [running])
     store.finish_run(running, "cancelled")  # the status moved on: the message no longer holds
     assert not message_holds(store, owner, sel_running)
+    # ... and says the state now while the run is on screen (it went blank), else it is cleared
+    text, new_owner = moved_on(store, owner, sel_running)
+    assert text.startswith(f"Run #{running} is cancelled now, at step ") and "Resume" in text
+    assert new_owner == [running, "cancelled"] and message_holds(store, new_owner, sel_running)
+    assert moved_on(store, owner, sel_queued) == ("", None)

@@ -286,7 +286,7 @@ def build(ctx: AppContext) -> None:
     parent = gr.State(None)
     upload = _layout_upload()
     fields, sections = _layout_form(specs, config_to_values(specs, initial_config()))
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):  # the summary grows downwards, the button keeps its size
         launch_btn = gr.Button("Launch", variant="primary", elem_id="launch-btn", scale=1)
         problems = gr.Markdown("", elem_id="launch-problems")
     form = LaunchForm(

@@ -78,9 +78,7 @@ def build(ctx: AppContext) -> None:
         x_axis = gr.Radio(X_CHOICES, value="step", label="x axis", elem_id="monitor-x", scale=2)
         smoothing = gr.Slider(0.0, 0.99, value=0.0, step=0.01, label="Smoothing", scale=2)
     status = gr.Markdown(NO_RUN, elem_id="run-status")
-    with gr.Accordion(
-        "Full error log", open=False, visible=False, elem_id="run-error"
-    ) as error_box:
+    with gr.Accordion("Full error log", open=False, elem_id="run-error"):
         error_log = gr.Code(label="Error (as stored)", interactive=False, elem_id="run-error-log")
     health = _layout_health()
     actions = _layout_actions()
@@ -99,7 +97,6 @@ def build(ctx: AppContext) -> None:
         smoothing=smoothing,
         status=status,
         error_log=error_log,
-        error_box=error_box,
         figures=figures,
         log_tail=log_tail,
         config=config,
@@ -262,9 +259,11 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
 
 
 def error_text(store: Store, run_ids: list[int]) -> str:
-    """The first selected run's whole stored error (the "Full error log" box; '' if none)."""
+    """The first selected run's whole stored error (the "Full error log" box)."""
     run = store.get_run(run_ids[0]) if run_ids else None
-    return (run.error or "") if run is not None else ""
+    if run is None:
+        return ""
+    return run.error or "(no error recorded for this run)"
 
 
 def place(store: Store, state: UrlState, reset: bool = True) -> list:
@@ -308,16 +307,15 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     )
     drawn = [
         *v["figures"], v["status"], v["log_tail"], v["health_flags"], v["flag_links"],
-        v["error_log"], v["error_box"],
+        v["error_log"],
     ]  # fmt: skip
     draw_inputs = [v["selected"], v["x_axis"], v["smoothing"]]
 
     def draw(values, x_axis, smoothing, request: gr.Request = None):
-        error = error_text(store, selected_ids(values))  # the box shows only when there is one
-        out = [*redraw(store, values, x_axis, smoothing), error, gr.Accordion(visible=bool(error))]
+        out = [*redraw(store, values, x_axis, smoothing), error_text(store, selected_ids(values))]
         if not ctx.guard.allows(request):  # events and errors name server paths: operator only
             out[drawn.index(v["log_tail"])] = LOG_LOCKED
-            out[drawn.index(v["error_log"])] = LOG_LOCKED if error else ""
+            out[drawn.index(v["error_log"])] = LOG_LOCKED
         return out
 
     v["chart_sig"].change(draw, inputs=draw_inputs, outputs=drawn, **READ_ONLY)
@@ -486,18 +484,32 @@ def message_holds(store: Store, owner: list | None, values: list[str] | None) ->
     return owner == owner_of(store, ids[0] if ids else None)
 
 
+def moved_on(store: Store, owner: list | None, values: list[str] | None) -> tuple[str, list | None]:
+    """(message, its owner) once a message no longer holds: when its run is still the one on
+    screen but its status moved (a cancel took effect, a queued run started), the message says
+    the state now; for another run (or none) it is cleared."""
+    ids = selected_ids(values)
+    run = store.get_run(owner[0]) if owner and ids[:1] == [owner[0]] else None
+    if run is None:
+        return "", None
+    resume = " Resume continues from its last checkpoint." if run.status.finished else ""
+    text = f"Run #{run.id} is {run.status} now, at step {run.step} / {run.total_steps}.{resume}"
+    return text, owner_of(store, run.id)
+
+
 def _wire_messages(ctx: AppContext, v: dict[str, Any]) -> None:
-    """A message (and the delete question) belongs to the run on screen: cleared when another
-    run is selected, or when its run's status moved past what the message said."""
+    """A message (and the delete question) belongs to the run on screen: replaced by the run's
+    new state when its status moves, cleared when another run is selected."""
     store = ctx.store
 
     def stale(owner, pending, values):
         ids = selected_ids(values)
         keep_msg = message_holds(store, owner, values)
         keep_question = pending is not None and ids[:1] == [int(pending)]
+        message, new_owner = (gr.skip(), gr.skip()) if keep_msg else moved_on(store, owner, values)
         return (
-            gr.skip() if keep_msg else "",
-            gr.skip() if keep_msg else None,
+            message,
+            new_owner,
             gr.skip() if keep_question else gr.Row(visible=False),
             gr.skip() if keep_question else None,
         )

@@ -245,6 +245,8 @@ def train(
         trainer.train(resume_from_checkpoint=str(last["path"]) if last else None)
     finally:
         bar.close()
+    if trainer.state.global_step == start < cfg.run.max_steps and not callback.cancelled:
+        raise ValueError(no_step_reason(trainer))
     return TrainResult(
         run_id,
         trainer.state.global_step,
@@ -252,6 +254,19 @@ def train(
         trainer,
         callback,
         callback.stop_reason,
+    )
+
+
+def no_step_reason(trainer) -> str:
+    """Why training ended without one step: Transformers stops quietly ("not a single sample in
+    your epoch_iterator") when the dataset holds fewer prompts than one step draws."""
+    rows = len(trainer.train_dataset) if trainer.train_dataset is not None else 0
+    prompts = trainer.args.generation_batch_size // trainer.num_generations
+    return (
+        f"the dataset has {rows} rows, fewer than the {prompts} prompts one step draws "
+        f"(grpo.per_device_train_batch_size x processes x steps per generation / "
+        f"grpo.num_generations): no step was trained; add rows to data.task or lower "
+        f"grpo.per_device_train_batch_size"
     )
 
 
