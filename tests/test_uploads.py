@@ -229,3 +229,26 @@ def test_the_reward_field_updates_only_the_verdict(tmp_path, sneaky):
     (on_pick,) = handlers("upload-question")
     filled = {b.elem_id for b in on_pick.outputs}
     assert {"cfg-data-question-field", "cfg-data-answer-field"} <= filled
+
+
+def test_a_refused_upload_clears_the_earlier_preview_and_says_why(tmp_path):
+    """A refused file showed bare 'Error' pills over the previous file's preview and verdict
+    (which then seemed to vouch for it); the reason is now the verdict and the rest is cleared."""
+    from app.main import build_app
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(tmp_path / "home")
+    good, header_only = tmp_path / "good.csv", tmp_path / "header.csv"
+    good.write_text(CSV)
+    header_only.write_text("question,answer\n")
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
+    first = on_upload.fn(str(good), "accuracy", "question", "answer", None)
+    assert first[0] == "good.csv" and "verify" in first[4]
+    out = on_upload.fn(str(header_only), "accuracy", "question", "answer", None)
+    stored, question, answer, rows, verdict = out[:5]
+    assert stored is None and "has no rows" in verdict and verdict.startswith("**Not stored:**")
+    assert question.choices == [] and answer.choices == [] and rows.value["data"] in ([], [[]])
+    assert not (root.uploads / "header.csv").exists()

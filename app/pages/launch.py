@@ -501,6 +501,15 @@ def _upload_view(
     return columns, table, verdict
 
 
+def refused_upload(reason: str) -> list:
+    """on_upload's outputs for a file that was not stored: the earlier file's preview, column
+    pickers and verdict are cleared (they would vouch for it), the reason is the verdict; the
+    form's dataset fields are left as they were."""
+    cleared = [gr.Dropdown(choices=[], value=None) for _ in range(2)]
+    empty = gr.Dataframe(value=None)
+    return [None, *cleared, empty, f"**Not stored:** {as_text(reason)}", *[gr.skip()] * 4]
+
+
 def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
     """Upload -> stored in the uploads folder, previewed, the form's dataset fields filled."""
     up, uploads = form.upload, ctx.root.uploads
@@ -519,7 +528,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
             columns, _ = preview(stored)
             DataConfig(reward=reward_name)
         except (UploadError, DatasetLoadError, ConfigError) as exc:
-            raise user_error(str(exc)) from None
+            return refused_upload(str(exc))
         q = question if question in columns else columns[0]
         a = answer if answer in columns else next((c for c in columns if c != q), q)
         data = DataConfig(question_field=q, answer_field=a, reward=reward_name)
