@@ -365,8 +365,9 @@ def still_wrong(
 
 
 def _wire_recheck(form: LaunchForm) -> None:
-    """A field's message goes when its value is fixed (by hand, a recipe or a loaded run), and
-    its line leaves the summary; fields still wrong keep theirs. New problems wait for Launch."""
+    """A field's message goes when the user fixes its value, and its line leaves the summary;
+    fields still wrong keep theirs. New problems wait for Launch. On user edits only: a program
+    filling fields (the upload's pickers, a recipe) must not race a hand edit made meanwhile."""
     specs = form.specs
 
     def recheck(*values):
@@ -383,7 +384,7 @@ def _wire_recheck(form: LaunchForm) -> None:
         return [*fields, problem_summary(problems), kept]
 
     gr.on(
-        [f.change for f in form.fields],
+        [f.input for f in form.fields],
         recheck,
         inputs=[*form.fields, form.reviewed],
         outputs=[*form.fields, form.problems, form.reviewed],
