@@ -396,14 +396,20 @@ def _wire_selection(ctx: AppContext, v: dict[str, Any]) -> None:
 def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
     store = ctx.store
 
+    shown_for = gr.State(None)  # the run whose flag responses the list shows
+
     def show(values, kind):
         ids = selected_ids(values)
         if not ids or not kind:
-            return gr.Dataframe(visible=False)
-        return gr.Dataframe(value=queries.flag_responses(store, ids[0], kind), visible=True)
+            return gr.Dataframe(visible=False), None
+        frame = queries.flag_responses(store, ids[0], kind)
+        return gr.Dataframe(value=frame, visible=True), ids[0]
 
     v["flag_links"].input(
-        show, inputs=[v["selected"], v["flag_links"]], outputs=[v["flag_responses"]], **READ_ONLY
+        show,
+        inputs=[v["selected"], v["flag_links"]],
+        outputs=[v["flag_responses"], shown_for],
+        **READ_ONLY,
     )
 
     def inspect_flagged(values, evt: gr.SelectData):
@@ -421,9 +427,18 @@ def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
             **READ_ONLY,
         )
     )
+
+    def another_run(values, shown):
+        """The list closes when another run is on screen, not when the runs table's refresh
+        sets the picker to the runs it already holds (a run that trains refreshes it)."""
+        if shown is not None and selected_ids(values)[:1] == [shown]:
+            return gr.skip(), gr.skip(), gr.skip()
+        return gr.Radio(value=None), gr.Dataframe(visible=False), None
+
     v["selected"].change(
-        lambda: (gr.Radio(value=None), gr.Dataframe(visible=False)),
-        outputs=[v["flag_links"], v["flag_responses"]],
+        another_run,
+        inputs=[v["selected"], shown_for],
+        outputs=[v["flag_links"], v["flag_responses"], shown_for],
         **READ_ONLY,
     )
 
