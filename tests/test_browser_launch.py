@@ -123,6 +123,20 @@ UPLOAD_CSV = (
 )
 
 
+def upload_csv(page, url: str, src):
+    """Open the app, upload UPLOAD_CSV as `src`; the verdict once the file is judged (its
+    default answer column, 'source', is empty: 0 of 3 verify)."""
+    from playwright.sync_api import expect
+
+    src.write_text(UPLOAD_CSV)
+    page.goto(url)
+    page.get_by_text("Upload a dataset file").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(src))
+    verdict = page.locator("#upload-verdict")
+    expect(verdict).to_contain_text("0 of 3 verify", timeout=WAIT_MS)
+    return verdict
+
+
 def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_path):
     """Item 7: a CSV uploaded in the form is stored in the uploads folder, previewed, its
     columns offered as the question / answer fields with the reward's verdict on each gold
@@ -130,13 +144,7 @@ def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_pa
     from playwright.sync_api import expect
 
     server = studio_server_no_worker
-    src = tmp_path / "my set.csv"
-    src.write_text(UPLOAD_CSV)
-    page.goto(server.url)
-    page.get_by_text("Upload a dataset file").click()
-    page.locator("#upload-file input[type=file]").set_input_files(str(src))
-    verdict = page.locator("#upload-verdict")
-    expect(verdict).to_contain_text("0 of 3 verify", timeout=WAIT_MS)  # 'source' is empty
+    verdict = upload_csv(page, server.url, tmp_path / "my set.csv")
     expect(verdict).to_contain_text("no gold answer in field 'source'")
     expect(page.locator("#upload-rows")).to_contain_text("What is 10-4?")
 
@@ -162,13 +170,7 @@ def test_the_reward_field_changes_only_the_verdict(page, studio_server_no_worker
     edited by hand; a reward the server does not allow is refused in one line, not imported."""
     from playwright.sync_api import expect
 
-    src = tmp_path / "reward set.csv"
-    src.write_text(UPLOAD_CSV)
-    page.goto(studio_server_no_worker.url)
-    page.get_by_text("Upload a dataset file").click()
-    page.locator("#upload-file input[type=file]").set_input_files(str(src))
-    verdict = page.locator("#upload-verdict")
-    expect(verdict).to_contain_text("0 of 3 verify", timeout=WAIT_MS)
+    verdict = upload_csv(page, studio_server_no_worker.url, tmp_path / "reward set.csv")
     page.locator("#upload-answer input").click()
     page.get_by_role("option", name="gold", exact=True).click()
     expect(verdict).to_contain_text("2 of 3 verify", timeout=WAIT_MS)
