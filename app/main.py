@@ -51,13 +51,15 @@ PAGES: tuple[tuple[str, str, str], ...] = (
 TAB_IDS = tuple(page_id for page_id, _, _ in PAGES)
 CSS = INSPECTOR_CSS + MONITOR_CSS + LAUNCH_CSS + " #data-footer{font-size:0.85em;color:#666}"
 # The URL keeps the place (app.url_state). Written on user actions only: a new history entry
-# when the place moved. Back / forward (popstate) restore through the hidden button's event.
-# `verlPlace.gen` counts those; a write carries the count it was triggered under and is dropped
-# when back / forward came since (it would push a place the user has just left), or when it was
-# triggered while a restore was being applied (`busy`: the tab switch a restore makes fires the
-# tab's select event, which must not push the half-restored place).
+# when the place moved. Back / forward (popstate) restore through the hidden button's event, a
+# link through the load's. `verlPlace.gen` counts those restores; a write carries the count it
+# was triggered under and is dropped when a restore came since (it would push a place the user
+# has left, or one from before the link was applied). A tab's select event is also dropped
+# while a restore is being applied (`busy`): the restore's own tab switch fires it, half-way.
+# A user's pick made meanwhile is kept: dropping it left the URL one action behind.
 READ_QUERY = "() => [window.location.search]"
-STAMP_WRITE = """(...values) => [
+STAMP_WRITE = """(...values) => [...values.slice(0, -1), String(window.verlPlace.gen)]"""
+STAMP_TAB_WRITE = """(...values) => [
   ...values.slice(0, -1), window.verlPlace.busy ? "-" : String(window.verlPlace.gen)
 ]"""
 SETTLED = "() => { setTimeout(() => { window.verlPlace.busy = false; }, 500); }"
@@ -72,6 +74,7 @@ PUSH_QUERY = """(stamped) => {
 }"""
 CLICK_IF_QUERY = """() => {
   if (!window.location.search) return;
+  window.verlPlace.gen += 1;
   window.verlPlace.busy = true;
   document.getElementById("url-load").click();
 }"""
@@ -125,22 +128,24 @@ def build_app(
             _token_box(ctx)
         ctx.focus_run = gr.State(None)
         ctx.inspect_run = gr.State(None)
+        tab_selects = []
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
             for page_id, title, module in PAGES:
                 with gr.Tab(title, id=page_id, elem_id=f"tab-{page_id}") as tab:
                     importlib.import_module(module).build(ctx)
-                ctx.url_events.append((tab.select, page_id))
+                tab_selects.append((tab.select, page_id))
         gr.Markdown(data_location(root), elem_id="data-footer")
-        _wire_url(ctx, app)
+        _wire_url(ctx, app, tab_selects)
         _api(ctx)
     return app
 
 
-def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
+def _wire_url(ctx: AppContext, app: gr.Blocks, tab_selects: list) -> None:
     """Page state <-> URL query (app.url_state): each page's `UrlPart` reads and restores its
-    piece; the place is written after each user event in `ctx.url_events` and restored on page
-    load and on back / forward."""
+    piece; the place is written after each user event in `ctx.url_events` and each tab's
+    select event (`tab_selects`, (event, tab id) pairs), and restored on page load and on
+    back / forward."""
     query = gr.Textbox(visible="hidden", elem_id="url-state")
     restore_btn = gr.Button(visible="hidden", elem_id="url-restore")
     parts = ctx.url_parts
@@ -169,8 +174,9 @@ def _wire_url(ctx: AppContext, app: gr.Blocks) -> None:
             gr.Tabs(selected=tab) if tab else gr.skip(),
         ]
 
-    for trigger, tab in ctx.url_events:
-        trigger(write(tab), [*inputs, query], [query], js=STAMP_WRITE, **READ_ONLY).success(
+    stamped = [(event, tab, STAMP_WRITE) for event, tab in ctx.url_events]
+    for trigger, tab, stamp in [*stamped, *((e, t, STAMP_TAB_WRITE) for e, t in tab_selects)]:
+        trigger(write(tab), [*inputs, query], [query], js=stamp, **READ_ONLY).success(
             None, [query], None, js=PUSH_QUERY, **READ_ONLY
         )
     # A load with a query restores it, keeping what the query does not name (a click made while

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from engine.storage import Store
+from tests.fixtures.browser import in_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 WAIT_MS = 60_000
@@ -86,7 +87,9 @@ def test_field_messages_on_every_launch(page, studio_server_no_worker, artifacts
             f"Queued run #{round_ + 1}.", timeout=WAIT_MS
         )
         expect(page.locator("#run-status")).to_contain_text("status queued", timeout=WAIT_MS)
+        in_url(page, tab="monitor", runs=round_ + 1)  # it stayed tab=launch
         page.get_by_role("tab", name="Launch", exact=True).click()
+        in_url(page, tab="launch")
         launch_bad_fields(page)
         expect_problems_shown(page)
         assert len(runs_in(server.db_url)) == round_ + 1, "an invalid config was queued"

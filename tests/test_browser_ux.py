@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.runs.admission import AccessPolicy
+from tests.fixtures.browser import in_url
 
 # the first test also trains the suite's shared run (session fixture); under a loaded 2-core
 # machine that alone can pass the suite's 300 s default
@@ -428,18 +429,6 @@ def test_messages_belong_to_their_run(page, ux_server, artifacts_dir):
 # ----------------------------------------------------------------------------- item 6
 
 
-def in_url(page, **fields: object) -> None:
-    """Wait until the address bar's query holds each `key=value` (the page writes it)."""
-    wanted = [f"{k}={v}" for k, v in fields.items()]
-    page.wait_for_function(
-        """want => { const q = new URLSearchParams(window.location.search);
-                     return want.every(kv => { const [k, v] = kv.split('=');
-                                               return q.get(k) === v; }); }""",
-        arg=wanted,
-        timeout=WAIT_MS,
-    )
-
-
 def test_reload_keeps_the_run(page, ux_server, artifacts_dir):
     """Item 6: a reload (as after a server restart) shows the run that was on screen, with its
     charts and its tab; a link naming a run that does not exist says so."""
@@ -548,3 +537,48 @@ def test_back_and_forward_move_between_places(page, ux_server):
     expect(page.get_by_role("tab", name="Compare", exact=True)).to_have_attribute(
         "aria-selected", "true", timeout=WAIT_MS
     )
+
+
+def test_the_url_follows_each_action(page, browser, ux_server):
+    """Item 6 as a researcher uses it, several actions in a row: after a link is opened, each
+    click's place is in the address bar at once (not one action behind), the inspector's
+    button writes the inspector's place, and a link to it stays on the inspector."""
+    from playwright.sync_api import expect
+
+    from tests.fixtures.browser import VIEWPORT
+
+    trained = ux_server.trained_id
+    page.goto(f"{ux_server.url}?tab=monitor&runs={ux_server.short_id}")
+    expect(page.locator("#run-status")).to_contain_text("short", timeout=WAIT_MS)
+    # a click while the link is still being applied (as on a slow server) was dropped
+    page.evaluate("() => { window.verlPlace.busy = true; }")
+    show_run(page, "verl-embedded-seed0")
+    in_url(page, tab="monitor", runs=trained)
+    page.evaluate("() => { window.verlPlace.busy = false; }")
+    page.locator("#inspect-btn").click()
+    expect(page.locator("#insp-stats")).to_contain_text("reward", timeout=WAIT_MS)
+    in_url(page, tab="inspector", runs=trained, run=trained)
+    pick(page, "insp-step", "1")
+    in_url(page, tab="inspector", run=trained, step=1)
+    link = page.url
+    page.go_back()
+    in_url(page, tab="inspector", run=trained)
+    expect(page.locator("#insp-step input")).not_to_have_value("1", timeout=WAIT_MS)
+    page.go_back()
+    in_url(page, tab="monitor", runs=trained)
+    expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute(
+        "aria-selected", "true", timeout=WAIT_MS
+    )
+
+    other = browser.new_context(viewport=VIEWPORT)
+    try:
+        fresh = other.new_page()
+        fresh.goto(link)
+        inspector = fresh.get_by_role("tab", name="Trace inspector", exact=True)
+        expect(inspector).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
+        expect(fresh.locator("#insp-step input")).to_have_value("1", timeout=WAIT_MS)
+        fresh.wait_for_timeout(8000)  # the late switch to Launch came about 7 s after the load
+        expect(inspector).to_have_attribute("aria-selected", "true")
+        assert "tab=inspector" in fresh.url, fresh.url
+    finally:
+        other.close()
