@@ -43,7 +43,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     (PageId.LAUNCH, "Launch", "app.pages.launch"),
     (PageId.MONITOR, "Runs", "app.pages.monitor"),
     (PageId.INSPECTOR, "Trace inspector", "app.pages.inspector"),
-    ("compare", "Compare", "app.pages.compare"),
+    (PageId.COMPARE, "Compare", "app.pages.compare"),
     ("analysis", "Analysis", "app.pages.analysis"),
     ("evaluate", "Evaluate", "app.pages.evaluate"),
     ("playground", "Playground", "app.pages.playground"),

@@ -2,7 +2,8 @@
 
 A query such as `?tab=inspector&runs=3,5&run=3&step=2&group=0&response=1` says: the Trace
 inspector tab is open, runs #3 and #5 are on the Runs page's charts, and the inspector shows
-response 1 of prompt group 0 at step 2 of run #3. `app.main` writes it on user actions (tab
+response 1 of prompt group 0 at step 2 of run #3. `compare=3,5&metric=er_mean` are the Compare
+page's runs and metric. `app.main` writes it on user actions (tab
 clicks, picks) and reads it back on page load and on browser back/forward.
 
 The query comes from whoever wrote the link, so `parse` is strict and never raises: unknown keys
@@ -20,7 +21,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 MAX_QUERY = 2000  # characters read from a query; the rest is ignored
 MAX_RUNS = 16  # runs on the charts kept from a link
 MAX_INT = 2**31 - 1  # ids, steps, groups and sample indices are 32-bit in the store
-KEYS = ("tab", "runs", "run", "step", "group", "response")
+KEYS = ("tab", "runs", "run", "step", "group", "response", "compare", "metric")
+MAX_NAME = 64  # characters of a metric name
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class UrlState:
     step: int | None = None  # the inspector's step
     group: int | None = None  # its prompt group index
     response: int | None = None  # its response (sample) index
+    compare: tuple[int, ...] = ()  # run ids on the Compare page, in order
+    metric: str | None = None  # the Compare page's metric (a step column name)
 
 
 def parse_int(text: str | None, low: int = 0, high: int = MAX_INT) -> int | None:
@@ -61,15 +65,27 @@ def parse_runs(text: str | None) -> tuple[int, ...]:
     return tuple(ids[:MAX_RUNS])
 
 
+def parse_name(text: str | None) -> str | None:
+    """A column name ("er_mean"): lower-case ASCII letters, digits and "_", else None. Whether
+    the column exists is the page's to say.
+
+    >>> parse_name("er_mean"), parse_name("x); drop"), parse_name("")
+    ('er_mean', None, None)
+    """
+    if not text or len(text) > MAX_NAME or not text.isascii():
+        return None
+    return text if all(c.islower() or c.isdigit() or c == "_" for c in text) else None
+
+
 def parse(query: str | None, tabs: Collection[str]) -> UrlState:
     """The place named by a URL query ("?tab=monitor&runs=3" or "tab=monitor&runs=3").
 
     `tabs`: the tab ids that exist. Never raises: see the module docstring.
 
     >>> parse("?tab=monitor&runs=3,5&run=3&step=2&group=0&response=1&x=1", {"monitor"})
-    UrlState(tab='monitor', runs=(3, 5), run=3, step=2, group=0, response=1)
-    >>> parse("tab=nope&step=-2&run=abc&runs=1;2", {"monitor"})
-    UrlState(tab=None, runs=(), run=None, step=None, group=None, response=None)
+    UrlState(tab='monitor', runs=(3, 5), run=3, step=2, group=0, response=1, compare=(), metric=None)
+    >>> parse("tab=nope&step=-2&run=abc&runs=1;2&metric=<b>", {"monitor"})
+    UrlState(tab=None, runs=(), run=None, step=None, group=None, response=None, compare=(), metric=None)
     """
     text = str(query or "")[:MAX_QUERY].lstrip("?")
     values: dict[str, str] = {}
@@ -84,6 +100,8 @@ def parse(query: str | None, tabs: Collection[str]) -> UrlState:
         step=parse_int(values.get("step")),
         group=parse_int(values.get("group")),
         response=parse_int(values.get("response")),
+        compare=parse_runs(values.get("compare")),
+        metric=parse_name(values.get("metric")),
     )
 
 
@@ -108,4 +126,8 @@ def to_query(state: UrlState) -> str:
             if value is None:
                 break  # a response without its step or group names nothing
             pairs.append((key, str(value)))
+    if state.compare:
+        pairs.append(("compare", ",".join(map(str, state.compare))))
+    if state.metric:
+        pairs.append(("metric", state.metric))
     return "?" + urlencode(pairs, safe=",", quote_via=quote) if pairs else ""

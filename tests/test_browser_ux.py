@@ -298,6 +298,17 @@ def test_compare_with_a_short_run(page, ux_server, artifacts_dir):
     expect(page.locator("#compare-plot")).to_contain_text(f"{short}: held-out accuracy")
     shot(page, artifacts_dir, "compare-short-run")
 
+    # item 6: the comparison is in the URL (it was not): a reload keeps the runs and the metric
+    ids = f"{ux_server.trained_id},{ux_server.short_id}"
+    in_url(page, tab="compare", compare=ids)
+    pick(page, "compare-metric", "reward_mean")
+    in_url(page, tab="compare", compare=ids, metric="reward_mean")
+    page.reload()
+    expect(page.locator("#compare-metric input")).to_have_value("reward_mean", timeout=WAIT_MS)
+    for label in (trained, short):
+        expect(page.locator("#compare-runs")).to_contain_text(label, timeout=WAIT_MS)
+    expect(page.locator("#compare-table")).to_contain_text(short, timeout=WAIT_MS)
+
 
 # ----------------------------------------------------------------------------- item 10
 

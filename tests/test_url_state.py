@@ -10,7 +10,10 @@ TABS = ("launch", "monitor", "inspector", "compare")
 
 
 def test_round_trip_of_every_field():
-    state = UrlState(tab="inspector", runs=(7, 3), run=3, step=120, group=2, response=5)
+    state = UrlState(
+        tab="inspector", runs=(7, 3), run=3, step=120, group=2, response=5,
+        compare=(3, 7), metric="er_mean",
+    )  # fmt: skip
     assert parse(to_query(state), TABS) == state
 
 
@@ -37,6 +40,10 @@ def test_the_default_place_is_the_bare_url():
         "group=",
         "response=%00",
         "runs=;DROP TABLE runs",
+        "compare=0,-1",
+        "metric=er_mean'--",
+        "metric=ER_MEAN",
+        "metric=" + "a" * 65,
         "%ZZ=%%%",
         "?" * 5000,
     ],
@@ -76,3 +83,39 @@ def test_parse_int_bounds():
     assert parse_int(str(2**31 - 1)) == 2**31 - 1
     assert parse_int(str(2**31)) is None
     assert parse_int(" 3") is None
+
+
+def test_pages_restore_a_link_with_their_own_runs_only(tmp_path):
+    """A link naming an eval job (or an unknown metric) is restored without Gradio's "value not
+    in the choices" warning: the Runs and Compare pickers list training runs only."""
+    import warnings
+
+    from app.pages import compare, monitor
+    from app.queries import run_label
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(data_dir=tmp_path)
+    with Store(root.db_url) as store, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train = store.create_run({}, name="t", algorithm="verl", total_steps=3)
+        job = store.create_run({}, name="e", algorithm="eval", kind="eval", total_steps=1)
+        label = run_label(store.get_run(train))
+
+        picker, status = monitor.place(store, parse(f"runs={job}", TABS))
+        assert picker.value == [] and "an evaluation job" in status
+        picker, status = monitor.place(store, parse(f"runs={job},{train}", TABS))
+        assert picker.value == [label]
+
+        picker, metric = compare.place(store, parse(f"compare={job},{train}&metric=nope", TABS), False)  # fmt: skip
+        assert picker.value == [label] and metric == gr_skip()
+        picker, metric = compare.place(store, parse("metric=reward_mean", TABS), False)
+        assert picker == gr_skip() and metric == "reward_mean"
+        picker, metric = compare.place(store, parse("", TABS), True)
+        assert picker.value == [] and metric == compare.DEFAULT_METRIC
+
+
+def gr_skip():
+    import gradio as gr
+
+    return gr.skip()

@@ -44,6 +44,7 @@ class PageId:
     LAUNCH = "launch"
     MONITOR = "monitor"
     INSPECTOR = "inspector"
+    COMPARE = "compare"
 
 
 @dataclass(eq=False)

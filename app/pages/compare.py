@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import gradio as gr
 
 from app.analysis_plots import compare_figure, compare_table
-from app.pages.common import PRIVATE, AppContext, on_show
+from app.pages.common import PRIVATE, AppContext, PageId, UrlPart, on_show
 from app.queries import choice_id, missing_reasons, run_choices, run_label
+from app.url_state import UrlState
 from engine.storage import Store
 from engine.storage.schema import STEP_METRICS
 
@@ -83,3 +84,33 @@ def build(ctx: AppContext) -> None:
         **PRIVATE,
     )
     on_show(choices, None, runs)
+    ctx.url_parts.append(
+        UrlPart(
+            inputs=[runs, metric],
+            read=read_place,
+            outputs=[runs, metric],
+            restore=lambda state, reset: place(store, state, reset),
+        )
+    )
+    ctx.url_events += [(runs.input, PageId.COMPARE), (metric.input, PageId.COMPARE)]
+
+
+def read_place(run_values: Sequence[str] | None, metric_name: str | None) -> dict:
+    """The URL's Compare fields: the picked runs, and the metric unless it is the default."""
+    ids = tuple(i for i in (choice_id(v) for v in run_values or []) if i is not None)
+    return {"compare": ids, "metric": None if metric_name == DEFAULT_METRIC else metric_name}
+
+
+def place(store: Store, state: UrlState, reset: bool) -> list:
+    """(runs picker, metric) showing a link's comparison: its training runs that exist, in its
+    order, and its metric when that is one of `METRICS`. What the link does not name is left
+    as it is unless `reset` (then: no runs, the default metric)."""
+    runs = [r for r in (store.get_run(i) for i in state.compare) if r and r.kind == "train"]
+    picker = gr.Dropdown(
+        choices=run_choices(store, "train"), value=[run_label(r) for r in runs], multiselect=True
+    )
+    metric = state.metric if state.metric in METRICS else (DEFAULT_METRIC if reset else None)
+    return [
+        picker if state.compare or reset else gr.skip(),
+        metric if metric is not None else gr.skip(),
+    ]

@@ -266,18 +266,25 @@ def error_text(store: Store, run_ids: list[int]) -> str:
     return run.error or "(no error recorded for this run)"
 
 
+def runs_picker(store: Store, labels: list[str]) -> gr.Dropdown:
+    """An update of the runs picker (multiselect): every training run, `labels` picked."""
+    return gr.Dropdown(choices=queries.run_choices(store), value=labels, multiselect=True)
+
+
 def place(store: Store, state: UrlState, reset: bool = True) -> list:
     """(picker, status) showing a link's runs: those that exist are picked (which redraws);
     when none does, the status names the missing ones (nothing redraws over it). A link naming
     no runs leaves the picks as they are unless `reset`."""
     if not state.runs and not reset:
         return [gr.skip(), gr.skip()]
-    runs = [r for r in (store.get_run(i) for i in state.runs) if r is not None]
-    picker = gr.Dropdown(
-        choices=queries.run_choices(store), value=[queries.run_label(r) for r in runs]
-    )
+    found = [r for r in (store.get_run(i) for i in state.runs) if r is not None]
+    runs = [r for r in found if r.kind == "train"]  # the picker's choices
+    picker = runs_picker(store, [queries.run_label(r) for r in runs])
     if runs or not state.runs:
         return [picker, gr.skip()]
+    if found:
+        jobs = ", ".join(f"#{r.id}" for r in found)
+        return [picker, f"The link names {jobs}, an evaluation job, not a training run. {NO_RUN}"]
     missing = ", ".join(f"#{i}" for i in state.runs)
     return [picker, f"The link names run {missing}, which does not exist. {NO_RUN}"]
 
@@ -325,7 +332,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     def refresh_table(values):
         return (
             queries.runs_table(store),
-            gr.Dropdown(choices=queries.run_choices(store), value=values or []),
+            runs_picker(store, values or []),
             empty_note(store),
             queries.other_jobs_note(store),
         )
@@ -367,14 +374,14 @@ def _wire_selection(ctx: AppContext, v: dict[str, Any]) -> None:
     def pick_row(evt: gr.SelectData):
         run = store.get_run(int(evt.row_value[0]))
         labels = [queries.run_label(run)] if run else []
-        return gr.Dropdown(choices=queries.run_choices(store), value=labels)
+        return runs_picker(store, labels)
 
     picked_row = v["table"].select(pick_row, outputs=[v["selected"]], **READ_ONLY)
 
     def focus(run_id):
         run = store.get_run(run_id) if run_id else None
         labels = [queries.run_label(run)] if run else []
-        return gr.Dropdown(choices=queries.run_choices(store), value=labels)
+        return runs_picker(store, labels)
 
     focused = [
         opener.success(focus, inputs=[ctx.focus_run], outputs=[v["selected"]], **READ_ONLY)
@@ -567,10 +574,7 @@ def _wire_actions(ctx: AppContext, v: dict[str, Any]) -> None:
     v["duplicate"].click(
         duplicate, inputs=[sel], outputs=[ctx.focus_run, msg, owner], **PRIVATE
     ).success(
-        lambda run_id: gr.Dropdown(
-            choices=queries.run_choices(store),
-            value=[queries.run_label(store.get_run(run_id))],
-        ),
+        lambda run_id: runs_picker(store, [queries.run_label(store.get_run(run_id))]),
         inputs=[ctx.focus_run],
         outputs=[sel],
         **READ_ONLY,
