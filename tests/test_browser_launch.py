@@ -193,3 +193,42 @@ def test_the_reward_field_changes_only_the_verdict(page, studio_server_no_worker
     )
     expect(verdict).to_contain_text("--allow-reward-module")
     expect(question.first).to_have_value("my_prompt")
+
+
+def test_a_refused_upload_says_why_without_a_table_or_a_server_path(
+    page, studio_server_no_worker, tmp_path
+):
+    """Item 7: a file with no rows showed a preview table headed "1 2 3" (Gradio's empty
+    frame), a gzip was called text that is "probably latin-1", and the messages named the
+    server's temp or uploads path. Now: no table, one line naming the file as uploaded, the
+    problem and the fix; the earlier file's preview goes."""
+    import gzip
+
+    from playwright.sync_api import expect
+
+    rows = page.locator("#upload-rows")
+    verdict = upload_csv(page, studio_server_no_worker.url, tmp_path / "good.csv")
+    expect(rows).to_contain_text("problem", timeout=WAIT_MS)  # the file's own headers
+    refused = (
+        (
+            "head only.csv",
+            b"question;answer\r\n",
+            "has no rows (only the columns question, answer)",
+        ),  # fmt: skip
+        (
+            "packed.jsonl",
+            gzip.compress(b'{"question": "1+1", "answer": "2"}\n'),
+            "not a text file: it looks like a .gz file",
+        ),  # fmt: skip
+    )
+    for name, data, words in refused:
+        src = tmp_path / "out" / name
+        src.parent.mkdir(exist_ok=True)
+        src.write_bytes(data)
+        page.locator("#upload-file button[aria-label='Clear']").first.click()
+        page.locator("#upload-file input[type=file]").set_input_files(str(src))
+        expect(verdict).to_contain_text(f"Not stored: {name}", timeout=WAIT_MS)
+        expect(verdict).to_contain_text(words)
+        expect(rows).to_be_hidden(timeout=WAIT_MS)
+        shown = page.locator("#upload-section").inner_text()
+        assert str(tmp_path) not in shown and "/tmp/" not in shown and "uploads/" not in shown

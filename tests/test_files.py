@@ -191,3 +191,205 @@ def test_the_submit_check_peeks_with_the_same_reader(tmp_path):
     latin.write_bytes("question,answer\ncafé,1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin\.csv:2: not UTF-8"):
         first_rows(latin, 2)
+
+
+# ----------------------------------------------------------------------------- not text at all
+
+
+def _zip(names: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in names.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _binary_files() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes as people end up uploading them, what the message must say it is)."""
+    import gzip
+    import random
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "x.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("create table t (question text, answer text)")
+        conn.close()
+        sqlite_bytes = db.read_bytes()
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(64))
+    return {
+        "gzipped.jsonl": (gzip.compress(_jsonl(ROWS).encode()), ".gz file"),
+        "gzipped.json": (gzip.compress(json.dumps(ROWS).encode()), ".gz file"),
+        "zipped.csv": (_zip({"train.csv": "question,answer\n1+1,2\n"}), ".zip file"),
+        "workbook.csv": (_zip({"[Content_Types].xml": "x", "xl/workbook.xml": "x"}), ".xlsx file"),
+        "image.csv": (png, ".png file"),
+        "database.json": (sqlite_bytes, ".sqlite file"),
+        "random.jsonl": (random.Random(0).randbytes(4096), "binary data"),
+        "unicode-text.csv": ("question\tanswer\n1+1\t2\n".encode("utf-16"), "UTF-16 text"),
+        "no-bom-utf16.csv": ("question,answer\n1+1,2\n".encode("utf-16-le"), "UTF-16 text"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_binary_files()))
+def test_a_file_that_is_not_text_is_named_by_what_it_is(tmp_path, name):
+    """A gzip, a zip, a PNG, random bytes... uploaded as .jsonl/.csv was reported as text that is
+    'probably latin-1'; it is named as not text, by its signature where it has one."""
+    data, what = _binary_files()[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    message = str(pytest.raises(DatasetLoadError, read_table, path, 3).value)
+    assert what in message and "latin-1" not in message and "\n" not in message, message
+    assert "save it as UTF-8" in message and name in message
+    if what != "UTF-16 text":
+        assert "not a text file" in message
+
+
+def test_binary_data_after_text_is_named_as_binary_on_its_line(tmp_path):
+    """The first 8 KiB look like text; a line further down holds a PNG's bytes."""
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(_jsonl(ROWS * 20).encode() + b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00\n")
+    message = str(pytest.raises(DatasetLoadError, read_table, path).value)
+    assert f"mixed.jsonl:{len(ROWS) * 20 + 1}: binary data, not text" in message, message
+
+
+def test_a_parquet_suffix_on_another_format_names_what_the_file_holds(tmp_path):
+    import gzip
+
+    text = tmp_path / "renamed.parquet"
+    text.write_text("question,answer\n1+1,2\n")
+    with pytest.raises(
+        DatasetLoadError, match=r"renamed\.parquet: not a Parquet file: it holds text"
+    ):
+        read_table(text)
+    packed = tmp_path / "packed.parquet"
+    packed.write_bytes(gzip.compress(b"x" * 100))
+    with pytest.raises(DatasetLoadError, match=r"packed\.parquet: not a Parquet file: .*\.gz file"):
+        read_table(packed)
+
+
+@pytest.mark.parametrize("name", ["blank.jsonl", "blank.json", "blank.csv", "bom-blank.csv"])
+def test_a_file_of_blank_lines_is_named_as_such(tmp_path, name):
+    """Blank lines only: a .json said 'Expecting value', a .csv 'the CSV file is empty' and a
+    .jsonl loaded as zero rows."""
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if name.startswith("bom") else b"") + b"\n  \r\n\t\n\n")
+    with pytest.raises(DatasetLoadError, match=f"{name} holds only blank lines"):
+        read_table(path)
+
+
+# ----------------------------------------------------------------------------- the file's name
+
+
+def _bad_files() -> dict[str, bytes]:
+    return {
+        "broken.jsonl": _jsonl(ROWS[:2]).encode() + b'{"question": \n',
+        "not-object.jsonl": b"[1, 2]\n",
+        "latin.csv": "question,answer\ncafé,1\n".encode("latin-1"),
+        "gzipped.jsonl": _binary_files()["gzipped.jsonl"][0],
+        "layout.json": b'{"name": "x", "rows": 3}',
+        "several.json": json.dumps({"train": ROWS[:2], "test": ROWS[2:4]}).encode(),
+        "ragged.csv": b'question,answer\n"1+1",2\n"2+2",4,extra,more\n',
+        "blank.csv": b"\n\n",
+        "text.parquet": b"question,answer\n1+1,2\n",
+        "cut.parquet": b"PAR1" + bytes(100),
+        "empty.jsonl": b"",
+    }
+
+
+def test_every_message_names_the_file_as_shown_never_by_its_path(tmp_path):
+    """An uploaded file's errors named the server path it is stored under: `shown` is what the
+    reader calls it, in every kind of message."""
+    folder = tmp_path / "server" / "uploads"
+    folder.mkdir(parents=True)
+    for name, data in _bad_files().items():
+        (folder / name).write_bytes(data)
+        message = str(
+            pytest.raises(DatasetLoadError, read_table, folder / name, None, f"my {name}").value
+        )
+        assert f"my {name}" in message and str(tmp_path) not in message, message
+    missing = str(
+        pytest.raises(DatasetLoadError, read_table, folder / "gone.csv", 2, "gone.csv").value
+    )
+    assert missing == "dataset file not found: gone.csv"
+
+
+# ----------------------------------------------------------------------------- CSV as Excel saves it
+
+CSV_ROWS = [
+    {"question": "What is 1,5 + 1?", "answer": "2,5"},
+    {"question": 'Say "hi"\nthen 2', "answer": "2"},
+]
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("semicolons.csv", 'question;answer\r\nWhat is 1,5 + 1?;2,5\r\n"Say ""hi""\nthen 2";2\r\n'),
+        (
+            "bom-semicolons.csv",
+            '\ufeffquestion;answer\nWhat is 1,5 + 1?;2,5\n"Say ""hi""\nthen 2";2\n',
+        ),
+        (
+            "sep-line.csv",
+            'sep=;\r\nquestion;answer\r\nWhat is 1,5 + 1?;2,5\r\n"Say ""hi""\nthen 2";2\r\n',
+        ),
+        ("tabs.csv", 'question\tanswer\nWhat is 1,5 + 1?\t2,5\n"Say ""hi""\nthen 2"\t2\n'),
+        ("commas.csv", 'question,answer\r\n"What is 1,5 + 1?","2,5"\r\n"Say ""hi""\nthen 2",2\r\n'),
+    ],
+    ids=lambda v: v if v.endswith(".csv") else "",
+)
+def test_csv_as_spreadsheets_save_it(tmp_path, name, data):
+    """Excel in a comma-decimal locale writes ';' (and sometimes a 'sep=;' line first): such a
+    file was read as one column named 'question;answer', its cells cut at the commas."""
+    path = tmp_path / name
+    path.write_bytes(data.encode())
+    assert read_table(path) == CSV_ROWS
+    assert files.declared_columns(path) == ["question", "answer"]
+
+
+def test_semicolons_inside_a_comma_file_do_not_change_its_separator(tmp_path):
+    path = tmp_path / "prose.csv"
+    path.write_text('question,answer\nWhat is 1; 2; 3 summed?,6\n"a; b; c; d",4\n')
+    assert [r["answer"] for r in read_table(path)] == ["6", "4"]
+
+
+# ----------------------------------------------------------------------------- JSON objects of lists
+
+
+def test_one_list_of_rows_beside_metadata_is_read_and_several_are_refused(tmp_path):
+    """{"train": [...], "test": [...]} of equal lengths was read as columnar: rows of
+    {"train": {...}, "test": {...}} with no question field anywhere."""
+    with_meta = tmp_path / "meta.json"
+    with_meta.write_text(json.dumps({"version": "1.0", "count": 30, "data": ROWS}))
+    assert read_table(with_meta) == ROWS
+    no_rows = tmp_path / "none.json"
+    no_rows.write_text(json.dumps({"version": "1.0", "data": []}))
+    assert read_table(no_rows) == []
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": ROWS[:3], "test": ROWS[3:6]}))
+    with pytest.raises(
+        DatasetLoadError, match=r"splits\.json: .*several lists of rows \(train, test\)"
+    ):
+        read_table(splits)
+
+
+def test_columns_a_file_declares_without_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header = tmp_path / "header.csv"
+    header.write_text("question;answer\r\n")
+    assert read_table(header) == [] and files.declared_columns(header) == ["question", "answer"]
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"q": pa.array([], pa.string()), "a": pa.array([], pa.int64())}), empty)
+    assert read_table(empty) == [] and files.declared_columns(empty) == ["q", "a"]
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"q": ["1+1"], "meta": [{"level": 1, "tags": ["a"]}]}), nested)
+    assert read_table(nested) == [{"q": "1+1", "meta": {"level": 1, "tags": ["a"]}}]
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text(_jsonl(ROWS[:1]))
+    assert files.declared_columns(lines) == []  # JSON fields exist only in rows

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataConfig
+from engine.data.files import DatasetLoadError
 from engine.data.uploads import UploadError, gold_checks, preview, store_upload
 from engine.paths import DataRoot
 from engine.runs.admission import AccessPolicy, reward_problem
@@ -131,22 +132,141 @@ def test_an_allowed_reward_module_still_gets_its_verdict(tmp_path):
 # ----------------------------------------------------------------------------- empty files
 
 
-@pytest.mark.parametrize(
-    ("name", "text", "message"),
-    [
-        ("head.csv", "question,answer\n", "head.csv has no rows"),
-        ("empty.json", "[]", "empty.json has no rows"),
-        ("wrapped.json", '{"data": []}', "wrapped.json has no rows"),
-        ("blank.jsonl", "{}\n", "blank.jsonl has no columns"),
-        ("blanks.json", "[{}, {}]", "blanks.json has no columns"),
-    ],
-)
-def test_a_file_without_rows_or_columns_is_refused_and_not_kept(tmp_path, name, text, message):
+def _parquet(table_columns: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(table_columns), buffer)
+    return buffer.getvalue()
+
+
+def _empty_files() -> list[tuple[str, bytes, str]]:
+    """(name, bytes, what the one line must say): every degenerate shape of a dataset file."""
+    import pyarrow as pa
+
+    no_rows = "has no rows: upload a file with at least one row of data"
+    only = "has no rows (only the columns question, answer): add at least one row of data"
+    blank = "holds only blank lines (no header, no rows)"
+    no_columns = "has no columns: upload a file whose rows have named fields"
+    return [
+        ("head.csv", b"question,answer\n", only),
+        ("head-excel.csv", b"\xef\xbb\xbfquestion;answer\r\n\r\n", only),
+        ("empty.json", b"[]", no_rows),
+        ("wrapped.json", b'{"data": []}', no_rows),
+        ("wrapped-meta.json", b'{"version": "1", "data": []}', no_rows),
+        ("columnar.json", b'{"question": [], "answer": []}', no_rows),
+        (
+            "zero.parquet",
+            _parquet({"question": pa.array([], pa.string()), "answer": pa.array([], pa.string())}),
+            only,
+        ),  # fmt: skip
+        ("nothing.parquet", _parquet({}), no_rows),
+        ("blank.jsonl", b"\n \n\t\n", blank),
+        ("blank.csv", b"\r\n\r\n", blank),
+        ("blank.json", b"  \n", blank),
+        ("objects.jsonl", b"{}\n", no_columns),
+        ("objects.json", b"[{}, {}]", no_columns),
+    ]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), _empty_files(), ids=lambda v: v if isinstance(v, str) and "." in v[-8:] else "")  # fmt: skip
+def test_a_file_without_rows_or_columns_is_refused_and_not_kept(tmp_path, name, data, message):
+    """Headers only, an empty list, a zero-row Parquet, blank lines: one line naming the problem
+    and the fix (the columns when the file declares them), and nothing kept."""
     uploads = tmp_path / "uploads"
-    with pytest.raises(UploadError, match=message) as e:
-        store_upload(_file(tmp_path, name, text), name, uploads, max_mb=1)
-    assert "\n" not in str(e.value) and "upload a file" in str(e.value)
+    src = tmp_path / "incoming" / name
+    src.parent.mkdir()
+    src.write_bytes(data)
+    with pytest.raises(UploadError) as e:
+        store_upload(src, name, uploads, max_mb=1)
+    line = str(e.value)
+    assert line.startswith(name) and message in line and "\n" not in line, line
     assert not any(uploads.iterdir())
+
+
+# ----------------------------------------------------------------------------- the name shown
+
+SHOWN = "My Data (final).csv"
+
+
+def _refusals(tmp_path: Path) -> dict[str, tuple[Path, str, Path, float]]:
+    """kind -> (the uploaded temp file, its original name, the uploads folder, the MiB limit)."""
+    uploads = tmp_path / "home" / "uploads"
+    made_so_far = []
+
+    def made(name: str, data: bytes, folder: Path = uploads, max_mb: float = 1) -> tuple:
+        """Gradio's way: <temp dir>/<a hash>/<the name uploaded>."""
+        made_so_far.append(name)
+        path = tmp_path / "gradio" / f"{len(made_so_far):08x}" / name
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+        return path, name, folder, max_mb
+
+    in_a_file = tmp_path / "home" / "not-a-folder"
+    in_a_file.parent.mkdir(parents=True, exist_ok=True)
+    in_a_file.write_text("x")
+    deep = "".join(f'{{"question": "{i}", "answer": "{i}"}}\n' for i in range(39)) + "{broken\n"
+    import gzip
+
+    return {
+        "refused extension": made("My Data (final).txt", CSV.encode()),
+        "too large": made(SHOWN, CSV.encode() * 2000, max_mb=0.01),
+        "not text": made(SHOWN, gzip.compress(CSV.encode())),
+        "wrong encoding": made(SHOWN, "question,answer\ncafé,1\n".encode("cp1252")),
+        "broken line": made("My Data (final).jsonl", deep.encode()),
+        "bad JSON layout": made("My Data (final).json", b'{"name": "x", "rows": 3}'),
+        "not parquet": made("My Data (final).parquet", CSV.encode()),
+        "no rows": made(SHOWN, b"question,answer\n"),
+        "gone": (tmp_path / "gradio" / "gone" / SHOWN, SHOWN, uploads, 1),
+        "folder unwritable": made(SHOWN, CSV.encode(), folder=in_a_file / "uploads"),
+        "folder is a file": made(SHOWN, CSV.encode(), folder=in_a_file),
+    }
+
+
+KINDS = [
+    "refused extension", "too large", "not text", "wrong encoding", "broken line",
+    "bad JSON layout", "not parquet", "no rows", "gone", "folder unwritable", "folder is a file",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_refusal_names_the_file_as_uploaded_never_a_server_path(tmp_path, kind):
+    """Upload errors showed the server path of the temp or stored file (/tmp/gradio/.../x.csv,
+    <data root>/uploads/x.csv); the visitor sees the name they uploaded, the log the path."""
+    src, name, uploads, max_mb = _refusals(tmp_path)[kind]
+    with pytest.raises(UploadError) as e:
+        store_upload(src, name, uploads, max_mb=max_mb)
+    line = str(e.value)
+    assert line.startswith(Path(name).stem) and "\n" not in line, line
+    assert str(tmp_path) not in line and "/tmp" not in line and "uploads/" not in line, line
+    assert not uploads.is_dir() or not any(uploads.iterdir())
+    if kind == "broken line":
+        assert "My Data (final).jsonl:40: not valid JSON" in line  # past the previewed rows
+
+
+def test_a_copy_failure_and_an_unreadable_file_log_the_path(tmp_path, caplog):
+    refusals = _refusals(tmp_path)
+    for kind in ("gone", "folder unwritable", "not text"):
+        src, name, uploads, _ = refusals[kind]
+        with caplog.at_level("INFO", logger="engine.data.uploads"):
+            pytest.raises(UploadError, store_upload, src, name, uploads, 1)
+    logged = caplog.text
+    assert str(refusals["gone"][0]) in logged and str(refusals["folder unwritable"][2]) in logged
+    assert str(refusals["not text"][2]) in logged  # where the refused copy lay
+
+
+def test_a_missing_field_in_the_verdict_names_no_path(tmp_path):
+    stored = store_upload(_file(tmp_path, "a.csv", CSV), "My Data.csv", tmp_path / "up", 1)
+    _, rows = preview(stored)
+    (check, *_) = gold_checks(rows, DataConfig(question_field="problem", answer_field="gold"), CLI)
+    assert "no field 'gold'" in check.note and str(tmp_path) not in check.note
+    stored.unlink()  # removed after the upload: the preview names the stored name only
+    with pytest.raises(DatasetLoadError) as e:
+        preview(stored)
+    assert str(e.value) == "dataset file not found: My_Data.csv"
 
 
 # ----------------------------------------------------------------------------- a failed copy
@@ -254,4 +374,5 @@ def test_a_refused_upload_clears_the_earlier_preview_and_says_why(tmp_path):
     stored, question, answer, rows, verdict = out[:5]
     assert stored is None and "has no rows" in verdict and verdict.startswith("**Not stored:**")
     assert question.choices == [] and answer.choices == [] and rows.value["data"] in ([], [[]])
+    assert rows.visible is False  # an empty frame showed Gradio's placeholder headers "1 2 3"
     assert not (root.uploads / "header.csv").exists()

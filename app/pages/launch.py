@@ -255,7 +255,9 @@ def _layout_upload() -> Upload:
                     choices=[], label="question field", elem_id="upload-question"
                 )
                 answer = gr.Dropdown(choices=[], label="answer field", elem_id="upload-answer")
-        rows = gr.Dataframe(label="First rows", interactive=False, elem_id="upload-rows")
+        rows = gr.Dataframe(  # hidden until a file is previewed: never placeholder headers
+            label="First rows", interactive=False, visible=False, elem_id="upload-rows"
+        )
         verdict = gr.Markdown("", elem_id="upload-verdict")
     return Upload(file, gr.State(None), question, answer, rows, verdict)
 
@@ -507,8 +509,8 @@ def refused_upload(reason: str) -> list:
     pickers and verdict are cleared (they would vouch for it), the reason is the verdict; the
     form's dataset fields are left as they were."""
     cleared = [gr.Dropdown(choices=[], value=None) for _ in range(2)]
-    empty = gr.Dataframe(value=None)
-    return [None, *cleared, empty, f"**Not stored:** {as_text(reason)}", *[gr.skip()] * 4]
+    hidden = gr.Dataframe(value=None, visible=False)  # an empty table shows headers "1 2 3"
+    return [None, *cleared, hidden, f"**Not stored:** {as_text(reason)}", *[gr.skip()] * 4]
 
 
 def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
@@ -522,7 +524,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         ctx.guard.require(request)  # a write: the file is kept on the server
         if not file_path:
             return [gr.skip()] * 9
-        try:
+        try:  # Gradio keeps the file as <temp>/<hash>/<the name uploaded>: only that name shows
             stored = store_upload(
                 Path(file_path), Path(file_path).name, uploads, ctx.policy.limits.max_upload_mb
             )
@@ -534,7 +536,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         a = answer if answer in columns else next((c for c in columns if c != q), q)
         data = DataConfig(question_field=q, answer_field=a, reward=reward_name)
         columns, table, verdict = _upload_view(uploads, stored.name, data, ctx.policy)
-        frame = gr.Dataframe(value=table, headers=columns)
+        frame = gr.Dataframe(value=table, headers=columns, visible=True)
         pick = [gr.Dropdown(choices=columns, value=v) for v in (q, a)]
         return [stored.name, *pick, frame, verdict, stored.name, q, a, gr.skip()]
 
@@ -560,8 +562,11 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         try:
             data = replace(data, reward=str(reward_name or data.reward))
             return _upload_view(uploads, name, data, ctx.policy)[2]
-        except (DatasetLoadError, OSError, ConfigError) as exc:
+        except (DatasetLoadError, ConfigError) as exc:  # they name the stored file, not its path
             raise user_error(str(exc)) from None
+        except OSError as exc:
+            log.warning("reading upload %s failed", name, exc_info=True)
+            raise user_error(f"{name}: could not be read ({exc.strerror or 'error'})") from None
 
     def on_fields(name, question, answer, reward_name):
         """The upload's column pickers: the form's fields follow them, and the verdict."""

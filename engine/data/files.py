@@ -1,25 +1,39 @@
 """Local dataset files as users have them: `.jsonl`, `.json`, `.csv`, `.parquet` -> rows (dicts).
 
 What is read, and what is refused with one line naming the file and the fix:
-- UTF-8, with or without a byte-order mark. A file that is not UTF-8 is refused naming the line
-  and the byte (`latin-1` / Windows-1252 files are the usual case: save them as UTF-8).
+- UTF-8, with or without a byte-order mark. A text file that is not UTF-8 is refused naming the
+  line and the byte (`latin-1` / Windows-1252 files are the usual case: save them as UTF-8);
+  UTF-16 / UTF-32 text (Excel's "Unicode Text") is named as such.
+- A file that is not text at all (gzip, zip, an image, an Excel workbook, random bytes) is named
+  as not a text file, with what its signature says it is (the `filetype` library's magic
+  numbers; NUL and control bytes otherwise), never as a text encoding.
+- A text file holding only blank lines is named as such (no header, no rows).
 - JSON lines (`.jsonl`, or a `.json` file holding one object per line) are streamed line by line;
   a broken line names the file and its line number.
 - A single JSON document (`.json`) is read whole, so it has a lower size limit
   (`MAX_JSON_DOCUMENT_BYTES`, named in the message). Layouts read: a list of objects, columnar
   (`{"question": [...], "answer": [...]}`, equal lengths), an object keyed by id
   (`{"0": {...}, "1": {...}}`, the key kept as `id` when rows have none) and one list of objects
-  under a key (`{"data": [...]}`). Any other layout is refused with a message naming it.
-- CSV through pandas (`dtype=str`, empty cells stay "", in chunks), Parquet through pyarrow
-  record batches.
+  under a key beside other metadata (`{"version": 1, "data": [...]}`). Several lists of objects
+  (`{"train": [...], "test": [...]}`) and any other layout are refused with a message naming it.
+- CSV through pandas (`dtype=str`, empty cells stay "", in chunks). The separator is sniffed
+  from the header (`csv.Sniffer` over `, ; TAB |`: Excel writes `;` where the decimal mark is a
+  comma), and Excel's `sep=;` first line is honoured. Parquet through pyarrow record batches; a
+  file without Parquet's `PAR1` marker is named by what it holds instead.
 - A folder (with an example of the file inside it to give), a missing path, an empty file or
   another suffix is named as such (`dataset_path_problem`, also what submit checks).
+
+Every message names the file as `shown` (default: the path as given): an uploaded file is
+named as its owner knows it, never by where the server keeps it.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import json
 import os
+import re
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -28,10 +42,21 @@ from typing import Any
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 MAX_JSON_DOCUMENT_BYTES = 100 * 1024 * 1024  # a whole .json document is parsed in memory
 BOM = b"\xef\xbb\xbf"
+HEAD_BYTES = 8192  # what the text / signature checks look at (filetype reads as many)
+CSV_SEPARATORS = ",;\t|"
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_CONTROL = frozenset(range(32)) - {9, 10, 11, 12, 13, 27}  # text has tabs, newlines, ESC
+_SEP_LINE = re.compile(rb"^(?:\xef\xbb\xbf)?sep=(.)\r?\n")
 _JSON_LAYOUTS = (
     "a list of objects, JSON lines, columnar ({column: [values]}), "
     "an object keyed by id ({id: {row}}) or {key: [objects]}"
 )
+_SAVE_AS_TEXT = "save it as UTF-8 JSON lines / CSV, or upload Parquet"
 
 
 class DatasetLoadError(ValueError):
@@ -78,67 +103,161 @@ def _example(folder: Path, shown: str, limit: int = 1000) -> str:
     return f"a {'/'.join(FILE_SUFFIXES)} file (this folder holds none)"
 
 
-def check_dataset_path(path: Path) -> Path:
+def check_dataset_path(path: Path, shown: str | None = None) -> Path:
     """The path of a readable dataset file, else DatasetLoadError naming what it is instead
-    (dataset_path_problem)."""
-    problem = dataset_path_problem(path)
+    (dataset_path_problem; the file named as `shown`, default the path)."""
+    problem = dataset_path_problem(path, shown)
     if problem:
         raise DatasetLoadError(problem)
     return path.expanduser()
 
 
-def read_table(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+def read_table(path: Path, limit: int | None = None, shown: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Rows of a local .jsonl / .json / .csv / .parquet file (values keep their JSON types).
 
     `limit` reads only the first rows (JSON lines and CSV stop reading there). Errors:
-    DatasetLoadError with one line naming the file, the place and the fix.
+    DatasetLoadError with one line naming the file (as `shown`, default the path), the place
+    and the fix.
     """
-    return list(islice(iter_rows(path), limit))
+    return list(islice(iter_rows(path, shown), limit))
 
 
-def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a dataset file, lazily where the format allows (see the module docstring)."""
-    path = check_dataset_path(path)
+def iter_rows(path: Path, shown: str | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a dataset file, lazily where the format allows (see the module docstring).
+
+    The path, the text-or-binary check and a blank file are checked at once; a bad line when
+    the iterator reaches it. Messages name the file as `shown` (default the path)."""
+    shown = shown or str(path)
+    path = check_dataset_path(path, shown)
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        _check_parquet(path, shown)
+        return _parquet_rows(path, shown)
+    _check_text(path, shown)
     if suffix == ".jsonl":
-        return _jsonl_rows(path)
+        return _jsonl_rows(path, shown)
     if suffix == ".json":
-        return _json_rows(path)
-    if suffix == ".csv":
-        return _csv_rows(path)
-    return _parquet_rows(path)
+        return _json_rows(path, shown)
+    return _csv_rows(path, shown)
 
 
-def _decode(path: Path, number: int, raw: bytes) -> str:
+def declared_columns(path: Path, shown: str | None = None) -> list[str]:
+    """The column names a file declares without rows: a CSV's header, a Parquet schema ([] for
+    JSON, whose fields exist only in rows). DatasetLoadError as `iter_rows`."""
+    shown = shown or str(path)
+    path = check_dataset_path(path, shown)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        _check_parquet(path, shown)
+        try:
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types; name the file
+            raise DatasetLoadError(f"{shown}: not a readable Parquet file ({_one_line(exc)})") from None  # fmt: skip
+    if suffix != ".csv":
+        return []
+    _check_text(path, shown)
+    return [str(c) for c in _read_csv(path, shown, nrows=0).columns]
+
+
+# ----------------------------------------------------------------------------- text or not
+
+
+def not_text_problem(head: bytes) -> str | None:
+    """Why the first bytes of a file are not UTF-8 text (one clause), or None when they may be.
+
+    >>> not_text_problem(b'{"question": "1+1"}'), not_text_problem(b"\\x1f\\x8b\\x08\\x00" + bytes(20))
+    (None, 'not a text file: it looks like a .gz file (application/gzip)')
+    >>> not_text_problem("q,a".encode("utf-16"))
+    'UTF-16 text, not UTF-8'
+    """
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return f"{name} text, not UTF-8"
+    import filetype
+
+    kind = filetype.guess(head) if head else None
+    if kind is not None:
+        return f"not a text file: it looks like a .{kind.extension} file ({kind.mime})"
+    nuls = head.count(0)
+    if (
+        nuls
+        and nuls * 3 >= len(head)
+        and (head[0::2].count(0) == nuls or head[1::2].count(0) == nuls)
+    ):
+        return "UTF-16 text (no byte-order mark), not UTF-8"
+    control = sum(byte in _CONTROL for byte in head)
+    if nuls or control * 10 > len(head):
+        return "not a text file: it holds binary data (NUL or control bytes)"
+    return None
+
+
+def _head(path: Path, n: int = HEAD_BYTES) -> bytes:
+    with path.open("rb") as f:
+        return f.read(n)
+
+
+def _check_text(path: Path, shown: str) -> None:
+    """DatasetLoadError for a file that is not UTF-8 text, or holds only blank lines."""
+    head = _head(path)
+    problem = not_text_problem(head)
+    if problem:
+        raise DatasetLoadError(f"{shown}: {problem}; {_SAVE_AS_TEXT}")
+    if not head.removeprefix(BOM).strip() and _only_blank(path):
+        raise DatasetLoadError(
+            f"{shown} holds only blank lines (no header, no rows); give a dataset file with rows"
+        )
+
+
+def _only_blank(path: Path) -> bool:
+    with path.open("rb") as f:
+        first = True
+        while chunk := f.read(1 << 16):
+            chunk, first = (chunk.removeprefix(BOM) if first else chunk), False
+            if chunk.strip():
+                return False
+    return True
+
+
+def _decode(shown: str, number: int, raw: bytes) -> str:
     if number == 1:
         raw = raw.removeprefix(BOM)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         byte = raw[exc.start : exc.start + 1].hex()
+        if not_text_problem(raw):
+            raise DatasetLoadError(
+                f"{shown}:{number}: binary data, not text (byte 0x{byte} at column "
+                f"{exc.start + 1}); {_SAVE_AS_TEXT}"
+            ) from None
         raise DatasetLoadError(
-            f"{path}:{number}: not UTF-8 (byte 0x{byte} at column {exc.start + 1}); the file is "
+            f"{shown}:{number}: not UTF-8 (byte 0x{byte} at column {exc.start + 1}); the file is "
             "probably latin-1 / Windows-1252: save it as UTF-8"
         ) from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+# ----------------------------------------------------------------------------- JSON
+
+
+def _jsonl_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:
     """One object per line, streamed; blank lines are skipped."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
-            line = _decode(path, number, raw)
+            line = _decode(shown, number, raw)
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetLoadError(
-                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    f"{shown}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                     "fix or remove that line"
                 ) from None
             if not isinstance(row, dict):
                 raise DatasetLoadError(
-                    f"{path}:{number}: a JSON {_kind(row)}, not an object; JSON lines need one "
+                    f"{shown}:{number}: a JSON {_kind(row)}, not an object; JSON lines need one "
                     '{"field": value} object per line'
                 )
             yield row
@@ -149,20 +268,19 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _json_rows(path: Path) -> Iterator[dict[str, Any]]:
+def _json_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:
     """A single JSON document in one of the layouts; one object per line falls to JSON lines."""
     size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(64 * 1024).removeprefix(BOM).lstrip()
+    head = _head(path, 64 * 1024).removeprefix(BOM).lstrip()
     if head.startswith(b"{") and _looks_like_json_lines(path):
-        return _jsonl_rows(path)
+        return _jsonl_rows(path, shown)
     if size > MAX_JSON_DOCUMENT_BYTES:
         raise DatasetLoadError(
-            f"{path}: a single JSON document of {size / 2**20:.0f} MiB is over the "
+            f"{shown}: a single JSON document of {size / 2**20:.0f} MiB is over the "
             f"{MAX_JSON_DOCUMENT_BYTES / 2**20:.0f} MiB limit for .json (it is read whole); "
             "save it as JSON lines (.jsonl), which is streamed"
         )
-    return iter(_layout_rows(path, _load_document(path)))
+    return iter(_layout_rows(shown, _load_document(path, shown)))
 
 
 def _looks_like_json_lines(path: Path) -> bool:
@@ -181,85 +299,154 @@ def _looks_like_json_lines(path: Path) -> bool:
     return False
 
 
-def _load_document(path: Path) -> Any:
+def _load_document(path: Path, shown: str) -> Any:
     raw = path.read_bytes()
     lines = raw.split(b"\n")
-    text = "\n".join(_decode(path, n, line) for n, line in enumerate(lines, start=1))
+    text = "\n".join(_decode(shown, n, line) for n, line in enumerate(lines, start=1))
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DatasetLoadError(
-            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+            f"{shown}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
         ) from None
 
 
-def _layout_rows(path: Path, data: Any) -> list[dict[str, Any]]:
+def _layout_rows(shown: str, data: Any) -> list[dict[str, Any]]:
     """Rows of a parsed JSON document, or DatasetLoadError naming its layout."""
     if isinstance(data, list):
         bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
         if bad is None:
             return data
         raise DatasetLoadError(
-            f"{path}: a JSON list whose item {bad} is a {_kind(data[bad])}, not an object; "
+            f"{shown}: a JSON list whose item {bad} is a {_kind(data[bad])}, not an object; "
             f"use {_JSON_LAYOUTS}"
         )
     if not isinstance(data, dict) or not data:
         what = "an empty object" if data == {} else f"a single JSON {_kind(data)}"
-        raise DatasetLoadError(f"{path}: {what} is not a table; use {_JSON_LAYOUTS}")
+        raise DatasetLoadError(f"{shown}: {what} is not a table; use {_JSON_LAYOUTS}")
     values = list(data.values())
     if all(isinstance(v, dict) for v in values):
         return [{"id": key, **row} if "id" not in row else row for key, row in data.items()]
-    if all(isinstance(v, list) for v in values):
-        return _columnar_or_wrapped(path, data)
-    lists = [k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
-    if len(lists) == 1:
-        return _layout_rows(path, data[lists[0]])
+    return _object_of_lists(shown, data)
+
+
+def _object_of_lists(shown: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Columnar ({column: [values]}), or the one list of objects among other keys."""
+    lists = [k for k, v in data.items() if isinstance(v, list)]
+    row_lists = [k for k in lists if data[k] and all(isinstance(r, dict) for r in data[k])]
+    if len(row_lists) > 1:
+        raise DatasetLoadError(
+            f"{shown}: a JSON object with several lists of rows ({', '.join(row_lists[:6])}); "
+            "save the rows to train on as their own file, or as one list"
+        )
+    if len(lists) == len(data) and (len(data) > 1 or not row_lists):
+        return _columnar(shown, data)
+    if row_lists or (len(lists) == 1 and not data[lists[0]]):
+        return (row_lists and data[row_lists[0]]) or []  # {"version": 1, "data": [...]}
     raise DatasetLoadError(
-        f"{path}: a JSON object mixing {', '.join(sorted({_kind(v) for v in values}))} values "
-        f"is not a table; use {_JSON_LAYOUTS}"
+        f"{shown}: a JSON object mixing {', '.join(sorted({_kind(v) for v in data.values()}))} "
+        f"values is not a table; use {_JSON_LAYOUTS}"
     )
 
 
-def _columnar_or_wrapped(path: Path, data: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    if len(data) == 1:
-        ((key, items),) = data.items()
-        if items and all(isinstance(r, dict) for r in items):
-            return items  # {"data": [{...}, ...]}
+def _columnar(shown: str, data: dict[str, list[Any]]) -> list[dict[str, Any]]:
     lengths = {k: len(v) for k, v in data.items()}
     if len(set(lengths.values())) > 1:
-        shown = ", ".join(f"{k}={n}" for k, n in list(lengths.items())[:6])
+        listed = ", ".join(f"{k}={n}" for k, n in list(lengths.items())[:6])
         raise DatasetLoadError(
-            f"{path}: columnar JSON with columns of different lengths ({shown}); "
+            f"{shown}: columnar JSON with columns of different lengths ({listed}); "
             "every column needs one value per row"
         )
     keys = list(data)
     return [dict(zip(keys, values, strict=True)) for values in zip(*data.values(), strict=True)]
 
 
-def _first_bad_line(path: Path) -> None:
+# ----------------------------------------------------------------------------- CSV and Parquet
+
+
+def _first_bad_line(path: Path, shown: str) -> None:
     """Raise the not-UTF-8 error for the first line that does not decode, if any."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
-            _decode(path, number, raw)
+            _decode(shown, number, raw)
 
 
-def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+def csv_dialect(head: bytes) -> tuple[str, int]:
+    """(separator, lines to skip) of a CSV file from its first bytes: Excel's `sep=X` first
+    line, else what `csv.Sniffer` finds among `, ; TAB |` when it splits the header into more
+    fields than a comma does, else a comma.
+
+    >>> csv_dialect(b"question;answer\\n1+1;2\\n"), csv_dialect(b"sep=;\\nq;a\\n")
+    ((';', 0), (';', 1))
+    >>> csv_dialect(b'question,answer\\n"a; b; c",1\\n"d; e",2\\n')
+    (',', 0)
+    """
+    declared = _SEP_LINE.match(head)
+    if declared:
+        return declared.group(1).decode("latin-1"), 1
+    text = head.removeprefix(BOM).decode("utf-8", errors="replace")
+    lines = text.splitlines()[:50] if len(head) < HEAD_BYTES else text.splitlines()[:-1][:50]
+    if not lines:
+        return ",", 0
+    try:
+        sep = csv.Sniffer().sniff("\n".join(lines), delimiters=CSV_SEPARATORS).delimiter
+    except csv.Error:
+        return ",", 0
+    header = lines[0]
+    fields = lambda s: len(next(csv.reader([header], delimiter=s), []))  # noqa: E731
+    return (sep, 0) if sep != "," and fields(sep) > fields(",") else (",", 0)
+
+
+def _read_csv(path: Path, shown: str, **kwargs: Any):
     import pandas as pd
 
-    _first_bad_line(path)
+    sep, skip = csv_dialect(_head(path))
     try:
-        chunks = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=10_000
+        return pd.read_csv(
+            path,
+            sep=sep,
+            skiprows=skip or None,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            **kwargs,
         )
-        for frame in chunks:
-            yield from frame.to_dict(orient="records")
     except pd.errors.EmptyDataError:
-        raise DatasetLoadError(f"{path}: the CSV file is empty") from None
+        raise DatasetLoadError(f"{shown}: the CSV file has no header row") from None
     except pd.errors.ParserError as exc:
-        raise DatasetLoadError(f"{path}: not a valid CSV file ({_one_line(exc)})") from None
+        raise DatasetLoadError(f"{shown}: not a valid CSV file ({_one_line(exc)})") from None
 
 
-def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+def _csv_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:
+    import pandas as pd
+
+    _first_bad_line(path, shown)
+    try:
+        for frame in _read_csv(path, shown, chunksize=10_000):
+            yield from frame.to_dict(orient="records")
+    except pd.errors.ParserError as exc:
+        raise DatasetLoadError(f"{shown}: not a valid CSV file ({_one_line(exc)})") from None
+
+
+def _check_parquet(path: Path, shown: str) -> None:
+    """DatasetLoadError naming what a .parquet file holds when it lacks Parquet's markers."""
+    head = _head(path)
+    with path.open("rb") as f:
+        f.seek(max(path.stat().st_size - 4, 0))
+        tail = f.read(4)
+    if head.startswith(b"PAR1") and tail == b"PAR1":
+        return
+    problem = not_text_problem(head)
+    if problem is None:
+        what = "it holds text: give it the suffix of its format (.csv, .jsonl or .json)"
+    elif problem.startswith("not a text file: it looks like"):
+        what = f"{problem.removeprefix('not a text file: ')}; upload the Parquet file itself"
+    else:
+        what = "it lacks Parquet's PAR1 markers (a cut-off or damaged file?); save it again"
+    raise DatasetLoadError(f"{shown}: not a Parquet file: {what}")
+
+
+def _parquet_rows(path: Path, shown: str) -> Iterator[dict[str, Any]]:
     """Rows in record batches (pyarrow), so the first rows never read the whole file."""
     import pyarrow.parquet as pq
 
@@ -267,7 +454,7 @@ def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
             yield from batch.to_pylist()
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types; name the file
-        raise DatasetLoadError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
+        raise DatasetLoadError(f"{shown}: not a readable Parquet file ({_one_line(exc)})") from None
 
 
 def _one_line(exc: Exception) -> str:

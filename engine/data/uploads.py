@@ -4,8 +4,10 @@
 check admits for network configs) under a cleaned name: only the last path component of the
 untrusted name is kept, characters outside `[A-Za-z0-9._-]` become `_`, and an existing file
 is never replaced (the same bytes reuse it, other bytes get `-2`, `-3`, ... before the suffix).
-The file must be a dataset the one reader (`engine.data.files.read_table`) reads as rows, and
-fit the operator's size limit; otherwise nothing is kept.
+The file must be a dataset the one reader (`engine.data.files.iter_rows`) reads as rows, every
+row of it, with at least one row and one column, and fit the operator's size limit; otherwise
+nothing is kept. A refusal is one line naming the file as its owner knows it (`shown_name`),
+never a path on the server: where it lay goes to the log.
 
 `preview` reads the first rows with that reader and `gold_checks` gives the reward's verdict on
 each row's gold answer: the row is shaped as training shapes it (`engine.data.tasks.shape_row`),
@@ -23,11 +25,18 @@ import numbers
 import re
 import shutil
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from engine.config import DataConfig
-from engine.data.files import FILE_SUFFIXES, DatasetLoadError, read_table
+from engine.data.files import (
+    FILE_SUFFIXES,
+    DatasetLoadError,
+    declared_columns,
+    iter_rows,
+    read_table,
+)
 from engine.data.rewards import answer_audit, get_reward
 from engine.data.tasks import shape_row
 from engine.runs.admission import AccessPolicy, reward_problem
@@ -73,54 +82,106 @@ def safe_name(name: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
+def shown_name(name: str) -> str:
+    """An untrusted upload name as its owner knows it, fit for one line of a message: the last
+    path component, control characters removed, at most MAX_NAME_CHARS characters.
+
+    >>> shown_name("C:\\\\Users\\\\me\\\\my set (1).csv"), shown_name("a\\nb.jsonl"), shown_name("")
+    ('my set (1).csv', 'ab.jsonl', 'the file')
+    """
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    if len(base) > MAX_NAME_CHARS:
+        base = base[: MAX_NAME_CHARS - 1] + "…"
+    return base or "the file"
+
+
 def store_upload(src: Path, name: str, uploads: Path, max_mb: float) -> Path:
     """Copy the uploaded file `src` into `uploads` under `safe_name(name)`; returns its path.
 
-    Raises UploadError (one line) for a suffix other than .jsonl/.json/.csv/.parquet, a file
-    over `max_mb` MiB, a file the dataset reader cannot read as rows, a file with no rows or
-    no columns, or a copy that fails (disk full, unreadable source); then nothing is kept.
+    Raises UploadError (one line naming the file as `shown_name(name)`, never a server path:
+    those go to the log) for a suffix other than .jsonl/.json/.csv/.parquet, a file over
+    `max_mb` MiB, a file the dataset reader cannot read as rows (every row is read once: a
+    broken line far down is refused now, not when a run starts), a file with no rows or no
+    columns, or a copy that fails (disk full, unreadable source, unwritable folder); then
+    nothing is kept.
     """
-    stored_name = safe_name(name)
+    stored_name, shown = safe_name(name), shown_name(name)
     suffix = Path(stored_name).suffix.lower()
     if suffix not in FILE_SUFFIXES:
-        raise UploadError(
-            f"{stored_name}: not a dataset file; upload a {', '.join(FILE_SUFFIXES)} file"
-        )
-    size = Path(src).stat().st_size
+        raise UploadError(f"{shown}: not a dataset file; upload a {', '.join(FILE_SUFFIXES)} file")
+    size = _size(Path(src), shown)
     if size > max_mb * MB:
         raise UploadError(
-            f"{stored_name} is {size / MB:.1f} MiB, over this server's {max_mb:g} MiB upload "
+            f"{shown} is {size / MB:.1f} MiB, over this server's {max_mb:g} MiB upload "
             "limit (serve --max-upload-mb): upload a smaller file"
         )
-    uploads.mkdir(parents=True, exist_ok=True)
-    target, fresh = _free_target(Path(src), uploads, stored_name)
+    target, fresh = _free_target(Path(src), _folder(uploads, shown), stored_name, shown)
     if fresh:
         try:
-            _check_shape(read_table(target, limit=PREVIEW_ROWS), stored_name)
-        except (DatasetLoadError, OSError, UnicodeDecodeError) as exc:
+            _check_rows(target, shown)
+        except UploadError as exc:
             target.unlink(missing_ok=True)
-            raise UploadError(f"{stored_name}: {_one_line(exc)}") from None
-        except UploadError:
-            target.unlink(missing_ok=True)
+            log.info("upload %r refused, %s removed: %s", name, target, exc)
             raise
     return target
 
 
-def _check_shape(rows: list[dict[str, Any]], stored_name: str) -> None:
-    """UploadError unless the first rows hold at least one row and one column."""
-    if not rows:
+def _size(src: Path, shown: str) -> int:
+    try:
+        return src.stat().st_size
+    except OSError as exc:
+        log.warning("upload %s: cannot stat %s", shown, src, exc_info=True)
+        raise UploadError(f"{shown}: the uploaded file is gone ({_reason(exc)}); upload it again") from None  # fmt: skip
+
+
+def _folder(uploads: Path, shown: str) -> Path:
+    """The uploads folder, made when missing; UploadError (no path) when it cannot be."""
+    try:
+        uploads.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("the uploads folder %s cannot be made", uploads, exc_info=True)
         raise UploadError(
-            f"{stored_name} has no rows: upload a file with a header (or keys) and at least one "
-            "row of data"
-        )
-    if not any(len(row) for row in rows):
+            f"{shown}: could not be stored (the server's uploads folder cannot be written: "
+            f"{_reason(exc)}); ask the operator to check the data root"
+        ) from None
+    return uploads
+
+
+def _check_rows(path: Path, shown: str) -> None:
+    """UploadError unless every row of the file reads and it has at least one row and column."""
+    try:
+        rows = iter_rows(path, shown)
+        first = list(islice(rows, PREVIEW_ROWS))
+        for _ in rows:  # the rest, read once: a broken line anywhere is named now
+            pass
+        if not first:
+            declared = declared_columns(path, shown)
+    except DatasetLoadError as exc:
+        raise UploadError(_one_line(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a reader's own failure: the trace goes to the log
+        log.warning("upload %s (%s) could not be read", shown, path, exc_info=True)
+        raise UploadError(f"{shown}: could not be read as a dataset ({_reason(exc)})") from None
+    if not first:
+        raise UploadError(_no_rows(shown, declared))
+    if not any(len(row) for row in first):
         raise UploadError(
-            f"{stored_name} has no columns: upload a file whose rows have named fields, e.g. "
+            f"{shown} has no columns: upload a file whose rows have named fields, e.g. "
             '{"question": ..., "answer": ...}'
         )
 
 
-def _free_target(src: Path, uploads: Path, stored_name: str) -> tuple[Path, bool]:
+def _no_rows(shown: str, declared: list[str]) -> str:
+    if declared:
+        listed = ", ".join(map(str, declared[:8])) + (", ..." if len(declared) > 8 else "")
+        return f"{shown} has no rows (only the columns {listed[:200]}): add at least one row of data under the header"  # fmt: skip
+    return (
+        f"{shown} has no rows: upload a file with at least one row of data, e.g. one "
+        '{"question": ..., "answer": ...} object per line'
+    )
+
+
+def _free_target(src: Path, uploads: Path, stored_name: str, shown: str) -> tuple[Path, bool]:
     """(where the upload lies, whether it was written now): an identical file is reused."""
     stem, suffix = Path(stored_name).stem, Path(stored_name).suffix
     for n in range(1, MAX_COPIES + 1):
@@ -131,24 +192,33 @@ def _free_target(src: Path, uploads: Path, stored_name: str) -> tuple[Path, bool
             if target.is_file() and filecmp.cmp(target, src, shallow=False):
                 return target, False
             continue
+        except OSError as exc:  # the folder is read-only, not a folder, ...
+            raise _not_stored(shown, target, exc) from None
         try:
             with out, open(src, "rb") as inp:
                 shutil.copyfileobj(inp, out)
         except OSError as exc:  # disk full, source unreadable: no partial file stays
             target.unlink(missing_ok=True)
-            log.warning("storing upload %s failed", stored_name, exc_info=True)
-            raise UploadError(
-                f"{stored_name}: could not be stored ({exc.strerror or _one_line(exc)}); "
-                "try again, or ask the operator to free space in the uploads folder"
-            ) from None
+            raise _not_stored(shown, target, exc) from None
         return target, True
-    raise UploadError(f"{stored_name}: too many uploads of this name; rename the file")
+    raise UploadError(f"{shown}: too many uploads of this name; rename the file")
 
 
-def preview(path: Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str, Any]]]:
-    """(column names in first-seen order, the first `n` rows) of a dataset file, read by the
-    one dataset reader. Raises DatasetLoadError (one line) for a file that is not rows."""
-    rows = read_table(path, limit=n)
+def _not_stored(shown: str, target: Path, exc: OSError) -> UploadError:
+    log.warning("storing upload %s as %s failed", shown, target, exc_info=True)
+    return UploadError(
+        f"{shown}: could not be stored ({_reason(exc)}); "
+        "try again, or ask the operator to free space in the uploads folder"
+    )
+
+
+def preview(
+    path: Path, n: int = PREVIEW_ROWS, shown: str | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(column names in first-seen order, the first `n` rows) of a stored upload, read by the
+    one dataset reader. Raises DatasetLoadError (one line naming the file as `shown`, default
+    its name in the uploads folder, never its path) for a file that is not rows."""
+    rows = read_table(path, limit=n, shown=shown or path.name)
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(map(str, row)))
@@ -211,6 +281,13 @@ def _finite_score(score: Any) -> float | None:
         return None
     value = float(score)
     return value if math.isfinite(value) else None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why an OS or reader call failed, without the file names an OSError carries."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:
