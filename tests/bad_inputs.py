@@ -231,6 +231,19 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ),
     ("dataset-text-file", "source", S("data.task={files}/not-a-db.txt"), "data.task"),
     ("dataset-empty-answers", "data", S("data.task={files}/empty-answers.jsonl"), "every answer"),
+    # files as people save them: compressed, an image, UTF-16, blank, the wrong suffix
+    (
+        "dataset-gzip-jsonl",
+        "source",
+        S("data.task={files}/packed.jsonl"),
+        "it looks like a .gz file",
+    ),
+    ("dataset-png-csv", "source", S("data.task={files}/image.csv"), "it looks like a .png file"),
+    ("dataset-utf16-csv", "source", S("data.task={files}/unicode.csv"), "UTF-16 text"),
+    ("dataset-blank-lines", "source", S("data.task={files}/blank.jsonl"), "holds only blank lines"),
+    ("dataset-header-only", "source", S("data.task={files}/header.csv"), "data.task"),
+    ("dataset-json-splits", "source", S("data.task={files}/splits.json"), "several lists of rows"),
+    ("dataset-text-parquet", "source", S("data.task={files}/text.parquet"), "not a Parquet file"),
     # ---- the store: what is not a database, a read-only data root --------------------------------
     ("db-text-file", "store", DB("{files}/not-a-db.txt"), "not-a-db.txt"),
     ("db-zeros", "store", DB("{files}/zeros.db"), "zeros.db"),
@@ -365,6 +378,13 @@ FILES = {
     "broken.jsonl": b'{"question": "1+1", "answer": "2"}\n{"question": "2+3", broken\n',
     "empty-answers.jsonl": b'{"question": "1+1", "answer": ""}\n{"question": "2+3", "answer": ""}\n',
     "empty.jsonl": b"",
+    "packed.jsonl": bytes.fromhex("1f8b0800000000000003") + b"\xab\xe6\x02\x00" + bytes(8),
+    "image.csv": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(64)),
+    "unicode.csv": "question\tanswer\n1+1\t2\n".encode("utf-16"),
+    "blank.jsonl": b"\n \n\r\n",
+    "header.csv": b"question;answer\r\n",
+    "splits.json": b'{"train": [{"question": "1+1", "answer": "2"}], "test": [{"question": "2+3", "answer": "5"}]}',
+    "text.parquet": b"question,answer\n1+1,2\n",
 }
 
 
