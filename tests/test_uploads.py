@@ -376,3 +376,37 @@ def test_a_refused_upload_clears_the_earlier_preview_and_says_why(tmp_path):
     assert question.choices == [] and answer.choices == [] and rows.value["data"] in ([], [[]])
     assert rows.visible is False  # an empty frame showed Gradio's placeholder headers "1 2 3"
     assert not (root.uploads / "header.csv").exists()
+
+
+# ----------------------------------------------------------------------------- named at Launch
+
+
+@pytest.mark.parametrize("name", ["packed.jsonl", "deep.jsonl", "no-answers-then-broken.jsonl"])
+def test_the_submit_check_names_an_uploaded_file_as_the_visitor_does(tmp_path, name):
+    """A file in the uploads folder named in the form (or the API) and refused at submit named
+    the server's uploads path; one whose first rows had no answer and a broken line further
+    down raised a bare DatasetLoadError from the all-answers-empty scan (a trace)."""
+    import gzip
+    from dataclasses import replace
+
+    from engine.config import ConfigError, StudioConfig
+    from engine.paths import resolve
+    from engine.runs.admission import check_submission
+
+    root = resolve(tmp_path / "home")
+    row = '{{"question": "{i}", "answer": "{a}"}}\n'
+    files = {
+        "packed.jsonl": gzip.compress(row.format(i=1, a=1).encode()),
+        "deep.jsonl": ("".join(row.format(i=i, a=i) for i in range(3)) + "{broken\n").encode(),
+        "no-answers-then-broken.jsonl": (
+            "".join(row.format(i=i, a="") for i in range(40)) + "{broken\n"
+        ).encode(),
+    }
+    (root.uploads / name).write_bytes(files[name])
+    cfg = StudioConfig()
+    with pytest.raises(ConfigError) as e:
+        check_submission(
+            replace(cfg, data=replace(cfg.data, task=name)), AccessPolicy.network(root)
+        )
+    (message,) = [m for path, m in e.value.errors if path == "data.task"]
+    assert f"({name}" in message and str(tmp_path) not in message and "uploads/" not in message

@@ -438,13 +438,25 @@ def _json_object(path: Path) -> dict:
 # ----------------------------------------------------------------------------- dataset rows
 
 
-def first_rows(path: Path, n: int = PEEK_ROWS) -> list[dict]:
+def first_rows(path: Path, n: int = PEEK_ROWS, shown: str | None = None) -> list[dict]:
     """The first `n` rows of a .jsonl/.json/.csv/.parquet file, read by the one dataset reader
     (`engine.data.files.read_table`: JSON lines, CSV and Parquet stop after `n` rows; a .json
     document is read whole, under its size limit).
 
-    Raises ValueError (DatasetLoadError) with one line when the file cannot be read as rows."""
-    return read_table(path, limit=n)
+    Raises ValueError (DatasetLoadError) with one line, naming the file as `shown` (default its
+    path), when the file cannot be read as rows."""
+    return read_table(path, limit=n, shown=shown)
+
+
+def _shown_file(path: Path, policy: AccessPolicy) -> str:
+    """A dataset file as a message names it: its path for the command line; for the network,
+    its name in the uploads folder (what the visitor gives), never the server's path."""
+    if policy.trusted:
+        return str(path)
+    resolved, uploads = path.resolve(), policy.uploads and policy.uploads.resolve()
+    if uploads is not None and _inside(resolved, (uploads,)):
+        return resolved.relative_to(uploads).as_posix()
+    return path.name
 
 
 def _dataset_field_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
@@ -453,8 +465,9 @@ def _dataset_field_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
     for path_name, source in (("data.task", cfg.data.task), ("data.eval_task", cfg.data.eval_task)):
         if not source or not Path(source).is_absolute():
             continue
+        shown = _shown_file(Path(source), policy)
         try:
-            rows = first_rows(Path(source))
+            rows = first_rows(Path(source), shown=shown)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             errors.append((path_name, f"cannot read the file as rows ({_first_line(exc)})"))
             continue
@@ -468,19 +481,24 @@ def _dataset_field_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
                 missing = True
                 have = ", ".join(map(str, rows[0]))[:200]
                 errors.append((f"data.{field_name}", f"no field {want!r} in the first rows (fields: {have})"))  # fmt: skip
-        if not missing and _all_answers_empty(Path(source), rows, cfg.data.answer_field):
+        try:  # a bad line past the peeked rows raised from here (a trace, the server's path)
+            empty = not missing and _all_answers_empty(Path(source), rows, cfg.data.answer_field, shown)  # fmt: skip
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            errors.append((path_name, f"cannot read the file as rows ({_first_line(exc)})"))
+            continue
+        if empty:
             errors.append((path_name, f"every answer in the file is empty (field {cfg.data.answer_field!r}): fill it, or set data.answer_field to the column that holds the gold answers"))  # fmt: skip
     return errors
 
 
-def _all_answers_empty(path: Path, peeked: list[dict], answer_field: str) -> bool:
+def _all_answers_empty(path: Path, peeked: list[dict], answer_field: str, shown: str) -> bool:
     """True when no row has a non-blank gold answer: a run on it would train on zero reward.
 
     Decided on the peeked rows when any of them has an answer; otherwise the file is streamed
     (its size is already under the operator's dataset limit) until one answer is found."""
     if any(_has_answer(r, answer_field) for r in peeked):
         return False
-    return not any(_has_answer(r, answer_field) for r in iter_rows(path))
+    return not any(_has_answer(r, answer_field) for r in iter_rows(path, shown))
 
 
 def _has_answer(row: dict, answer_field: str) -> bool:
