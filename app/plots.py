@@ -185,18 +185,19 @@ def minmax_downsample(
     if n <= max_points:
         return x, y
     n_buckets = max_points // 2
-    edges = np.linspace(0, n, n_buckets + 1).astype(np.int64)  # (n_buckets + 1,)
-    starts = edges[:-1]
-    bucket = np.repeat(np.arange(n_buckets), np.diff(edges))  # (N,)
-    filled_hi = np.where(np.isnan(y), -np.inf, y)
-    filled_lo = np.where(np.isnan(y), np.inf, y)
-    # argmax/argmin per bucket via a stable lexsort on (bucket, value)
-    order_hi = np.lexsort((-filled_hi, bucket))
-    order_lo = np.lexsort((filled_lo, bucket))
-    i_hi = order_hi[starts]
-    i_lo = order_lo[starts]
-    keep = np.unique(np.concatenate([i_lo, i_hi]))  # sorted, so x order is kept
-    return x[keep], y[keep]
+    starts = np.linspace(0, n, n_buckets + 1).astype(np.int64)[:-1]  # (n_buckets,), none empty
+    sizes = np.diff(np.append(starts, n))
+    index = np.arange(n)
+    keep = []
+    for filled, best in ((np.where(np.isnan(y), np.inf, y), np.minimum),
+                         (np.where(np.isnan(y), -np.inf, y), np.maximum)):  # fmt: skip
+        extreme = np.repeat(best.reduceat(filled, starts), sizes)  # (N,) its bucket's min / max
+        # the first index holding it (a bucket of NaNs only: its first point)
+        keep.append(np.minimum.reduceat(np.where(filled == extreme, index, n), starts))
+    # buckets are disjoint and in order: each bucket's pair sorted is the whole sorted
+    pairs = np.sort(np.stack(keep, axis=1), axis=1).ravel()  # (2 * n_buckets,)
+    pairs = pairs[np.append(True, pairs[1:] != pairs[:-1])]  # min and max at one point: once
+    return x[pairs], y[pairs]
 
 
 def ema_smooth(y: np.ndarray, weight: float) -> np.ndarray:

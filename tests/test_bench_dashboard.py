@@ -21,5 +21,6 @@ def test_bench_dashboard_quick_prints_every_ratio(capsys):
         "inspector 1999 / 1",
         "tick (no new step)",
         "link restore",
+        "first draw 2000 / 200",
     ):
         assert name in out

@@ -142,6 +142,53 @@ def test_step_columns_match_step_dicts(store):
         store.step_columns(run_id, ["payload"])
 
 
+def test_step_series_stay_exact_through_appends_and_resumes(store, tmp_path):
+    """The monitor's step series are read once, then extended (engine.storage.step_cache); after
+    appends, a step logged out of order, a reward function that appears later, and a resume
+    that cuts back and re-logs as many steps with other values (same wall times, and on SQLite
+    the same row ids), they equal an uncached read."""
+    from sqlalchemy import event
+
+    columns = ["tokens", "reward_mean", "er_p10"]
+    run_id = new_run(store)
+    store.claim_run(run_id, "h")
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def log(steps, shift=0.0, means=None):
+        for step in steps:
+            row = step_dict(step)
+            row["reward_mean"] += shift
+            row["reward_means"] = means or {"accuracy": step / 10 + shift}
+            store.log_step(run_id, row)
+
+    def same_as_uncached():
+        rows = store.steps(run_id, [*columns, "reward_means"])
+        got = store.step_columns(run_id, columns)
+        for name in ["step", *columns]:
+            want = np.array([np.nan if r[name] is None else r[name] for r in rows], dtype=float)
+            np.testing.assert_array_equal(got[name], want)
+        means = store.step_reward_means(run_id)
+        for name in {k for r in rows for k in r["reward_means"] or {}}:
+            want = [(r["reward_means"] or {}).get(name, np.nan) for r in rows]
+            np.testing.assert_array_equal(means[name], np.array(want, dtype=float))
+
+    log(range(1, 5))
+    same_as_uncached()
+    statements.clear()
+    log([5, 6])
+    same_as_uncached()
+    assert any("steps.step >" in s for s in statements), "the new steps alone were not read"
+    log([10, 8], means={"accuracy": 1.0, "format": 0.5})  # out of order; a new reward function
+    same_as_uncached()
+    store.add_checkpoint(run_id, 3, tmp_path / "checkpoint-3")
+    store.finish_run(run_id, RunStatus.INTERRUPTED, error="killed")
+    assert store.requeue_for_resume(run_id) == 3
+    log([4, 5, 6, 8, 10], shift=100.0)  # as many steps as were cut, other values
+    same_as_uncached()
+    assert store.step_columns(run_id, ["reward_mean"])["reward_mean"][-1] > 100
+
+
 def test_step_values_none_nan_and_extra_keys(store):
     run_id = new_run(store)
     store.log_step(

@@ -70,6 +70,7 @@ from engine.storage.schema import (
     Step,
     utcnow,
 )
+from engine.storage.step_cache import KEEP, StepCache, Version
 
 try:  # 3-5x faster JSON parsing where installed (a dependency of gradio)
     from orjson import loads as _json_loads
@@ -193,6 +194,7 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.read_only = is_read_only(self.engine)
         self.where = shown(self.engine.url)
+        self._step_cache = StepCache()  # the monitor's step series, extended as steps land
         try:
             self.schema_version = self._open_schema()
         except StoreError:
@@ -605,17 +607,55 @@ class Store:
 
     def step_columns(self, run_id: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """Typed step columns as one numpy array (S,) each, ordered by step ('step' always
-        included): one SELECT, no dict per row. All float64 with NaN for empty, what the monitor's
-        charts read (step and tokens are exact in float64 below 2**53)."""
+        included). All float64 with NaN for empty, what the monitor's charts read (step and
+        tokens are exact in float64 below 2**53). Read once, then only the steps logged since
+        (engine.storage.step_cache), so a redraw after a new step costs O(1) rows."""
         names = list(dict.fromkeys(["step", *columns]))
         unknown = [c for c in names if c not in STEP_METRICS and c != "step"]
         if unknown:
             raise ValueError(f"not typed step columns: {unknown}; known: {', '.join(STEP_METRICS)}")
-        with self._read() as conn:
+        fetched = list(dict.fromkeys([*names, *KEEP]))
+        table = Step.__table__
+
+        def rows_after(conn: Connection, after: int | None) -> dict[str, np.ndarray]:
+            query = select(*[table.c[n] for n in fetched]).where(table.c.run_id == run_id)
+            if after is not None:
+                query = query.where(table.c.step > after)
             # one fetchall, as plain tuples: numpy trips over SQLAlchemy's Row
-            rows = [tuple(row) for row in conn.execute(_step_select(run_id, names)).all()]
-        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))  # (S, C)
-        return {name: values[:, j].copy() for j, name in enumerate(names)}
+            rows = [tuple(row) for row in conn.execute(query.order_by(table.c.step)).all()]
+            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(fetched))  # (S, C)
+            return {name: values[:, j] for j, name in enumerate(fetched)}
+
+        arrays = self._cached_steps(("columns", run_id, tuple(names)), run_id, rows_after)
+        return {name: arrays[name] for name in names}
+
+    def _cached_steps(self, key: tuple, run_id: int, rows_after: Any) -> dict[str, np.ndarray]:
+        """A step series through the step cache, read in one transaction (SQLite: one
+        snapshot). rows_after(conn, after): the rows with step > after (None: all)."""
+        with self._read() as conn:
+            return self._step_cache.read(
+                key,
+                self._steps_version(conn, run_id),
+                lambda after: rows_after(conn, after),
+                lambda upto: self._steps_version(conn, run_id, upto),
+            )
+
+    def _steps_version(self, conn: Connection, run_id: int, upto: int | None = None) -> Version:
+        """(attempt, rows, last step, largest row id, latest wall time) of a run's steps
+        (<= upto); the attempt is read first (see engine.storage.step_cache)."""
+        attempt = conn.execute(select(Run.attempt).where(Run.id == run_id)).scalar()
+        table = Step.__table__
+        query = select(
+            func.count(table.c.id),
+            func.max(table.c.step),
+            func.max(table.c.id),
+            func.max(table.c.wall_time),
+        ).where(table.c.run_id == run_id)
+        if upto is not None:
+            query = query.where(table.c.step <= upto)
+        rows, last_step, max_id, last_wall = conn.execute(query).one()
+        wall = None if last_wall is None else float(last_wall)
+        return (attempt, int(rows), last_step, max_id, wall)
 
     def step_payload_columns(self, run_id: int, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Numeric values of step-payload keys (e.g. TRL's 'completions/clipped_ratio') as one
@@ -632,18 +672,26 @@ class Store:
 
     def step_reward_means(self, run_id: int) -> dict[str, np.ndarray]:
         """Each reward function's per-step mean as a float64 array (S,) (NaN where a step lacks
-        it), ordered by step ('step' included): one SELECT of the small reward_means column."""
+        it), ordered by step ('step' included): one SELECT of the small reward_means column,
+        then only the steps logged since (engine.storage.step_cache)."""
         table = Step.__table__
         raw = type_coerce(table.c.reward_means, Text)  # JSON text on SQLite: parsed below, fast
-        query = select(table.c.step, raw).where(table.c.run_id == run_id).order_by(table.c.step)
-        with self._read() as conn:
-            rows = [(step, _json_value(v)) for step, v in conn.execute(query).all()]
-        names = list(dict.fromkeys(k for _, means in rows for k in means or {}))
-        out = {"step": np.array([r[0] for r in rows], dtype=np.float64)}
-        for name in names:
-            values = [(means or {}).get(name) for _, means in rows]
-            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        return out
+
+        def rows_after(conn: Connection, after: int | None) -> dict[str, np.ndarray]:
+            query = select(table.c.step, table.c.id, table.c.wall_time, raw)
+            query = query.where(table.c.run_id == run_id)
+            if after is not None:
+                query = query.where(table.c.step > after)
+            rows = conn.execute(query.order_by(table.c.step)).all()
+            head = np.array([r[:3] for r in rows], dtype=np.float64).reshape(len(rows), 3)
+            out = {name: head[:, j] for j, name in enumerate(KEEP)}  # None read as NaN
+            means = [_json_value(r[3]) or {} for r in rows]
+            for name in dict.fromkeys(k for m in means for k in m):
+                out[name] = np.array([m.get(name) for m in means], dtype=np.float64)
+            return out
+
+        arrays = self._cached_steps(("reward_means", run_id), run_id, rows_after)
+        return {name: values for name, values in arrays.items() if name not in ("id", "wall_time")}
 
     def last_payload_keys(self, run_id: int) -> list[str]:
         """The payload keys of the run's latest step (what the step logged besides columns)."""
