@@ -41,7 +41,8 @@ def test_byte_order_mark_is_read_in_every_text_format(tmp_path):
 
 @pytest.mark.parametrize(
     "layout",
-    ["list", "lines_in_json", "columnar", "keyed_by_id", "wrapped"],
+    ["list", "lines_in_json", "columnar", "keyed_by_id", "wrapped"]
+    + ["pandas_columns", "pandas_split", "pandas_table", "pandas_index"],
 )
 def test_json_layouts_are_read(tmp_path, layout):
     """Columnar and keyed-by-id JSON used to load as zero rows ("the split has no rows")."""
@@ -51,12 +52,18 @@ def test_json_layouts_are_read(tmp_path, layout):
         "columnar": json.dumps({k: [r[k] for r in ROWS] for k in ROWS[0]}),
         "keyed_by_id": json.dumps({str(i): r for i, r in enumerate(ROWS)}, indent=1),
         "wrapped": json.dumps({"data": ROWS}),
+        # pandas' own layouts; to_json()'s default ("columns") was read transposed: one row
+        # per column, keyed by id
+        "pandas_columns": pd.DataFrame(ROWS).to_json(),
+        "pandas_split": pd.DataFrame(ROWS).to_json(orient="split"),
+        "pandas_table": pd.DataFrame(ROWS).to_json(orient="table"),
+        "pandas_index": pd.DataFrame(ROWS).to_json(orient="index"),
     }
     path = tmp_path / f"{layout}.json"
     path.write_text(documents[layout], encoding="utf-8")
     rows = read_table(path)
     assert [{k: r[k] for k in ("question", "answer")} for r in rows] == ROWS
-    if layout == "keyed_by_id":
+    if layout in ("keyed_by_id", "pandas_index"):
         assert [r["id"] for r in rows] == [str(i) for i in range(len(ROWS))]
     assert len(_both_splits(path)) == len(ROWS)
 

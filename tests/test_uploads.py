@@ -169,6 +169,12 @@ def _empty_files() -> list[tuple[str, bytes, str]]:
         ("blank.json", b"  \n", blank),
         ("objects.jsonl", b"{}\n", no_columns),
         ("objects.json", b"[{}, {}]", no_columns),
+        (
+            "one-column.csv",
+            b"question\n1+1\n",
+            "has only one column (question): add the gold answers",
+        ),  # fmt: skip
+        ("one-key.jsonl", b'{"q": "1+1"}\n{"q": "2+2"}\n', "has only one column (q)"),
     ]
 
 
@@ -410,3 +416,24 @@ def test_the_submit_check_names_an_uploaded_file_as_the_visitor_does(tmp_path, n
         )
     (message,) = [m for path, m in e.value.errors if path == "data.task"]
     assert f"({name}" in message and str(tmp_path) not in message and "uploads/" not in message
+
+
+def test_the_column_pickers_skip_a_written_row_index(tmp_path):
+    """pandas' `to_csv()` writes its index as a first column 'Unnamed: 0': the upload offered it
+    as the question field (and the next column as the answer)."""
+    import pandas as pd
+
+    from app.main import build_app
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(tmp_path / "home")
+    src = tmp_path / "saved by pandas.csv"
+    pd.DataFrame([{"Problem": "What is 2+3?", "Solution": "#### 5"}]).to_csv(src)
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
+    out = on_upload.fn(str(src), "accuracy", "question", "answer", None)
+    assert (out[1].value, out[2].value) == ("Problem", "Solution")
+    assert out[1].choices == [("Unnamed: 0",) * 2, ("Problem",) * 2, ("Solution",) * 2]
+    assert "1 of 1 verify" in out[4]

@@ -33,7 +33,14 @@ from app.pages.common import (
 )
 from engine.config import ConfigError, DataConfig, StudioConfig, field_specs
 from engine.data.files import DatasetLoadError
-from engine.data.uploads import UploadError, gold_checks, preview, safe_name, store_upload
+from engine.data.uploads import (
+    UploadError,
+    gold_checks,
+    guess_fields,
+    preview,
+    safe_name,
+    store_upload,
+)
 from engine.resources import recipe_names, recipe_path
 from engine.runs.admission import AccessPolicy, check_submission
 
@@ -532,8 +539,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
             DataConfig(reward=reward_name)
         except (UploadError, DatasetLoadError, ConfigError) as exc:
             return refused_upload(str(exc))
-        q = question if question in columns else columns[0]
-        a = answer if answer in columns else next((c for c in columns if c != q), q)
+        q, a = guess_fields(columns, question, answer)
         data = DataConfig(question_field=q, answer_field=a, reward=reward_name)
         columns, table, verdict = _upload_view(uploads, stored.name, data, ctx.policy)
         frame = gr.Dataframe(value=table, headers=columns, visible=True)

@@ -14,7 +14,9 @@ What is read, and what is refused with one line naming the file and the fix:
   (`MAX_JSON_DOCUMENT_BYTES`, named in the message). Layouts read: a list of objects, columnar
   (`{"question": [...], "answer": [...]}`, equal lengths), an object keyed by id
   (`{"0": {...}, "1": {...}}`, the key kept as `id` when rows have none) and one list of objects
-  under a key beside other metadata (`{"version": 1, "data": [...]}`). Several lists of objects
+  under a key beside other metadata (`{"version": 1, "data": [...]}`), and pandas' `to_json`
+  layouts ("columns", its default: `{column: {index: value}}`; "split", "index", "records",
+  "table"). Several lists of objects
   (`{"train": [...], "test": [...]}`) and any other layout are refused with a message naming it.
 - CSV through pandas (`dtype=str`, empty cells stay "", in chunks). The separator is sniffed
   from the header (`csv.Sniffer` over `, ; TAB |`: Excel writes `;` where the decimal mark is a
@@ -326,8 +328,41 @@ def _layout_rows(shown: str, data: Any) -> list[dict[str, Any]]:
         raise DatasetLoadError(f"{shown}: {what} is not a table; use {_JSON_LAYOUTS}")
     values = list(data.values())
     if all(isinstance(v, dict) for v in values):
+        if _columns_by_index(data):  # pandas' default `to_json()`: {column: {index: value}}
+            index = list(values[0])
+            return [{column: data[column][i] for column in data} for i in index]
         return [{"id": key, **row} if "id" not in row else row for key, row in data.items()]
+    if isinstance(data.get("columns"), list) and isinstance(data.get("data"), list):
+        return _split_rows(shown, data)  # pandas' `to_json(orient="split")`
     return _object_of_lists(shown, data)
+
+
+def _columns_by_index(data: dict[str, dict]) -> bool:
+    """Is {key: {inner: value}} pandas' column layout (inner keys the same row index labels
+    everywhere, outer keys names) rather than rows keyed by id ({id: {field: value}})?"""
+    inner = [set(v) for v in data.values()]
+    labels = inner[0]
+    return (
+        bool(labels)
+        and all(keys == labels for keys in inner)
+        and all(_int_like(k) for k in labels)
+        and not all(_int_like(k) for k in data)
+    )
+
+
+def _int_like(key: str) -> bool:
+    return key.lstrip("-").isdigit()
+
+
+def _split_rows(shown: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    columns, rows = [str(c) for c in data["columns"]], data["data"]
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, list) or len(r) != len(columns)), None)  # fmt: skip
+    if bad is not None:
+        raise DatasetLoadError(
+            f"{shown}: a JSON object with 'columns' and 'data' whose row {bad} is not a list of "
+            f"{len(columns)} values; every row of 'data' needs one value per column"
+        )
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def _object_of_lists(shown: str, data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ check admits for network configs) under a cleaned name: only the last path compo
 untrusted name is kept, characters outside `[A-Za-z0-9._-]` become `_`, and an existing file
 is never replaced (the same bytes reuse it, other bytes get `-2`, `-3`, ... before the suffix).
 The file must be a dataset the one reader (`engine.data.files.iter_rows`) reads as rows, every
-row of it, with at least one row and one column, and fit the operator's size limit; otherwise
+row of it, with at least one row and two columns, and fit the operator's size limit; otherwise
 nothing is kept. A refusal is one line naming the file as its owner knows it (`shown_name`),
 never a path on the server: where it lay goes to the log.
 
@@ -149,7 +149,8 @@ def _folder(uploads: Path, shown: str) -> Path:
 
 
 def _check_rows(path: Path, shown: str) -> None:
-    """UploadError unless every row of the file reads and it has at least one row and column."""
+    """UploadError unless every row of the file reads and it has at least one row and two
+    columns (a question and a gold answer)."""
     try:
         rows = iter_rows(path, shown)
         first = list(islice(rows, PREVIEW_ROWS))
@@ -164,10 +165,16 @@ def _check_rows(path: Path, shown: str) -> None:
         raise UploadError(f"{shown}: could not be read as a dataset ({_reason(exc)})") from None
     if not first:
         raise UploadError(_no_rows(shown, declared))
-    if not any(len(row) for row in first):
+    columns = {str(key): None for row in first for key in row}
+    if not columns:
         raise UploadError(
             f"{shown} has no columns: upload a file whose rows have named fields, e.g. "
             '{"question": ..., "answer": ...}'
+        )
+    if len(columns) == 1:  # data.question_field and data.answer_field must differ
+        raise UploadError(
+            f"{shown} has only one column ({next(iter(columns))[:80]}): add the gold answers "
+            "as a second column (a question and an answer field are needed)"
         )
 
 
@@ -223,6 +230,36 @@ def preview(
     for row in rows:
         columns.update(dict.fromkeys(map(str, row)))
     return list(columns), rows
+
+
+QUESTION_NAMES = ("question", "problem", "prompt", "query", "instruction", "input", "text")
+ANSWER_NAMES = ("answer", "solution", "gold", "final_answer", "target", "output", "label")
+_INDEX_COLUMN = re.compile(r"^(Unnamed: \d+|__index_level_\d+__|index|idx|id|)$", re.IGNORECASE)
+
+
+def guess_fields(columns: list[str], question: str, answer: str) -> tuple[str, str]:
+    """(question field, answer field) offered for an upload's `columns`: the form's current
+    fields where the file has them, else a column with a usual name, else the first columns
+    that are not a row index (pandas writes its index as 'Unnamed: 0', Parquet as
+    '__index_level_0__').
+
+    >>> guess_fields(["Unnamed: 0", "Problem", "Solution"], "question", "answer")
+    ('Problem', 'Solution')
+    >>> guess_fields(["id", "text_a", "text_b"], "question", "answer")
+    ('text_a', 'text_b')
+    """
+    data = [c for c in columns if not _INDEX_COLUMN.match(c.strip())] or list(columns)
+
+    def pick(current: str, names: tuple[str, ...], taken: str | None) -> str:
+        if current in columns and current != taken:
+            return current
+        named = [c for c in data if c.strip().lower() in names and c != taken]
+        named.sort(key=lambda c: names.index(c.strip().lower()))
+        rest = [c for c in data if c != taken]
+        return (named or rest or [taken or columns[0]])[0]
+
+    q = pick(question, QUESTION_NAMES, None)
+    return q, pick(answer, ANSWER_NAMES, q)
 
 
 def gold_checks(
