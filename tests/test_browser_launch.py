@@ -122,13 +122,14 @@ def test_a_fixed_field_loses_its_message(page, studio_server_no_worker):
 
 
 UPLOAD_CSV = (
-    "problem,source,gold\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
+    "problem,source,expected\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
 )
 
 
 def upload_csv(page, url: str, src):
     """Open the app, upload UPLOAD_CSV as `src`; the verdict once the file is judged (its
-    default answer column, 'source', is empty: 0 of 3 verify)."""
+    default answer column, 'source', is empty: 0 of 3 verify; 'expected' holds the golds under a
+    name the pickers do not guess)."""
     from playwright.sync_api import expect
 
     src.write_text(UPLOAD_CSV)
@@ -152,7 +153,7 @@ def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_pa
     expect(page.locator("#upload-rows")).to_contain_text("What is 10-4?")
 
     page.locator("#upload-answer input").click()
-    page.get_by_role("option", name="gold", exact=True).click()
+    page.get_by_role("option", name="expected", exact=True).click()
     expect(verdict).to_contain_text("2 of 3 verify", timeout=WAIT_MS)
     expect(verdict).to_contain_text("row 3")
 
@@ -164,7 +165,7 @@ def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_pa
     assert run.config["data"]["task"] == str(stored) and stored.read_text() == UPLOAD_CSV
     assert (run.config["data"]["question_field"], run.config["data"]["answer_field"]) == (
         "problem",
-        "gold",
+        "expected",
     )
 
 
@@ -175,7 +176,7 @@ def test_the_reward_field_changes_only_the_verdict(page, studio_server_no_worker
 
     verdict = upload_csv(page, studio_server_no_worker.url, tmp_path / "reward set.csv")
     page.locator("#upload-answer input").click()
-    page.get_by_role("option", name="gold", exact=True).click()
+    page.get_by_role("option", name="expected", exact=True).click()
     expect(verdict).to_contain_text("2 of 3 verify", timeout=WAIT_MS)
 
     page.get_by_text("Task / dataset and reward").first.click()  # the folded data section
