@@ -437,3 +437,43 @@ def test_the_column_pickers_skip_a_written_row_index(tmp_path):
     assert (out[1].value, out[2].value) == ("Problem", "Solution")
     assert out[1].choices == [("Unnamed: 0",) * 2, ("Problem",) * 2, ("Solution",) * 2]
     assert "1 of 1 verify" in out[4]
+
+
+def test_a_nested_question_or_gold_is_flagged_not_vouched_for(tmp_path):
+    """Parquet struct / list columns: a gold {'value': '5'} was 'verified' (a response would
+    have to state the Python dict), a question of chat messages became its Python repr; the
+    preview showed Python's repr of them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app.main import build_app
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    src = tmp_path / "nested.parquet"
+    table = {
+        "question": ["What is 2+3?", "What is 1+1?"],
+        "messages": [[{"role": "user", "content": "What is 2+3?"}]] * 2,
+        "answer": ["5", "2"],
+        "meta": [{"value": "5", "tags": ["sum"]}, {"value": "2", "tags": []}],
+        "answers": [["5"], ["2"]],
+    }
+    pq.write_table(pa.table(table), src)
+    root = resolve(tmp_path / "home")
+    stored = store_upload(src, src.name, root.uploads, max_mb=1)
+    _, rows = preview(stored)
+
+    def verdicts(question: str, answer: str) -> list:
+        return gold_checks(rows, DataConfig(question_field=question, answer_field=answer), CLI)
+
+    assert [c.ok for c in verdicts("question", "answer")] == [True, True]
+    assert [c.ok for c in verdicts("question", "answers")] == [True, True]  # a flat list gold
+    meta = verdicts("question", "meta")
+    assert not any(c.ok for c in meta) and "field 'meta' holds an object" in meta[0].note
+    chat = verdicts("messages", "answer")
+    assert not any(c.ok for c in chat) and "field 'messages' holds a list" in chat[0].note
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
+    cells = on_upload.fn(str(src), "accuracy", "question", "answer", None)[3].value["data"][0]
+    assert '{"value": "5", "tags": ["sum"]}' in cells and '["5"]' in cells

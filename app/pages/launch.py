@@ -13,6 +13,7 @@ and the messages of later invalid launches vanished.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -503,12 +504,19 @@ def _upload_view(
     """(columns, preview rows as lists, verdict markdown) of a stored upload; a reward the
     policy refuses is never imported: the verdict is then the one line saying why."""
     columns, rows = preview(root_uploads / safe_name(name))
-    table = [[str(r.get(c, ""))[:200] for c in columns] for r in rows]
+    table = [[_cell(r.get(c))[:200] for c in columns] for r in rows]
     try:
         verdict = verdict_text(data.reward, gold_checks(rows, data, policy))
     except UploadError as exc:
         verdict = as_text(str(exc))
     return columns, table, verdict
+
+
+def _cell(value: Any) -> str:
+    """A preview cell: nested Parquet / JSON values as JSON (not Python's repr), null as ""."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else str(value)
 
 
 def refused_upload(reason: str) -> list:

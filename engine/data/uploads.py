@@ -288,6 +288,9 @@ def gold_checks(
 def _check(reward, data: DataConfig, row: dict[str, Any], i: int) -> GoldCheck:
     raw = row.get(data.answer_field)
     gold = "" if raw is None else str(raw)
+    nested = _not_text(row, data.question_field, whole_lists=True) or _not_text(row, data.answer_field)  # fmt: skip
+    if nested:  # its Python form would be the prompt, or the answer a response must state
+        return GoldCheck(i, gold, "", False, nested)
     try:
         shaped = shape_row(replace(data, prompt_template="{question}"), row, "the file", i)
     except DatasetLoadError as exc:
@@ -310,6 +313,26 @@ def _check(reward, data: DataConfig, row: dict[str, Any], i: int) -> GoldCheck:
         note = f"the {data.reward} reward scores even a response stating {read!r} as wrong"
         return GoldCheck(i, gold, read, False, note)
     return GoldCheck(i, gold, read, True, "")
+
+
+def _not_text(row: dict[str, Any], field: str, whole_lists: bool = False) -> str | None:
+    """Why a nested value (Parquet struct / list columns, JSON objects) cannot be this field:
+    an object, a list holding objects or lists, or for the question any list (chat messages
+    are not read from files). None for text, numbers and flat lists of them (a list gold).
+
+    >>> _not_text({"a": {"value": "5"}}, "a")
+    "field 'a' holds an object ({'value': '5'}), not text: pick the field that holds it as text"
+    >>> _not_text({"a": [3, 5]}, "a") is None, _not_text({"q": [{"role": "user"}]}, "q") is None
+    (True, False)
+    """
+    value = row.get(field)
+    if isinstance(value, dict):
+        kind = "an object"
+    elif isinstance(value, list) and (whole_lists or any(isinstance(v, dict | list) for v in value)):  # fmt: skip
+        kind = "a list"
+    else:
+        return None
+    return f"field {field!r} holds {kind} ({str(value)[:60]}), not text: pick the field that holds it as text"  # fmt: skip
 
 
 def _finite_score(score: Any) -> float | None:
