@@ -477,3 +477,24 @@ def test_a_nested_question_or_gold_is_flagged_not_vouched_for(tmp_path):
     (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
     cells = on_upload.fn(str(src), "accuracy", "question", "answer", None)[3].value["data"][0]
     assert '{"value": "5", "tags": ["sum"]}' in cells and '["5"]' in cells
+
+
+def test_the_form_shows_each_refusal_without_a_server_path(tmp_path):
+    """The same kinds through the Launch form's upload handler: the verdict names the file as
+    uploaded (Gradio keeps it as <temp>/<hash>/<name>) and never a path; the table is hidden."""
+    from app.main import build_app
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(tmp_path / "home")
+    refusals = _refusals(tmp_path / "files")
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
+    for kind in ("refused extension", "not text", "wrong encoding", "broken line", "bad JSON layout", "not parquet", "no rows", "gone"):  # fmt: skip
+        src, name, _, _ = refusals[kind]
+        stored, *_, rows, verdict = on_upload.fn(str(src), "accuracy", "question", "answer", None)[:5]  # fmt: skip
+        plain = verdict.replace("\\", "")
+        assert stored is None and plain.startswith(f"**Not stored:** {Path(name).stem}"), plain
+        assert str(tmp_path) not in plain and "uploads/" not in plain, (kind, plain)
+        assert rows.visible is False
