@@ -66,6 +66,15 @@ def test_dataset_missing_empty_and_not_utf8(tmp_path):
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes('{"question": "caf\u00e9", "answer": "1"}\n'.encode("latin-1"))
     check(stored_error(read_table, latin), "dataset_encoding", "data.task")
+    for name, data in (  # not text at all: was explained as latin-1 text
+        ("packed.jsonl", bytes.fromhex("1f8b08000000000000ff") + bytes(20)),
+        ("excel.csv", "question\tanswer\n1+1\t2\n".encode("utf-16")),
+    ):
+        (tmp_path / name).write_bytes(data)
+        check(stored_error(read_table, tmp_path / name), "dataset_not_text", "data.task")
+        assert (
+            "latin-1" not in explain_failure(stored_error(read_table, tmp_path / name)).paragraph()
+        )
 
 
 def test_dataset_fields(tmp_path):

@@ -88,6 +88,14 @@ KINDS: dict[str, _Kind] = {
         "Fix the reward so it returns a finite number, or None for 'not applicable', for "
         "every completion.",
     ),
+    "dataset_not_text": _kind(  # before the encoding: a gzip is no latin-1 text
+        r"not a text file|binary data, not text|UTF-(16|32) text",
+        "The dataset file is not UTF-8 text: it is binary (compressed, an image, a workbook) "
+        "or UTF-16 text.",
+        "data.task",
+        "Save it as UTF-8 JSON lines or CSV (decompress it first; Excel: 'CSV UTF-8'), or use a "
+        "Parquet file, then launch again.",
+    ),
     "dataset_encoding": _kind(
         r"not UTF-8|UnicodeDecodeError|codec can't decode",
         "The dataset file is not UTF-8 text.",
