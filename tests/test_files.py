@@ -345,6 +345,7 @@ CSV_ROWS = [
             'sep=;\r\nquestion;answer\r\nWhat is 1,5 + 1?;2,5\r\n"Say ""hi""\nthen 2";2\r\n',
         ),
         ("tabs.csv", 'question\tanswer\nWhat is 1,5 + 1?\t2,5\n"Say ""hi""\nthen 2"\t2\n'),
+        ("spaced.csv", 'question, answer\n"What is 1,5 + 1?", "2,5"\n"Say ""hi""\nthen 2", 2\n'),
         ("commas.csv", 'question,answer\r\n"What is 1,5 + 1?","2,5"\r\n"Say ""hi""\nthen 2",2\r\n'),
     ],
     ids=lambda v: v if v.endswith(".csv") else "",

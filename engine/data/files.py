@@ -20,7 +20,8 @@ What is read, and what is refused with one line naming the file and the fix:
   (`{"train": [...], "test": [...]}`) and any other layout are refused with a message naming it.
 - CSV through pandas (`dtype=str`, empty cells stay "", in chunks). The separator is sniffed
   from the header (`csv.Sniffer` over `, ; TAB |`: Excel writes `;` where the decimal mark is a
-  comma), and Excel's `sep=;` first line is honoured. Parquet through pyarrow record batches; a
+  comma), Excel's `sep=;` first line is honoured, and a space after a separator is not part
+  of the next field (`question, answer`). Parquet through pyarrow record batches; a
   file without Parquet's `PAR1` marker is named by what it holds instead.
 - A folder (with an example of the file inside it to give), a missing path, an empty file or
   another suffix is named as such (`dataset_path_problem`, also what submit checks).
@@ -441,6 +442,7 @@ def _read_csv(path: Path, shown: str, **kwargs: Any):
             path,
             sep=sep,
             skiprows=skip or None,
+            skipinitialspace=True,  # "question, answer": no ' answer' column, '"a, b"' quoted
             dtype=str,
             keep_default_na=False,
             encoding="utf-8-sig",
