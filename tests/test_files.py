@@ -256,9 +256,11 @@ def test_a_file_that_is_not_text_is_named_by_what_it_is(tmp_path, name):
 
 
 def test_binary_data_after_text_is_named_as_binary_on_its_line(tmp_path):
-    """The first 8 KiB look like text; a line further down holds a PNG's bytes."""
+    """The first 8 KiB are text; then a gzip was appended (`cat rows.jsonl more.jsonl.gz`)."""
+    import gzip
+
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(_jsonl(ROWS * 20).encode() + b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00\n")
+    path.write_bytes(_jsonl(ROWS * 20).encode() + gzip.compress(_jsonl(ROWS).encode()))
     message = str(pytest.raises(DatasetLoadError, read_table, path).value)
     assert f"mixed.jsonl:{len(ROWS) * 20 + 1}: binary data, not text" in message, message
 
@@ -401,3 +403,15 @@ def test_columns_a_file_declares_without_rows(tmp_path):
     lines = tmp_path / "rows.jsonl"
     lines.write_text(_jsonl(ROWS[:1]))
     assert files.declared_columns(lines) == []  # JSON fields exist only in rows
+
+
+@pytest.mark.parametrize("header", ["BMI", "ID3", "MZ", "OggS", "GIF89a", "fLaC"])
+def test_a_text_header_that_starts_like_a_signature_is_still_text(tmp_path, header):
+    """Some magic numbers are letters: a CSV whose first column is 'BMI' is no bitmap."""
+    path = tmp_path / "measures.csv"
+    path.write_text(f"{header},question,answer\n25,What is 1+1?,2\n")
+    assert read_table(path) == [{header: "25", "question": "What is 1+1?", "answer": "2"}]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(f"{header};question;answer\n25;café?;2\n".encode("latin-1"))
+    with pytest.raises(DatasetLoadError, match=r"latin\.csv:2: not UTF-8 .* latin-1"):
+        read_table(latin)

@@ -170,19 +170,17 @@ def declared_columns(path: Path, shown: str | None = None) -> list[str]:
 def not_text_problem(head: bytes) -> str | None:
     """Why the first bytes of a file are not UTF-8 text (one clause), or None when they may be.
 
+    A signature (`filetype`) counts only where the bytes are binary (a NUL or another control
+    byte): some signatures are letters a text header may start with ("BM", "ID3", "MZ").
+
     >>> not_text_problem(b'{"question": "1+1"}'), not_text_problem(b"\\x1f\\x8b\\x08\\x00" + bytes(20))
     (None, 'not a text file: it looks like a .gz file (application/gzip)')
-    >>> not_text_problem("q,a".encode("utf-16"))
-    'UTF-16 text, not UTF-8'
+    >>> not_text_problem("q,a".encode("utf-16")), not_text_problem(b"BMI,answer\\n25,1\\n")
+    ('UTF-16 text, not UTF-8', None)
     """
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             return f"{name} text, not UTF-8"
-    import filetype
-
-    kind = filetype.guess(head) if head else None
-    if kind is not None:
-        return f"not a text file: it looks like a .{kind.extension} file ({kind.mime})"
     nuls = head.count(0)
     if (
         nuls
@@ -191,6 +189,13 @@ def not_text_problem(head: bytes) -> str | None:
     ):
         return "UTF-16 text (no byte-order mark), not UTF-8"
     control = sum(byte in _CONTROL for byte in head)
+    if not control:
+        return None
+    import filetype
+
+    kind = filetype.guess(head)
+    if kind is not None:
+        return f"not a text file: it looks like a .{kind.extension} file ({kind.mime})"
     if nuls or control * 10 > len(head):
         return "not a text file: it holds binary data (NUL or control bytes)"
     return None
