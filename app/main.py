@@ -29,10 +29,10 @@ from app.pages.inspector import CSS as INSPECTOR_CSS
 from app.pages.launch import CSS as LAUNCH_CSS
 from app.pages.monitor import CSS as MONITOR_CSS
 from app.spaces import SpaceAccess, owner_bar
-from engine.config import EMBEDDED_MODEL, ConfigError, StudioConfig
+from engine.config import EMBEDDED_MODEL, ConfigError, parse_config_yaml
 from engine.paths import DataRoot
 from engine.runs import service
-from engine.runs.admission import AccessPolicy
+from engine.runs.admission import AccessPolicy, review_submission
 from engine.storage import Store
 
 log = logging.getLogger(__name__)
@@ -228,8 +228,11 @@ def _api(ctx: AppContext) -> None:
     def submit_run(config_yaml: str, request: gr.Request = None) -> int:
         """Queue a run from a YAML config (the same shape as a recipe); returns its id."""
         ctx.guard.require(request)
-        try:
-            cfg = StudioConfig.from_yaml(str(config_yaml or ""))
+        try:  # every problem in one answer: the config's and this server's (as the form)
+            data = parse_config_yaml(str(config_yaml or ""), "the config")
+            cfg, errors = review_submission(data, ctx.policy)
+            if cfg is None:
+                raise ConfigError(errors)
             return spaces.submit(ctx, request, cfg, origin="the API")
         except ConfigError as exc:
             raise user_error(exc) from None

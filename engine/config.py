@@ -60,6 +60,8 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 MAX_LEARNING_RATE = 1.0
 MAX_TEMPERATURE = 10.0
 MIN_CURVE_POINTS = 3  # ERA needs 3 curve points (ERV 2): ER at s, 2s, 3s of a response
+# the fields the rules across sections read: checked once each of them is fine on its own
+CROSS_SECTION_FIELDS = ("shaping.stride", "shaping.max_len", "grpo.max_completion_length")
 
 
 class ConfigError(ValueError):
@@ -503,18 +505,22 @@ class StudioConfig:
         return self
 
     def problems(self) -> list[tuple[str, str]]:
-        """Every (field path, message): ill-formed values (NaN, inf, integers the store cannot
-        hold, wrong types), each section's ranges, then rules across sections."""
-        errors = []
+        """Every (field path, message) at once: each section's fields (`_section_problems`:
+        wrong types, then the field's own rule, which also speaks for a NaN, an infinity or an
+        integer the store cannot hold), then the rules across sections once the fields they
+        read are fine (or only past the store's bound: then the rule is the tighter message)."""
+        errors, bound_only = [], set()
         for name in SECTIONS:
-            section = getattr(self, name)
-            bad = _ill_formed(section)
-            errors += [(f"{name}.{p}", m) for p, m in bad]
-            if not bad:  # ranges compare numbers: only once every value is well-formed
-                errors += [(f"{name}.{p}", m) for p, m in section.check()]
-        return errors or self._cross_section_problems()
+            found, only = _section_problems(getattr(self, name))
+            errors += [(f"{name}.{p}", m) for p, m in found]
+            bound_only |= {f"{name}.{p}" for p in only}
+        if ({p for p, _ in errors} - bound_only) & set(CROSS_SECTION_FIELDS):
+            return errors
+        cross = self._cross_section_problems()
+        said = {p for p, _ in cross} & bound_only
+        return [e for e in errors if e[0] not in said] + cross
 
-    def _cross_section_problems(self) -> list[tuple[str, str]]:
+    def _cross_section_problems(self) -> list[tuple[str, str]]:  # reads CROSS_SECTION_FIELDS
         """Rules that join two sections: the rank curve needs room in the response window."""
         window, source = self.grpo.max_completion_length, "grpo.max_completion_length"
         if self.shaping.max_len is not None and self.shaping.max_len < window:
@@ -540,10 +546,23 @@ class StudioConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> StudioConfig:
         """Build and validate a config; unknown keys and wrong types are errors, all reported at once."""
+        config, errors = cls.parse(data)
+        if errors:
+            raise ConfigError(errors)
+        return config
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None) -> tuple[StudioConfig, list[tuple[str, str]]]:
+        """(config, every (field path, message)) of a config dict, never raising: what
+        `from_dict` refuses, for a caller that checks more on top (the submit-time review).
+
+        A value of the wrong type is replaced by the field's default (and reported); a number
+        that is ill-formed only by its size (NaN, infinity, an integer the store cannot hold)
+        is kept, so later checks (a server's limit on run.max_steps) see what was typed."""
         data = data or {}
         errors: list[tuple[str, str]] = []
         if not isinstance(data, dict):
-            raise ConfigError([("", "the config must be a mapping of sections")])
+            return cls(), [("", "the config must be a mapping of sections")]
         for key in data:
             if key not in SECTIONS:
                 errors.append(
@@ -560,10 +579,9 @@ class StudioConfig:
             sections[name], section_errors = _build_section(section_cls, values)
             errors += [(f"{name}.{p}", m) for p, m in section_errors]
         config = cls(**sections)
-        errors += [e for e in config.problems() if e not in errors]
-        if errors:
-            raise ConfigError(errors)
-        return config
+        flagged = {p for p, _ in errors}
+        errors += [e for e in config.problems() if e[0] not in flagged]
+        return config, errors
 
     @classmethod
     def from_yaml(cls, text: str, where: str = "the config") -> StudioConfig:
@@ -710,11 +728,17 @@ def _build_section(section_cls: type, values: dict[str, Any]) -> tuple[Any, list
         if f.name not in values:
             continue
         value, problem = _coerce(values[f.name], hints[f.name])
-        if problem:
+        if problem and _is_number(value):
+            kwargs[f.name] = value  # too large, NaN or infinite: `problems()` says by which rule
+        elif problem:
             errors.append((f.name, problem))
         else:
             kwargs[f.name] = value
     return section_cls(**kwargs), errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
@@ -741,8 +765,10 @@ def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
     if base is int:
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)  # 1e3 from YAML
+        if isinstance(value, float):
+            return None, f"must be a whole number, not {value:g}"
         if isinstance(value, bool) or not isinstance(value, int):
-            return None, "must be an integer"
+            return None, "must be a whole number"
         return value, _int_problem(value)
     if base is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -768,13 +794,44 @@ def _kind(value: Any) -> str:
 
 
 def _int_problem(value: int) -> str | None:
-    if not INT_MIN <= value <= INT_MAX:
-        return f"must be an integer between {INT_MIN} and {INT_MAX}"
+    """The store's bound, said only for a field whose own rule allows the value (a field with
+    a range says its range instead: `_section_problems`)."""
+    if value > INT_MAX:
+        return f"{value:,} is too large: use at most {INT_MAX:,}"
+    if value < INT_MIN:
+        return f"{value:,} is too small: use at least {INT_MIN:,}"
     return None
 
 
 def _float_problem(value: float) -> str | None:
     return None if math.isfinite(value) else "must be a finite number (not NaN or infinity)"
+
+
+def _section_problems(section: Any) -> tuple[list[tuple[str, str]], set[str]]:
+    """Every (field name, message) of one section in field order, and the names whose only
+    problem is the store's bound.
+
+    A value of the wrong type gets its type's message. A number outside what the store holds
+    (an integer past 32 bits, NaN, infinity) is judged by the field's own rule first
+    (`section.check()` compares it as it is: -10**12 steps "must be >= 1", an infinite
+    learning rate "must be in (0, 1]"); only when that rule allows it is the store's bound
+    said. The range rules run on every field, whatever is wrong with the others."""
+    bad = dict(_ill_formed(section))
+    typed = {n for n in bad if not _is_number(getattr(section, n))}
+    defaults = {f.name: _default(f) for f in fields(section) if f.name in typed}
+    ruled: dict[str, list[str]] = {}
+    for name, message in dataclasses.replace(section, **defaults).check():
+        if name not in typed:  # a default stood in: its rule says nothing of what was typed
+            ruled.setdefault(name, []).append(message)
+    out = []
+    for f in fields(section):
+        messages = ruled.get(f.name) or ([bad[f.name]] if f.name in bad else [])
+        out += [(f.name, m) for m in messages]
+    return out, set(bad) - typed - set(ruled)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _ill_formed(section: Any) -> list[tuple[str, str]]:

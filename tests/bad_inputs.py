@@ -89,6 +89,12 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("max-steps-zero", "config", S("run.max_steps=0"), "run.max_steps"),
     ("max-steps-negative", "config", S("run.max_steps=-5"), "run.max_steps"),
     ("max-steps-fraction", "config", S("run.max_steps=2.5"), "run.max_steps"),
+    ("max-steps-minus-1e12", "config", S("run.max_steps=-1000000000000"), "must be >= 1"),
+    ("seed-minus-1e11", "config", S("run.seed=-99999999999"), "run.seed: must be >= 0"),
+    ("n-ops-fraction", "config", S("data.n_ops=2.5"), "whole number"),
+    ("lr-minus-inf", "config", S("grpo.learning_rate=-.inf"), "must be in (0, 1]"),
+    ("top-p-inf", "config", S("grpo.top_p=.inf"), "must be in (0, 1]"),
+    ("max-truncated-inf", "config", S("health.max_truncated=.inf"), "share in [0, 1]"),
     ("max-steps-text", "config", S("run.max_steps=abc"), "run.max_steps"),
     ("max-steps-list", "config", S("run.max_steps=[3]"), "run.max_steps"),
     ("seed-negative", "config", S("run.seed=-1"), "run.seed"),
@@ -346,6 +352,27 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ),  # fmt: skip
     ("api-steps-1e30", "api", ("api", "submit_run", "run: {max_steps: 1e30}\n"), "run.max_steps"),
     ("api-name-list", "api", ("api", "submit_run", "run: {name: [1, 2]}\n"), "run.name"),
+    # a value past what the store holds is refused by the field's real rule: the server's limit
+    # (its serve flag) or the field's range, never the store's 32-bit bound
+    (
+        "api-steps-past-the-store",
+        "api",
+        ("api", "submit_run", "run: {max_steps: 99999999999}\n"),
+        "--max-steps",
+    ),  # fmt: skip
+    (
+        "api-accumulation-past-the-store",
+        "api",
+        ("api", "submit_run", "grpo: {gradient_accumulation_steps: 99999999999}\n"),
+        "--max-samples",
+    ),  # fmt: skip
+    # one answer names every problem: a bad config field no longer hides a server limit
+    (
+        "api-bad-field-and-over-limit",
+        "api",
+        ("api", "submit_run", "shaping: {kappa: 0}\nrun: {max_steps: 20000}\n"),
+        "--max-steps",
+    ),  # fmt: skip
     ("api-section-list", "api", ("api", "submit_run", "run: [1, 2]\n"), "run"),
     ("api-cancel-missing", "api", ("api", "cancel_run", 9999), "9999"),
     # ids past the store's 32 bits, not whole, not finite, negative: one line, no OverflowError

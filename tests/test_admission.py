@@ -27,6 +27,7 @@ from engine.runs.admission import (
     check_submission,
     first_rows,
     one_line,
+    review_submission,
 )
 from engine.storage import Store
 
@@ -376,3 +377,98 @@ def test_the_demo_recipe_passes_the_network_policy(form):
     run_id = fns["run_demo"]()[0]
     assert store.get_run(run_id).status == "queued"
     assert os.sep not in store.get_run(run_id).config["model"]["name_or_path"]
+
+
+# ----------------------------------------------------------------------------- one review
+
+
+def test_one_review_names_every_config_and_server_problem(world):
+    """A bad config field hid every server limit and source problem until it was fixed and
+    Launch pressed again (two rounds): one review names them all."""
+    from app.pages.launch import form_problems
+
+    _, policy, _, secret = world
+    changes = {
+        "shaping.kappa": 0,  # the config's own rule
+        "run.max_steps": 10**9,  # over this server's limit
+        "run.name": "x" * 5_000,  # over the name limit
+        "data.reward": "os:system",  # a reward the network may not name
+        "model.name_or_path": str(secret / "model"),  # a server path
+        "run.seed": 99_999_999_999,  # past the store, no server limit
+    }
+    _, problems = form_problems(field_specs(), form_values(**changes)[:-1], policy)
+    assert set(problems) == set(changes), problems
+    assert "serve --max-steps" in problems["run.max_steps"]
+    assert "--allow-reward-module" in problems["data.reward"]
+
+
+def test_a_value_past_the_store_is_refused_by_the_servers_limit(world):
+    """10**12 steps said "integer between -2147483648 and 2147483647" (the store's column)
+    where this server's rule is its --max-steps cap; the same for every limited field."""
+    _, policy, *_ = world
+    capped = {
+        "run.max_steps": "--max-steps",
+        "run.eval_size": "--max-eval-size",
+        "data.train_size": "--max-train-size",
+        "grpo.max_completion_length": "--max-completion-length",
+        "grpo.num_generations": "--max-samples",
+        "grpo.gradient_accumulation_steps": "--max-samples",
+        "run.num_processes": "--max-processes",
+    }
+    for path, flag in capped.items():
+        section, name = path.split(".")
+        _, errors = review_submission(
+            {**FITS_EMBEDDED, section: {**FITS_EMBEDDED.get(section, {}), name: 99_999_999_999}},
+            policy,
+        )
+        said = " ".join(m for p, m in errors if p == path)
+        assert flag in said and "2,147,483,647" not in said, (path, errors)
+
+
+def test_a_server_check_skips_a_field_the_config_refuses(world):
+    """The config's message stands alone: no second line judging a default that stood in
+    for what was typed, nor a check that reads a refused field."""
+    root, policy, *_ = world
+    data = {"task": "mine.jsonl", "question_field": "", "answer_field": "gold"}
+    _, errors = review_submission({**FITS_EMBEDDED, "data": data}, policy)
+    assert errors == [
+        ("data.question_field", "must not be empty"),
+        ("data.answer_field", "no field 'gold' in the first rows (fields: question, answer)"),
+    ], errors
+    grpo = {**FITS_EMBEDDED["grpo"], "gradient_accumulation_steps": 10**12}
+    _, errors = review_submission({**FITS_EMBEDDED, "grpo": grpo}, policy)
+    assert [p for p, _ in errors] == ["grpo.gradient_accumulation_steps"], errors
+
+
+def test_a_launch_press_reads_the_dataset_once_before_its_submit(world, monkeypatch):
+    """Every Launch press read the dataset files three times: in the review, again in the
+    launch's validator (which Gradio runs outside the queue, so outside any concurrency
+    limit) and at submit; and any number of reviews ran at once. Now the validator takes
+    the review's verdict, and the review is limited and drops a click made while pending."""
+    from app.pages.launch import REVIEWS_AT_ONCE
+    from engine.runs import admission
+
+    root, policy, *_ = world
+    reads = []
+    real = admission.first_rows
+    monkeypatch.setattr(
+        admission, "first_rows", lambda p, *a, **k: reads.append(p) or real(p, *a, **k)
+    )
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=policy)
+        by_name = {f.name: f for f in blocks.fns.values()}
+        review, launch = by_name["review"], by_name["launch"]
+        assert (review.concurrency_limit, review.concurrency_id) == (
+            REVIEWS_AT_ONCE,
+            "launch-review",
+        )
+        assert review.trigger_mode == "once"  # "always_last" would run a late click, and launch
+        values = form_values(**{"data.task": "mine.jsonl"})
+        *_, reviewed = review.fn(*values[:-1])
+        assert reviewed == {} and len(reads) == 1
+        checks = launch.validator(*values, reviewed)
+        assert all(c["is_valid"] for c in checks) and len(reads) == 1
+        checks = launch.validator(*values, {"run.max_steps": ("over the limit", 10**9)})
+        assert checks[-1]["is_valid"] is False and len(reads) == 1
+        run_id, *_ = launch.fn(None, *values, reviewed)
+        assert [r.id for r in store.list_runs()] == [run_id] and len(reads) == 2  # the submit

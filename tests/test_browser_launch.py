@@ -121,6 +121,43 @@ def test_a_fixed_field_loses_its_message(page, studio_server_no_worker):
     expect(summary).to_be_empty(timeout=WAIT_MS)
 
 
+def test_one_press_names_every_problem_and_a_load_keeps_only_true_ones(
+    page, studio_server_no_worker
+):
+    """One Launch press names a config error and a server limit together (the limit waited
+    for the config to be fixed and a second press), by the field's real rule (10**11 steps
+    said "integer between -2147483648 and 2147483647"; 2.5 was silently rounded to 2); and
+    loading a recipe leaves no message the loaded values contradict (they stayed, with the
+    summary, until the next press)."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page.goto(studio_server_no_worker.url)
+    expect(page.locator("#launch-btn")).to_be_visible(timeout=WAIT_MS)
+    typed = (
+        ("cfg-shaping-kappa", "0", "must be >= 1"),
+        ("cfg-run-max-steps", "99999999999", "serve --max-steps"),
+        ("cfg-run-seed", "2.5", "whole number, not 2.5"),
+    )
+    for elem_id, value, _ in typed:
+        type_into(page, elem_id, value)
+    page.locator("#launch-btn").click()
+    summary = page.locator("#launch-problems")
+    for elem_id, _, text in typed:
+        expect(page.locator(f"#{elem_id}")).to_contain_text(text, timeout=WAIT_MS)
+        expect(page.locator(f"#{elem_id}")).to_have_class(re.compile("field-error"))
+        expect(summary).to_contain_text(text)
+    assert "2147483647" not in (summary.text_content() or "").replace(",", "")
+    page.get_by_role("button", name="Load recipe").click()
+    expect(page.locator("#launch-status")).to_contain_text("Loaded recipe", timeout=WAIT_MS)
+    expect(summary).to_be_empty(timeout=WAIT_MS)
+    for elem_id, _, text in typed:
+        field = page.locator(f"#{elem_id}")
+        expect(field).not_to_contain_text(text)
+        expect(field).not_to_have_class(re.compile("field-error"))
+
+
 UPLOAD_CSV = (
     "problem,source,expected\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
 )

@@ -93,3 +93,43 @@ def test_data_root_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("VERL_STUDIO_DB", "postgresql+psycopg://u@h/db")
     assert resolve(data_dir=tmp_path / "cli").db_url == "postgresql+psycopg://u@h/db"
     assert resolve(db=str(tmp_path / "x.db")).db_url == f"sqlite:///{(tmp_path / 'x.db').resolve()}"
+
+
+NUMERIC = [s for s in field_specs() if s["type"] in ("int", "float") and not s["choices"]]
+
+
+def _message(path: str, value) -> str | None:
+    section, name = path.split(".")
+    return dict(StudioConfig.parse({section: {name: value}})[1]).get(path)
+
+
+@pytest.mark.parametrize("spec", NUMERIC, ids=[s["path"] for s in NUMERIC])
+def test_a_value_past_the_store_is_judged_by_the_fields_own_rule(spec):
+    """A value the store cannot hold (an integer past 32 bits, NaN, infinity) gets the field's
+    own rule when that rule refuses a moderate value of the same sign, never the store's
+    bound: -10**12 steps said "integer between -2147483648 and 2147483647" (a storage
+    artefact), where -5 says "must be >= 1"."""
+    path = spec["path"]
+    huge = 10**12 if spec["type"] == "int" else float("inf")
+    for moderate, extreme in ((-5, -huge), (10**6, huge)):
+        rule = _message(path, moderate)
+        said = _message(path, extreme)
+        assert said is not None, f"{path}={extreme} accepted"
+        assert "2147483648" not in said.replace(",", ""), f"{path}: {said}"
+        if rule is not None:  # the same rule (a message may quote the value)
+            same = said.replace(str(extreme), "V") == rule.replace(str(moderate), "V")
+            assert same, f"{path}={extreme}: {said!r}, its rule says {rule!r}"
+
+
+def test_a_fraction_in_a_whole_number_field_says_so():
+    assert _message("run.max_steps", 2.5) == "must be a whole number, not 2.5"
+    assert "whole number" in _message("data.seed", float("nan"))
+
+
+def test_every_problem_of_a_section_is_reported_with_an_ill_formed_neighbour():
+    """A NaN or an out-of-store integer hid every range problem of its section (and every
+    rule across sections) until it was fixed: two rounds of Launch."""
+    _, errors = StudioConfig.parse(
+        {"run": {"max_steps": 10**12, "seed": -1}, "shaping": {"gain": float("nan"), "kappa": 0}}
+    )
+    assert {p for p, _ in errors} == {"run.max_steps", "run.seed", "shaping.gain", "shaping.kappa"}

@@ -43,7 +43,7 @@ from engine.data.uploads import (
     store_upload,
 )
 from engine.resources import recipe_names, recipe_path
-from engine.runs.admission import AccessPolicy, check_submission
+from engine.runs.admission import AccessPolicy, review_submission
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ SECTION_TITLES = {
     "data": "Task / dataset and reward",
     "model": "Model",
     "health": "GRPO health flags: thresholds, and which flag stops the run",
+}
+# The review reads up to 3 dataset files' heads (task, eval task, and a whole file when every
+# peeked answer is empty): at most REVIEWS_AT_ONCE run at once across all visitors (the rest
+# wait in Gradio's queue), and a click while this tab's review is pending is dropped
+# ("once"; "always_last" would run it afterwards and, through `.then`, launch a second run).
+REVIEWS_AT_ONCE = 2
+REVIEW_EVENT: dict[str, Any] = {
+    **READ_ONLY,
+    "concurrency_limit": REVIEWS_AT_ONCE,
+    "concurrency_id": "launch-review",
+    "trigger_mode": "once",
 }
 CSS = " .field-error{outline:2px solid #d33;border-radius:6px} #launch-problems{color:#b00020}"
 
@@ -73,8 +84,8 @@ def _component(spec: dict, default: Any) -> gr.components.Component:
         return gr.Dropdown(choices=list(spec["choices"]), value=default, **common)
     if kind == "bool":
         return gr.Checkbox(value=default, **common)
-    if kind == "int":
-        return gr.Number(value=default, precision=0, **common)
+    if kind == "int":  # no rounding: 2.5 steps is refused by name, never silently made 2
+        return gr.Number(value=default, **common)
     if kind == "float":
         return gr.Number(value=default, **common)
     if kind.startswith("list"):
@@ -132,16 +143,15 @@ def _by_field(errors: list[tuple[str, str]]) -> dict[str, str]:
 def form_problems(
     specs: list[dict], values: list[Any], policy: AccessPolicy
 ) -> tuple[StudioConfig | None, dict[str, str]]:
-    """What Launch would refuse: the config's own checks, then what this server admits.
+    """What Launch would refuse, all of it at once: the config's own checks and what this
+    server admits (`review_submission`: the submit-time check the launch handler, the API and
+    the CLI run, here on every field whose value is well-formed even while others are not).
 
     Returns (the config, {}) or (None, {field path: message}); '' holds problems that belong
-    to no form field. The same two checks the launch handler (and the API, and the CLI) run."""
-    cfg, problems = check_form(specs, values)
-    if cfg is not None:
-        try:
-            check_submission(cfg, policy)
-        except ConfigError as exc:
-            problems = _by_field(exc.errors)
+    to no form field."""
+    data, parse_errors = form_to_dict(specs, values)
+    cfg, errors = review_submission(data, policy)
+    problems = _by_field(parse_errors + errors)
     return (cfg if not problems else None), problems
 
 
@@ -342,7 +352,7 @@ def _wire_review(ctx: AppContext, form: LaunchForm) -> Any:
         review,
         inputs=form.fields,
         outputs=[*form.fields, *form.sections.values(), form.problems, form.status, form.reviewed],
-        **READ_ONLY,
+        **REVIEW_EVENT,
     )
 
 
@@ -407,16 +417,25 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
     """Launch (reviewed field by field first) and Run the demo; both open the monitor."""
     store, specs, status = ctx.store, form.specs, form.status
 
-    def validator(*values):  # the review showed why; this only keeps the run from queueing
-        _, problems = form_problems(specs, list(values[:-1]), ctx.policy)
-        return [*(gr.validate(True, "") for _ in specs), gr.validate(not problems, "")]
+    n = len(specs)
+
+    def validator(*values):
+        """Keeps the run from queueing while the review (run just before, on these values)
+        found a problem; the review showed why. Its verdict is the session's `reviewed` state,
+        so a press reads the dataset files once here, not twice; called without it, the
+        validator reviews the values itself. The launch's submit checks again either way."""
+        reviewed = values[n + 1] if len(values) > n + 1 else None
+        if reviewed is None:
+            _, reviewed = form_problems(specs, list(values[:n]), ctx.policy)
+        return [*(gr.validate(True, "") for _ in values[:-1]), gr.validate(not reviewed, "")]
 
     def launch(request: gr.Request, *values):  # Gradio passes a Request only before *args
         ctx.guard.require(request)
-        cfg, errors = check_form(specs, list(values[:-1]))
+        cfg, errors = check_form(specs, list(values[:n]))
         if cfg is None:  # the validator stops this first; an API caller may not
             raise user_error(ConfigError(list(errors.items())))
-        parent_id = values[-1] if store.get_run(values[-1] or -1) else None
+        parent = values[n] if len(values) > n else None
+        parent_id = parent if store.get_run(parent or -1) else None
         run_id = _submit(cfg, parent_id, request)
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued run #{run_id}.", None
 
@@ -432,7 +451,7 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
 
     launched = _wire_review(ctx, form).then(
         launch,
-        inputs=[*form.fields, form.parent],
+        inputs=[*form.fields, form.parent, form.reviewed],
         outputs=[ctx.focus_run, ctx.tabs, status, form.parent],
         validator=validator,
         **PRIVATE,
@@ -452,30 +471,51 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
     ctx.monitor_openers += [launched, demo]
 
 
+def loaded_updates(
+    specs: list[dict], values: list[Any], reviewed: dict[str, tuple[str, Any]]
+) -> list:
+    """A loader's outputs for the fields, the summary and `reviewed`: each field gets its
+    loaded value, and only the last review's messages still true for these values stay
+    (`still_wrong`: a changed field is checked again, an unchanged one keeps its message);
+    the summary follows. A program filling the form fires no input event, so the re-check
+    made on user edits (`_wire_recheck`) never sees a load."""
+    kept = still_wrong(specs, values, reviewed or {})
+    problems = {p: msg for p, (msg, _) in kept.items()}
+    marks = field_updates(specs, problems)
+    fields = [{**mark, "value": v} for mark, v in zip(marks, values, strict=True)]
+    return [*fields, problem_summary(problems), kept]
+
+
 def _wire_loaders(ctx: AppContext, form: LaunchForm) -> None:
     """Fill the form from a recipe or from an earlier run's config."""
     store, specs = ctx.store, form.specs
-    filled = [*form.fields, form.parent, form.status]
+    filled = [*form.fields, form.problems, form.reviewed, form.parent, form.status]
 
-    def load_recipe(name):
+    def load_recipe(name, reviewed):
         if name not in recipe_names():  # a shipped recipe by name, never a server path
             raise gr.Error("Pick a recipe first.")
         cfg = StudioConfig.load(recipe_path(name)).to_dict()
-        return [*config_to_values(specs, cfg), None, f"Loaded recipe `{name}`."]
+        values = config_to_values(specs, cfg)
+        return [*loaded_updates(specs, values, reviewed), None, f"Loaded recipe `{name}`."]
 
-    form.load_recipe.click(load_recipe, inputs=[form.recipe], outputs=filled, **PRIVATE)
+    form.load_recipe.click(
+        load_recipe, inputs=[form.recipe, form.reviewed], outputs=filled, **PRIVATE
+    )
 
-    def load_run(choice):
+    def load_run(choice, reviewed):
         run = store.get_run(queries.choice_id(choice) or -1)
         if run is None:
             raise gr.Error("Pick a run first.")
+        values = config_to_values(specs, run.config)
         return [
-            *config_to_values(specs, run.config),
+            *loaded_updates(specs, values, reviewed),
             run.id,
             f"Loaded the config of run #{run.id}.",
         ]
 
-    form.load_run.click(load_run, inputs=[form.source_run], outputs=filled, **PRIVATE)
+    form.load_run.click(
+        load_run, inputs=[form.source_run, form.reviewed], outputs=filled, **PRIVATE
+    )
 
     def refresh_runs():
         return gr.Dropdown(choices=queries.run_choices(store, kind=None))

@@ -41,7 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import BUILTIN_TASK, EMBEDDED_MODEL, ConfigError, StudioConfig
+from engine.config import (
+    BUILTIN_TASK,
+    EMBEDDED_MODEL,
+    INT_MAX,
+    INT_MIN,
+    ConfigError,
+    StudioConfig,
+)
 from engine.data.files import FILE_SUFFIXES, dataset_path_problem, iter_rows, read_table
 from engine.runs.checks import config_fits_model
 
@@ -140,8 +147,36 @@ Check = Callable[[StudioConfig, AccessPolicy], Errors]
 
 def check_submission(cfg: StudioConfig, policy: AccessPolicy) -> StudioConfig:
     """`cfg` with its model and data sources made unambiguous, or ConfigError listing every
-    (field path, message). Runs the source checks, then every function in `SUBMIT_CHECKS`."""
-    errors: Errors = cfg.problems()  # a config built in code was never validated
+    (field path, message) that `submission_problems` finds."""
+    cfg, errors = submission_problems(cfg, policy)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
+
+
+def review_submission(
+    data: dict[str, Any], policy: AccessPolicy
+) -> tuple[StudioConfig | None, Errors]:
+    """(the config, []) or (None, every (field path, message)) of a config dict, in one pass:
+    the config's own checks and this server's (sources, rewards, dataset fields, limits) on
+    every field whose value is well-formed, as `check_submission` runs them. What a form shows
+    after one press of Launch (`StudioConfig.parse` keeps going where `from_dict` stops)."""
+    cfg, config_errors = StudioConfig.parse(data)
+    cfg, errors = submission_problems(cfg, policy, config_errors)
+    return (None if errors else cfg), errors
+
+
+def submission_problems(
+    cfg: StudioConfig, policy: AccessPolicy, config_errors: Errors | None = None
+) -> tuple[StudioConfig, Errors]:
+    """(`cfg` with its sources made unambiguous, every (field path, message)): the config's
+    own problems (`config_errors`, or `cfg.problems()`), then the source checks and every
+    function in `SUBMIT_CHECKS` (`_merged`: a field the config already refuses keeps the
+    config's message, unless the value is past what the store holds and this server's limit
+    for it is the rule that matters). Reads a dataset file's head and size, never raises."""
+    if config_errors is None:
+        config_errors = cfg.problems()  # a config built in code was never validated
+    errors: Errors = []
     # a refused source is replaced by a harmless one, so the later checks never read it
     model, errs = _model_source(cfg.model.name_or_path, policy, "model.name_or_path")
     errors, model = errors + errs, EMBEDDED_MODEL if errs else model
@@ -161,9 +196,50 @@ def check_submission(cfg: StudioConfig, policy: AccessPolicy) -> StudioConfig:
         errors += check(cfg, policy)
     if not model_refused:  # what the config asks of its model (its config.json only)
         errors += config_fits_model(cfg)
-    if errors:
-        raise ConfigError(errors)
-    return cfg
+    return cfg, _merged(config_errors, errors, cfg)
+
+
+# a server check of the key field also reads these: skipped while one of them is refused
+READS = {
+    "grpo.per_device_train_batch_size": ("grpo.gradient_accumulation_steps",),
+    "grpo.max_completion_length": ("model.name_or_path",),
+    "data.question_field": ("data.task", "data.eval_task"),
+    "data.answer_field": ("data.task", "data.eval_task"),
+    "data.task": ("data.answer_field",),
+    "data.eval_task": ("data.answer_field",),
+}
+
+
+def _merged(config_errors: Errors, server_errors: Errors, cfg: StudioConfig) -> Errors:
+    """Every config error, then each server error on a field the config does not refuse (nor
+    a field its check reads); except that a value past the store's bound (10**12 steps) is
+    said by the server's limit on it, the rule a user must meet, and not by that bound."""
+    refused = {_field_of(p) for p, _ in config_errors}
+    too_large = {
+        f for f in map(_field_of, (p for p, _ in server_errors))
+        if f in refused and _past_the_store(cfg, f)
+    }  # fmt: skip
+    kept = [e for e in config_errors if e[0] not in too_large]
+    for path, message in server_errors:
+        field_path = _field_of(path)
+        if field_path in too_large or not (
+            field_path in refused or refused & set(READS.get(field_path, ()))
+        ):
+            kept.append((path, message))
+    return kept
+
+
+def _field_of(path: str) -> str:
+    """`data.extra_rewards[1]` and `run.name (characters)` -> the field's path."""
+    return path.split("[", 1)[0].split(" ", 1)[0]
+
+
+def _past_the_store(cfg: StudioConfig, path: str) -> bool:
+    section, _, name = path.partition(".")
+    value = getattr(getattr(cfg, section, None), name, None)
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX
+    )
 
 
 def check_eval(cfg: EvalConfig, policy: AccessPolicy) -> EvalConfig:
@@ -536,6 +612,12 @@ def _limit_errors(cfg: StudioConfig, policy: AccessPolicy) -> Errors:
         "max_completion_length",
     )
     errors += _over("grpo.num_generations", cfg.grpo.num_generations, lim.max_samples, "max_samples")  # fmt: skip
+    errors += _over(
+        "grpo.gradient_accumulation_steps",
+        cfg.grpo.gradient_accumulation_steps,
+        lim.max_samples,
+        "max_samples",
+    )
     errors += _over(
         "grpo.per_device_train_batch_size",
         cfg.grpo.per_device_train_batch_size * cfg.grpo.gradient_accumulation_steps,
