@@ -419,9 +419,27 @@ def panel_figure(
     if x_axis == "step":
         layout["xaxis"].update(integer_axis([t["x"] for t in traces]))
     if notes:
-        layout["title"]["text"] += "<br><sub>" + html.escape("; ".join(notes)) + "</sub>"
-        layout["margin"] = dict(layout["margin"], t=60)
+        _add_notes(layout, notes)
     return _figure(traces, layout)
+
+
+NOTE_LINE_PX = 15  # one line of a chart's note (11 px text)
+TITLE_PX = 30  # the title's line at the top of the chart, with its padding
+
+
+def _add_notes(layout: dict, notes: list[str]) -> None:
+    """Notes on their own lines between the title (moved to the chart's top) and the plot
+    area, the top margin sized to hold both. A note inside a two-line title overlapped the
+    plot area: plotly anchors such a title by its first line."""
+    layout["title"].update(yref="container", y=1, yanchor="top", pad=dict(t=8), automargin=False)
+    layout["margin"] = dict(layout["margin"], t=TITLE_PX + NOTE_LINE_PX * len(notes) + 6)
+    layout["annotations"] = [
+        dict(
+            text="<br>".join(map(html.escape, notes)),
+            xref="paper", yref="paper", x=0, y=1, xanchor="left", yanchor="bottom",
+            align="left", showarrow=False, font=dict(size=11, color="#555"),
+        )
+    ]  # fmt: skip
 
 
 def monitor_figures(

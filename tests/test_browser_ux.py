@@ -146,6 +146,8 @@ BOXES = """id => {
     xtitle: box(gd.querySelector('.g-xtitle text')),
     legend: box(gd.querySelector('.legend')),
     title: box(gd.querySelector('.g-gtitle text')),
+    plotarea: box(gd.querySelector('.nsewdrag')),
+    note: box(gd.querySelector('.annotation-text')),
     yticks: Array.from(gd.querySelectorAll('.ytick text')).map(box),
     xticks: Array.from(gd.querySelectorAll('.xtick text')).map(e => e.textContent),
   };
@@ -263,6 +265,14 @@ def test_empty_charts_say_why(page, ux_server, artifacts_dir):
     expect(page.locator("#plot-accuracy")).to_contain_text(
         "held-out accuracy is not evaluated: eval_every = 0", timeout=WAIT_MS
     )
+    wait_plot(page, "plot-accuracy")
+    boxes = page.evaluate(BOXES, "plot-accuracy")  # the note: under the title, above the data
+    for part in ("title", "note"):
+        assert inside(boxes[part], boxes["svg"]), (part, boxes)
+        assert not overlaps(boxes[part], boxes["plotarea"]), (part, boxes)
+        assert not overlaps(boxes[part], boxes["legend"]), (part, boxes)
+    assert not overlaps(boxes["title"], boxes["note"]), boxes
+    page.locator("#plot-accuracy").screenshot(path=str(artifacts_dir / "ux" / "accuracy-note.png"))
     show_run(page, "bad-model")
     for key in ("reward", "er", "loss"):
         expect(page.locator(f"#plot-{key}")).to_contain_text(

@@ -127,3 +127,21 @@ def test_cancel_says_the_state_after_it_and_belongs_to_its_run(app):
     assert text.startswith(f"Run #{running} is cancelled now, at step ") and "Resume" in text
     assert new_owner == [running, "cancelled"] and message_holds(store, new_owner, sel_running)
     assert moved_on(store, owner, sel_queued) == ("", None)
+
+
+def test_the_runs_table_refresh_keeps_a_pick_made_meanwhile(app):
+    """The runs table's refresh (after a run is added or moves) re-set the picker to the picks
+    it was computed with, undoing a pick the user made meanwhile (the charts stayed blank); it
+    now sends new choices only, and rewrites the picks only for a renamed or deleted run."""
+    from app.pages.monitor import refreshed_picker
+
+    store, _, _ = app
+    kept, sel_kept = _run(store, name="kept")
+    gone, sel_gone = _run(store, name="gone")
+    update = refreshed_picker(store, sel_kept + sel_gone)
+    assert "value" not in update.constructor_args
+    assert set(update.constructor_args["choices"]) == {*sel_kept, *sel_gone}
+    store.update_run(kept, name="renamed")
+    store.delete_run(gone)
+    update = refreshed_picker(store, sel_kept + sel_gone)
+    assert update.constructor_args["value"] == [f"#{kept} renamed"]

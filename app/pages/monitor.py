@@ -271,6 +271,17 @@ def runs_picker(store: Store, labels: list[str]) -> gr.Dropdown:
     return gr.Dropdown(choices=queries.run_choices(store), value=labels, multiselect=True)
 
 
+def refreshed_picker(store: Store, values: list[str]) -> gr.Dropdown:
+    """The runs picker after the runs changed: new choices only, so a pick the user makes
+    while this is computed stays (setting the value it was computed with undid such a pick);
+    the picks are rewritten only when a picked run was renamed or deleted."""
+    runs = (store.get_run(i) for i in selected_ids(values))
+    labels = [queries.run_label(r) for r in runs if r is not None and r.kind == "train"]
+    if labels == list(values):
+        return gr.Dropdown(choices=queries.run_choices(store))
+    return runs_picker(store, labels)
+
+
 def place(store: Store, state: UrlState, reset: bool = True) -> list:
     """(picker, status) showing a link's runs: those that exist are picked (which redraws);
     when none does, the status names the missing ones (nothing redraws over it). A link naming
@@ -332,7 +343,7 @@ def _wire_refresh(ctx: AppContext, v: dict[str, Any]) -> None:
     def refresh_table(values):
         return (
             queries.runs_table(store),
-            runs_picker(store, values or []),
+            refreshed_picker(store, values or []),
             empty_note(store),
             queries.other_jobs_note(store),
         )
