@@ -158,6 +158,53 @@ def test_one_press_names_every_problem_and_a_load_keeps_only_true_ones(
         expect(field).not_to_have_class(re.compile("field-error"))
 
 
+def framed_in_red(png: bytes) -> dict[str, float]:
+    """The share of red pixels in the outer 3 px of each edge of a field's screenshot (its
+    error frame: 2 px inside a 1 px border)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    w, h = image.size
+    edges = {
+        "left": [(x, y) for x in range(3) for y in range(h)],
+        "right": [(w - 1 - x, y) for x in range(3) for y in range(h)],
+        "top": [(x, y) for y in range(3) for x in range(w)],
+    }
+
+    def red(xy) -> bool:
+        r, g, b = image.getpixel(xy)
+        return r > 150 and g < 90 and b < 90
+
+    return {edge: sum(map(red, xys)) / len(xys) for edge, xys in edges.items()}
+
+
+def test_every_kind_of_field_shows_its_error_the_same_way(page, studio_server_no_worker):
+    """Item 5: a bad field's mark was an outline drawn outside its block, which the row
+    clipped: a thin red bar on the left of some fields, nothing at all on the first field of
+    a row, and the message in the grey of the help text. Now every kind (number, text,
+    dropdown) gets a whole red frame and its message in red."""
+    from playwright.sync_api import expect
+
+    page.goto(studio_server_no_worker.url)
+    expect(page.locator("#launch-btn")).to_be_visible(timeout=WAIT_MS)
+    type_into(page, "cfg-shaping-kappa", "0")  # a number, last of its row
+    type_into(page, "cfg-run-report-to", "nonsense")  # a text box, alone in its row
+    page.locator("#cfg-shaping-preset input").click()  # rule fields (dropdowns) must follow
+    page.get_by_role("option", name="reference", exact=True).click()
+    page.locator("#launch-btn").click()
+    bad = ("cfg-shaping-kappa", "cfg-run-report-to", "cfg-shaping-score-rule")  # score_rule:
+    for elem_id in bad:  # a dropdown, first of its row
+        field = page.locator(f"#{elem_id}")
+        expect(field.locator(".info-text")).to_contain_text("⚠", timeout=WAIT_MS)
+        field.scroll_into_view_if_needed()
+        shares = framed_in_red(field.screenshot())
+        assert min(shares.values()) > 0.5, f"{elem_id}: red share of each edge {shares}"
+        color = field.locator(".info-text").evaluate("e => getComputedStyle(e).color")
+        assert color == "rgb(176, 0, 32)", f"{elem_id}: message in {color}"
+
+
 UPLOAD_CSV = (
     "problem,source,expected\nWhat is 2+3?,,#### 5\nWhat is 10-4?,,\\boxed{6}\nWhat is 7*2?,,\n"
 )

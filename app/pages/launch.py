@@ -69,7 +69,16 @@ REVIEW_EVENT: dict[str, Any] = {
     "concurrency_id": "launch-review",
     "trigger_mode": "once",
 }
-CSS = " .field-error{outline:2px solid #d33;border-radius:6px} #launch-problems{color:#b00020}"
+# A bad field's mark, the same on every kind of field (number, text, dropdown, checkbox): a
+# red frame drawn inside the field's block (an outline was drawn outside it, where the row's
+# overflow clipped it to a thin bar, or to nothing for the first field of a row) and its
+# message in red in place of the grey help text.
+ERROR_RED = "#b00020"
+CSS = (
+    f" .field-error{{box-shadow:inset 0 0 0 2px {ERROR_RED} !important;border-radius:6px}}"
+    f" .field-error .info-text{{color:{ERROR_RED} !important;font-weight:600}}"
+    f" #launch-problems{{color:{ERROR_RED}}}"
+)
 
 
 # ----------------------------------------------------------------------------- form <-> config
