@@ -592,20 +592,27 @@ class StudioConfig:
     @classmethod
     def load(cls, path: str | Path, overrides: list[str] = ()) -> StudioConfig:
         """Read a YAML file and apply `key.path=value` overrides."""
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError([("config", f"{path} is a folder; give a YAML file")])
-        if not path.is_file():
-            raise ConfigError([("config", f"config file not found: {path}")])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([("config", f"cannot read {path}: {exc}")]) from None
-        data = parse_config_yaml(text, str(path))
-        return cls.from_dict(apply_overrides(data, overrides))
+        return cls.from_dict(read_config(path, overrides))
 
     def with_overrides(self, overrides: list[str]) -> StudioConfig:
         return StudioConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+def read_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The config dict of a YAML file with `key.path=value` overrides applied, not yet
+    validated (`StudioConfig.from_dict` / `parse`); ConfigError when the file is missing,
+    unreadable or not a mapping of sections."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError([("config", f"{path} is a folder; give a YAML file")])
+    if not path.is_file():
+        raise ConfigError([("config", f"config file not found: {path}")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([("config", f"cannot read {path}: {exc}")]) from None
+    data = parse_config_yaml(text, str(path))
+    return apply_overrides(data, overrides)
 
 
 def parse_config_yaml(text: str, where: str = "the config") -> dict[str, Any]:
@@ -775,8 +782,8 @@ def _coerce(value: Any, tp: Any) -> tuple[Any, str | None]:
             return None, "must be a number"
         try:
             value = float(value)
-        except OverflowError:
-            return None, "must be a finite number (this one is too large)"
+        except OverflowError:  # an integer past any float: judged as an infinity would be
+            value = math.inf if value > 0 else -math.inf
         return value, _float_problem(value)
     if base is str:
         if isinstance(value, str):

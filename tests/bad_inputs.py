@@ -94,6 +94,7 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("n-ops-fraction", "config", S("data.n_ops=2.5"), "whole number"),
     ("lr-minus-inf", "config", S("grpo.learning_rate=-.inf"), "must be in (0, 1]"),
     ("top-p-inf", "config", S("grpo.top_p=.inf"), "must be in (0, 1]"),
+    ("lr-past-any-float", "config", S("grpo.learning_rate=1" + "0" * 400), "must be in (0, 1]"),
     ("max-truncated-inf", "config", S("health.max_truncated=.inf"), "share in [0, 1]"),
     ("max-steps-text", "config", S("run.max_steps=abc"), "run.max_steps"),
     ("max-steps-list", "config", S("run.max_steps=[3]"), "run.max_steps"),
@@ -201,6 +202,13 @@ ROWS: list[tuple[str, str, Any, str]] = [
     ("reward-no-module", "source", S("data.reward=no_such_module_xyz:fn"), "data.reward"),
     ("reward-no-function", "source", S("data.reward=engine.data.rewards:nope"), "data.reward"),
     ("extra-reward-unknown", "source", S("data.extra_rewards=[nope]"), "data.extra_rewards"),
+    # one answer names every problem: a bad config field no longer hides the source checks
+    (
+        "bad-field-and-unknown-reward",
+        "source",
+        S("shaping.kappa=0", "data.reward=nope"),
+        "data.reward",
+    ),  # fmt: skip
     ("dataset-folder", "source", S("data.task={files}"), "{files} is a folder"),
     # a folder however it is named: trailing slash, a symlink, no data file inside, eval data
     ("dataset-folder-slash", "source", S("data.task={files}/rows/"), "rows/ is a folder"),

@@ -28,19 +28,23 @@ def _open(args: argparse.Namespace) -> tuple[DataRoot, Store]:
 
 def submit(args: argparse.Namespace) -> int:
     """`verl-studio submit [--config C] [--set K=V ...] [--name N]`: prints the new run's id."""
-    from engine.config import ConfigError, StudioConfig
+    from engine.config import ConfigError, read_config
     from engine.resources import recipe_path
-    from engine.runs.admission import AccessPolicy
+    from engine.runs.admission import AccessPolicy, review_submission
 
     if not args.config:  # all defaults fit no shipped model: never what was meant
         raise ConfigError([("config", "give --config (a recipe name or a YAML file)")])
-    cfg = StudioConfig.load(recipe_path(args.config), list(args.overrides or []))
+    policy = AccessPolicy.command_line()  # the user's own shell: trusted
+    data = read_config(recipe_path(args.config), list(args.overrides or []))
+    cfg, errors = review_submission(data, policy)  # every problem at once, as the form
+    if cfg is None:
+        raise ConfigError(errors)
     _, store = _open(args)
     with store:
         run_id = service.submit(
             store,
             cfg,
-            policy=AccessPolicy.command_line(),  # the user's own shell: trusted
+            policy=policy,
             name=args.name or "",
             origin="the command line",
         )
