@@ -699,7 +699,8 @@ def with_preset(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_specs() -> list[dict[str, Any]]:
-    """Every field as {path, type, default, help, choices}: what the CLI and the app's form show."""
+    """Every field as {path, type, default, help, choices, optional}: what the CLI and the app's
+    form show (`optional`: None is a value, e.g. shaping.max_len's "all")."""
     specs = []
     for name, section_cls in SECTIONS.items():
         hints = get_type_hints(section_cls)
@@ -712,6 +713,7 @@ def field_specs() -> list[dict[str, Any]]:
                     "default": getattr(default, f.name),
                     "help": f.metadata.get("help", ""),
                     "choices": f.metadata.get("choices"),
+                    "optional": type(None) in get_args(hints[f.name]),
                 }
             )
     return specs

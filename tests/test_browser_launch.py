@@ -139,6 +139,7 @@ def test_one_press_names_every_problem_and_a_load_keeps_only_true_ones(
         ("cfg-shaping-kappa", "0", "must be >= 1"),
         ("cfg-run-max-steps", "99999999999", "serve --max-steps"),
         ("cfg-run-seed", "2.5", "whole number, not 2.5"),
+        ("cfg-shaping-alpha", "1e400", "such as 1e400"),  # said "must not be empty"
     )
     for elem_id, value, _ in typed:
         type_into(page, elem_id, value)

@@ -1,11 +1,13 @@
 """Launch page: a form built from the run config's fields, a recipe picker, duplicate-from-run.
 
-Launch first reviews the form (`form_problems`: the config's own checks, then the server's
-submit-time check): every (field, message) is written into its field (the field's info line,
-marked `field-error`), one line per bad field goes to the summary beside the Launch button, and
-each section holding a bad field is opened. Every review rewrites every field, so a message
-never outlives its cause. Only then does the launch event run; its `validator=` refuses it (an
-HTTP 422, nothing queued) while anything is wrong. The messages are ordinary component updates
+Launch first reviews the form (`form_problems`: the config's own checks and the server's
+submit-time check together, `engine.runs.admission.review_submission`, so one press names every
+problem): every (field, message) is written into its field (the field's info line, marked
+`field-error`), one line per bad field goes to the summary beside the Launch button, and each
+section holding a bad field is opened. Every review rewrites every field, so a message never
+outlives its cause; loading a recipe or a run keeps only the messages still true. Only then
+does the launch event run; its `validator=` refuses it (an HTTP 422, nothing queued) while the
+review found anything wrong, and its submit checks again. The messages are ordinary component updates
 returned by the review, not Gradio's validation status: that status is kept per component in
 the browser, and once a launch had switched to the monitor, the Runs page's timer rewrote it
 and the messages of later invalid launches vanished.
@@ -118,10 +120,21 @@ def form_to_dict(specs: list[dict], values: list[Any]) -> tuple[dict, list[tuple
             except yaml.YAMLError:
                 errors.append((spec["path"], "must be a list like [a, b]"))
                 continue
+        if value is None and spec["type"] in ("int", "float") and not spec["optional"]:
+            errors.append((spec["path"], empty_number(spec)))
+            continue
         if spec["type"] == "int" and isinstance(value, float) and value.is_integer():
             value = int(value)
         data.setdefault(section, {})[name] = value
     return data, errors
+
+
+def empty_number(spec: dict) -> str:
+    """The message of a number box that sent nothing: it was emptied, or it held a number the
+    browser cannot send (past ±1.8e308, such as 1e400: JSON has no infinity, so it arrives
+    empty and the box is cleared), which "must not be empty" would hide."""
+    kind = "a whole number" if spec["type"] == "int" else "a number"
+    return f"is empty: type {kind} (one past ±1.8e308, such as 1e400, arrives empty)"
 
 
 def check_form(specs: list[dict], values: list[Any]) -> tuple[StudioConfig | None, dict[str, str]]:
