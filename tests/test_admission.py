@@ -435,6 +435,9 @@ def test_a_server_check_skips_a_field_the_config_refuses(world):
         ("data.question_field", "must not be empty"),
         ("data.answer_field", "no field 'gold' in the first rows (fields: question, answer)"),
     ], errors
+    data = {"task": "/etc/passwd.jsonl", "question_field": "q", "answer_field": "q"}
+    _, errors = review_submission({**FITS_EMBEDDED, "data": data}, policy)
+    assert [p for p, _ in errors] == ["data.answer_field", "data.task"], errors  # not hidden
     grpo = {**FITS_EMBEDDED["grpo"], "gradient_accumulation_steps": 10**12}
     _, errors = review_submission({**FITS_EMBEDDED, "grpo": grpo}, policy)
     assert [p for p, _ in errors] == ["grpo.gradient_accumulation_steps"], errors

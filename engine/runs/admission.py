@@ -205,8 +205,6 @@ READS = {
     "grpo.max_completion_length": ("model.name_or_path",),
     "data.question_field": ("data.task", "data.eval_task"),
     "data.answer_field": ("data.task", "data.eval_task"),
-    "data.task": ("data.answer_field",),
-    "data.eval_task": ("data.answer_field",),
 }
 
 
