@@ -226,6 +226,29 @@ def upload_csv(page, url: str, src):
     return verdict
 
 
+def test_an_upload_clears_the_message_of_the_dataset_it_replaces(
+    page, studio_server_no_worker, tmp_path
+):
+    """A refused data.task's message (and its summary line) stayed after an upload had put
+    the uploaded file in that field: the re-check ran on hand edits only."""
+    from playwright.sync_api import expect
+
+    page.goto(studio_server_no_worker.url)
+    expect(page.locator("#launch-btn")).to_be_visible(timeout=WAIT_MS)
+    page.get_by_text("Task / dataset and reward").first.click()
+    type_into(page, "cfg-data-task", "/etc/passwd")
+    page.locator("#launch-btn").click()
+    task, summary = page.locator("#cfg-data-task"), page.locator("#launch-problems")
+    expect(task).to_contain_text("not a dataset", timeout=WAIT_MS)
+    src = tmp_path / "replacing.csv"
+    src.write_text(UPLOAD_CSV)
+    page.get_by_text("Upload a dataset file").click()
+    page.locator("#upload-file input[type=file]").set_input_files(str(src))
+    expect(page.locator("#upload-verdict")).to_contain_text("verify", timeout=WAIT_MS)
+    expect(task).not_to_contain_text("not a dataset", timeout=WAIT_MS)
+    expect(summary).not_to_contain_text("data.task")
+
+
 def test_upload_a_dataset_and_launch_on_it(page, studio_server_no_worker, tmp_path):
     """Item 7: a CSV uploaded in the form is stored in the uploads folder, previewed, its
     columns offered as the question / answer fields with the reward's verdict on each gold

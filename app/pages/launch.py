@@ -408,8 +408,9 @@ def still_wrong(
 
 def _wire_recheck(form: LaunchForm) -> None:
     """A field's message goes when the user fixes its value, and its line leaves the summary;
-    fields still wrong keep theirs. New problems wait for Launch. On user edits only: a program
-    filling fields (the upload's pickers, a recipe) must not race a hand edit made meanwhile."""
+    fields still wrong keep theirs. New problems wait for Launch. On user edits, and once an
+    upload has filled the dataset fields; not on every programmatic fill (the upload's pickers
+    raced a hand edit made meanwhile; a recipe or a run re-checks in its loader)."""
     specs = form.specs
 
     def recheck(*values):
@@ -425,8 +426,8 @@ def _wire_recheck(form: LaunchForm) -> None:
         ]
         return [*fields, problem_summary(problems), kept]
 
-    gr.on(
-        [f.input for f in form.fields],
+    gr.on(  # an upload fills data.task / question / answer: its stored name changes after
+        [f.input for f in form.fields] + [form.upload.stored.change],
         recheck,
         inputs=[*form.fields, form.reviewed],
         outputs=[*form.fields, form.problems, form.reviewed],
