@@ -372,14 +372,16 @@ def test_worker_gives_heartbeats_a_fresh_window_after_a_suspend(store, root):
     run_id = queued(store)
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        worker = Worker(store, root, WorkerSettings(stale_after_s=0.3, poll_s=0.1, concurrency=0))
+        # a gap between ticks > poll_s + stale_after_s = 1.3 s is a suspend; 0.85 s of slack
+        # for a slow tick on a loaded machine (0.1 s polls made the awake tick look like one)
+        worker = Worker(store, root, WorkerSettings(stale_after_s=0.3, poll_s=1.0, concurrency=0))
         store.claim_run(run_id, worker.host)
         store.mark_running(run_id, host=worker.host, pid=proc.pid, environment={})
         worker.tick()  # adopt
-        time.sleep(0.6)  # a gap > poll_s + stale_after_s: "suspended"; the heartbeat ages too
+        time.sleep(1.5)  # "suspended"; the heartbeat ages past stale_after_s too
         worker.tick()
         assert store.get_run(run_id).status is RunStatus.RUNNING and proc.poll() is None
-        time.sleep(0.35)  # awake for stale_after_s (ticks closer than the gap), still silent
+        time.sleep(0.45)  # awake for > stale_after_s (ticks closer than the gap), still silent
         worker.tick()
         assert store.get_run(run_id).status is RunStatus.INTERRUPTED
         assert proc.wait(timeout=10) == -signal.SIGTERM
