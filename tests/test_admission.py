@@ -467,7 +467,7 @@ def test_a_launch_press_reads_the_dataset_once_before_its_submit(world, monkeypa
         )
         assert review.trigger_mode == "once"  # "always_last" would run a late click, and launch
         values = form_values(**{"data.task": "mine.jsonl"})
-        *_, reviewed = review.fn(*values[:-1])
+        *_, reviewed, _button = review.fn(*values[:-1])
         assert reviewed == {} and len(reads) == 1
         checks = launch.validator(*values, reviewed)
         assert all(c["is_valid"] for c in checks) and len(reads) == 1

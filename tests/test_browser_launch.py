@@ -181,6 +181,31 @@ def framed_in_red(png: bytes) -> dict[str, float]:
     return {edge: sum(map(red, xys)) / len(xys) for edge, xys in edges.items()}
 
 
+def test_quick_presses_queue_one_run(page, studio_server_no_worker):
+    """Item 4: presses made while a launch was on its way (its review done, its submit not)
+    each started a review and a launch of their own: 5 quick presses queued 2 runs."""
+    from playwright.sync_api import expect
+
+    server = studio_server_no_worker
+    before = len(runs_in(server.db_url))
+    page.goto(server.url)
+    expect(page.locator("#launch-btn")).to_be_visible(timeout=WAIT_MS)
+    page.locator("#cfg-run-max-steps input").fill("3")
+    presses = page.evaluate(
+        """() => new Promise(done => {  // press every 20 ms while it can be pressed, for 3 s
+            const button = document.querySelector('#launch-btn');
+            let pressed = 0;
+            const timer = setInterval(() => {
+                if (button.offsetParent !== null && !button.disabled) { button.click(); pressed++; }
+            }, 20);
+            setTimeout(() => { clearInterval(timer); done(pressed); }, 3000);
+        })"""
+    )
+    expect(page.locator("#launch-status")).to_contain_text("Queued", timeout=WAIT_MS)
+    let_polls_pass(page)  # a second launch, if any, has landed
+    assert presses >= 2 and len(runs_in(server.db_url)) == before + 1, presses
+
+
 def test_every_kind_of_field_shows_its_error_the_same_way(page, studio_server_no_worker):
     """Item 5: a bad field's mark was an outline drawn outside its block, which the row
     clipped: a thin red bar on the left of some fields, nothing at all on the first field of

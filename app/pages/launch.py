@@ -368,12 +368,20 @@ def _wire_review(ctx: AppContext, form: LaunchForm) -> Any:
         value_of = dict(zip(field_paths(specs), values, strict=True))
         reviewed = {path: (msg, value_of.get(path)) for path, msg in problems.items()}
         summary = problem_summary(problems)
-        return [*field_updates(specs, problems), *opened, summary, status, reviewed]
+        held = gr.Button(interactive=bool(problems))  # held until the launch has answered
+        return [*field_updates(specs, problems), *opened, summary, status, reviewed, held]
 
     return form.launch.click(
         review,
         inputs=form.fields,
-        outputs=[*form.fields, *form.sections.values(), form.problems, form.status, form.reviewed],
+        outputs=[
+            *form.fields,
+            *form.sections.values(),
+            form.problems,
+            form.status,
+            form.reviewed,
+            form.launch,
+        ],
         **REVIEW_EVENT,
     )
 
@@ -491,6 +499,9 @@ def _wire_launch(ctx: AppContext, form: LaunchForm) -> None:
         return run_id, gr.Tabs(selected=PageId.MONITOR), f"Queued the demo as run #{run_id}."
 
     demo = form.demo.click(run_demo, outputs=[ctx.focus_run, ctx.tabs, status], **PRIVATE)
+    # the review holds the button while the launch it starts runs: a press made in between
+    # queued a second run (5 quick presses queued 2); released however the launch ends
+    launched.then(lambda: gr.Button(interactive=True), outputs=[form.launch], **READ_ONLY)
     ctx.monitor_openers += [launched, demo]
 
 
