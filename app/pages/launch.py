@@ -7,7 +7,9 @@ problem): every (field, message) is written into its field (the field's info lin
 section holding a bad field is opened. Every review rewrites every field, so a message never
 outlives its cause; loading a recipe or a run keeps only the messages still true. Only then
 does the launch event run; its `validator=` refuses it (an HTTP 422, nothing queued) while the
-review found anything wrong, and its submit checks again. The messages are ordinary component updates
+review found anything wrong, and its submit checks again. A clean review holds the button until
+the launch has answered (a press in between queued a second run); reviews are limited to
+`REVIEWS_AT_ONCE` across visitors. The messages are ordinary component updates
 returned by the review, not Gradio's validation status: that status is kept per component in
 the browser, and once a launch had switched to the monitor, the Runs page's timer rewrote it
 and the messages of later invalid launches vanished.
