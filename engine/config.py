@@ -521,7 +521,10 @@ class StudioConfig:
         return [e for e in errors if e[0] not in said] + cross
 
     def _cross_section_problems(self) -> list[tuple[str, str]]:  # reads CROSS_SECTION_FIELDS
-        """Rules that join two sections: the rank curve needs room in the response window."""
+        """Rules that join two sections: under verl the rank curve needs room in the response
+        window (a grpo run only records ER/ERV/ERA: a coarse curve changes no update)."""
+        if self.run.algorithm != "verl":
+            return []
         window, source = self.grpo.max_completion_length, "grpo.max_completion_length"
         if self.shaping.max_len is not None and self.shaping.max_len < window:
             window, source = self.shaping.max_len, "shaping.max_len"

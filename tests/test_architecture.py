@@ -168,6 +168,20 @@ def test_no_library_module_prints(path):
     assert not bad, f"{rel(path)} prints (lines {bad}): log, or return the value to a CLI module"
 
 
+@pytest.mark.parametrize("path", python_files("app"), ids=rel)
+def test_user_errors_go_through_user_error(path):
+    """A refusal shown to the user is `app.pages.common.user_error` (one escaped line, no
+    traceback in the log); a bare gr.Error logged the user's mistake with a full traceback."""
+    bad = [
+        c.lineno
+        for c in calls(path)
+        if isinstance(c.func, ast.Attribute) and c.func.attr == "Error"
+        and ast.unparse(c.func.value) == "gr"
+        and not any(k.arg == "print_exception" for k in c.keywords)
+    ]  # fmt: skip
+    assert not bad, f"{rel(path)} raises gr.Error at lines {bad}: raise user_error(...)"
+
+
 def test_the_checks_can_fail(tmp_path):
     """The walkers see what they look for (a rule over files they cannot read would pass)."""
     probe = tmp_path / "probe.py"

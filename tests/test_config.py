@@ -133,3 +133,12 @@ def test_every_problem_of_a_section_is_reported_with_an_ill_formed_neighbour():
         {"run": {"max_steps": 10**12, "seed": -1}, "shaping": {"gain": float("nan"), "kappa": 0}}
     )
     assert {p for p, _ in errors} == {"run.max_steps", "run.seed", "shaping.gain", "shaping.kappa"}
+
+
+def test_the_rank_curve_room_rule_holds_under_verl_only():
+    """A grpo launch with a short response window was refused for shaping.stride, a setting
+    grpo runs do not train with (they only record the rank curve, coarse then)."""
+    short = ["grpo.max_completion_length=12", "shaping.stride=4"]
+    assert StudioConfig.from_dict({}).with_overrides(["run.algorithm=grpo", *short])
+    with pytest.raises(ConfigError, match="shaping.stride"):
+        StudioConfig.from_dict({}).with_overrides(["run.algorithm=verl", *short])

@@ -17,7 +17,7 @@ from app.analysis_plots import (
     stats_table,
     step_r_figure,
 )
-from app.pages.common import READ_ONLY, AppContext, on_show
+from app.pages.common import READ_ONLY, AppContext, on_show, user_error
 from app.queries import choice_id, run_choices
 from engine.analysis import MAX_DRAWN, Decoupling, decoupling, load_points, subsample
 from engine.storage import Store
@@ -58,7 +58,7 @@ def step_bound(text) -> int | None:
     if not text:
         return None
     if not text.lstrip("-").isdigit():
-        raise gr.Error(f"a step range bound must be an integer, got {text!r}")
+        raise user_error(f"a step range bound must be an integer, got {text!r}")
     return int(text)
 
 

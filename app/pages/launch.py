@@ -56,7 +56,7 @@ OPEN_SECTIONS = ("run", "shaping")
 FIELDS_PER_ROW = 3
 SECTION_TITLES = {
     "run": "Run: algorithm, steps, seed, evaluation, checkpoints",
-    "shaping": "VERL shaping (ignored when algorithm = grpo)",
+    "shaping": "VERL shaping (grpo runs only record ER/ERV/ERA at this stride)",
     "grpo": "GRPO settings (TRL)",
     "data": "Task / dataset and reward",
     "model": "Model",
@@ -529,7 +529,7 @@ def _wire_loaders(ctx: AppContext, form: LaunchForm) -> None:
 
     def load_recipe(name, reviewed):
         if name not in recipe_names():  # a shipped recipe by name, never a server path
-            raise gr.Error("Pick a recipe first.")
+            raise user_error("Pick a recipe first.")
         cfg = StudioConfig.load(recipe_path(name)).to_dict()
         values = config_to_values(specs, cfg)
         return [*loaded_updates(specs, values, reviewed), None, f"Loaded recipe `{name}`."]
@@ -541,7 +541,7 @@ def _wire_loaders(ctx: AppContext, form: LaunchForm) -> None:
     def load_run(choice, reviewed):
         run = store.get_run(queries.choice_id(choice) or -1)
         if run is None:
-            raise gr.Error("Pick a run first.")
+            raise user_error("Pick a run first.")
         values = config_to_values(specs, run.config)
         return [
             *loaded_updates(specs, values, reviewed),

@@ -434,7 +434,7 @@ def _wire_health(ctx: AppContext, v: dict[str, Any]) -> None:
         """A row of the flag's responses opens that response in the inspector."""
         ids, where = selected_ids(values), row_response(evt.row_value)
         if not ids or where is None:  # an error, not a skip: a skip would still open the tab
-            raise gr.Error("Pick a response of a flag shown for the selected run.")
+            raise user_error("Pick a response of a flag shown for the selected run.")
         return (ids[0], *where), gr.Tabs(selected=PageId.INSPECTOR)
 
     ctx.inspector_openers.append(
@@ -465,7 +465,7 @@ def _current(store: Store, values: list[str] | None) -> Any:
     ids = selected_ids(values)
     run = store.get_run(ids[0]) if ids else None
     if run is None:
-        raise gr.Error("Select a run first.")
+        raise user_error("Select a run first.")
     return run
 
 
@@ -636,7 +636,7 @@ def _wire_delete(ctx: AppContext, v: dict[str, Any]) -> None:
         """Delete the run the question named; the service re-checks its state as it deletes."""
         ctx.guard.require(request)
         if run_id is None:
-            raise gr.Error("Nothing to delete: press Delete… again.")
+            raise user_error("Nothing to delete: press Delete… again.")
         _service(service.delete, store, ctx.root, int(run_id))
         return gr.Row(visible=False), [], f"Deleted run #{run_id}.", None, owner_of(store, None)
 
