@@ -162,3 +162,55 @@ def test_points_and_page_numbers_come_from_the_store(data_root):
             np.testing.assert_array_equal(part.values[m], [float(r[m]) for r in want])
     assert len(load_points(store, run_id, 2, 3)) == 2 * 16
     assert "r = " in fig.layout.title.text
+
+
+@pytest.mark.parametrize("bound", ["-5", "-1", "1e12", "nan", "NaN", "inf", "2.5", "abc", "--3"])
+def test_a_bad_step_bound_is_refused_in_one_line_and_clears_the_old_results(data_root, bound):
+    """A bad bound names its field and the fix, and nothing of the previous range stays on
+    screen (the charts and tables are emptied, not left under the new inputs)."""
+    from app.pages.analysis import analyse
+
+    store, run_id = _seed_store(data_root, n_steps=2, per_step=4)
+    for lo, hi, field in ((bound, None, "from step"), ("1", bound, "to step")):
+        summary, *figs, table, lengths = analyse(store, f"#{run_id} seeded", lo, hi)
+        assert "\n" not in summary and field in summary and "leave it empty" in summary
+        assert repr(bound.strip()) in summary
+        assert all(len(f.data) == 0 for f in figs), bound  # no chart of the previous range
+        assert all("step range" in f.layout.annotations[0].text for f in figs)
+        assert table.empty and lengths.empty
+    summary, *_ = analyse(store, f"#{run_id} seeded", " 0 ", "1.0")  # whole numbers pass
+    assert "r(ER, ERV)" in summary
+
+
+def test_summary_says_the_drawing_limit_once(data_root):
+    from app.pages.analysis import summary_markdown
+    from engine.analysis import MAX_DRAWN, decoupling, load_points
+
+    store, run_id = _seed_store(data_root, n_steps=2, per_step=4)
+    points = load_points(store, run_id)
+    d = decoupling(points)
+    for n, drawn in ((len(points), len(points)), (9_600, MAX_DRAWN)):
+        text = summary_markdown(d, n, drawn).lower()
+        assert text.count("draw") == 1 and text.count(f"{MAX_DRAWN:,}") <= 1, text
+
+
+def test_empty_analysis_and_evaluate_charts_say_why_before_anything_is_picked(data_root):
+    """Before a pick, each chart says what to pick (an empty gr.Plot shows only an icon)."""
+    import gradio as gr
+
+    from app.pages import analysis, evaluate
+    from app.pages.common import AppContext, TokenizerCache
+
+    store = _seed_store(data_root, n_steps=1, per_step=4)[0]
+    ctx = AppContext(store=store, root=data_root, tokenizers=TokenizerCache())
+    for page, ids in (
+        (analysis, ("analysis-er-erv", "analysis-ent-lp", "analysis-step-r")),
+        (evaluate, ("eval-plot",)),
+    ):
+        with gr.Blocks() as demo:
+            page.build(ctx)
+        plots = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Plot)}
+        for elem in ids:
+            value = plots[elem].value
+            assert value is not None, elem
+            assert "pick" in str(value), elem

@@ -17,9 +17,9 @@ from app.analysis_plots import (
     stats_table,
     step_r_figure,
 )
-from app.pages.common import READ_ONLY, AppContext, on_show, user_error
+from app.pages.common import READ_ONLY, AppContext, on_show, step_bound
 from app.queries import choice_id, run_choices
-from engine.analysis import MAX_DRAWN, Decoupling, decoupling, load_points, subsample
+from engine.analysis import Decoupling, decoupling, load_points, subsample
 from engine.storage import Store
 
 CONFOUND_R = 0.5  # |r(metric, length)| above which the page warns about the confound
@@ -32,8 +32,11 @@ def summary_markdown(d: Decoupling, n_points: int, n_drawn: int) -> str:
     er_erv, ent_lp = d.pairs
     lines = [
         f"**{n_points:,} responses.** r and R² use all of them; each chart draws "
-        + (f"{n_drawn:,} sampled points." if n_drawn < n_points else "every point.")
-        + f" (At most {MAX_DRAWN:,} points are drawn.)",
+        + (
+            f"{n_drawn:,} of them, sampled at random (its limit)."
+            if n_drawn < n_points
+            else "every point."
+        ),
         "",
         f"- r(ER, ERV) = {er_erv.r:+.3f} (R² = {er_erv.r2:.3f}); "
         f"partial r given length = {er_erv.partial_r_length:+.3f}",
@@ -52,16 +55,6 @@ def summary_markdown(d: Decoupling, n_points: int, n_drawn: int) -> str:
     return "\n".join(lines)
 
 
-def step_bound(text) -> int | None:
-    """'' -> no bound; an integer step otherwise."""
-    text = str(text if text is not None else "").strip()
-    if not text:
-        return None
-    if not text.lstrip("-").isdigit():
-        raise user_error(f"a step range bound must be an integer, got {text!r}")
-    return int(text)
-
-
 INTRO = (
     "### Analysis\nDoes ER measure something other than response length, and does ERV carry "
     "information ER does not? Pick a run (and optionally a step range): each recorded response "
@@ -76,16 +69,30 @@ def empty_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(columns=list(PAIR_COLUMNS)), pd.DataFrame(columns=list(LENGTH_COLUMNS))
 
 
+EMPTY_CHARTS = "pick a run above to draw this chart"
+
+
+def cleared(why: str, chart_note: str) -> tuple:
+    """Every output of `analyse` with nothing of a previous range left: `why` as the summary,
+    each chart saying `chart_note`, the tables with headers only."""
+    empty = empty_figure(chart_note)
+    return (why, empty, empty, empty, *empty_tables())
+
+
 def analyse(store: Store, run_value, step_lo, step_hi):
+    """(summary markdown, ER-ERV scatter, entropy-logprob scatter, r per step, pairs table,
+    length table) of a run's responses in the step range. A bad or reversed bound clears
+    every output (none may pass for the new range) and says which field to fix."""
     run_id = choice_id(run_value)
-    empty = empty_figure("pick a run")
     if run_id is None:
-        return "Pick a run.", empty, empty, empty, *empty_tables()
-    lo, hi = step_bound(step_lo), step_bound(step_hi)
+        return cleared("Pick a run.", EMPTY_CHARTS)
+    try:
+        lo, hi = step_bound(step_lo, "from step"), step_bound(step_hi, "to step")
+    except ValueError as exc:
+        return cleared(f"⚠️ {exc}", "fix the step range above")
     if lo is not None and hi is not None and lo > hi:
         why = f"The step range is reversed: from step {lo} is after to step {hi}. Swap them."
-        empty = empty_figure("reversed step range")
-        return why, empty, empty, empty, *empty_tables()
+        return cleared(why, "reversed step range")
     points = load_points(store, run_id, lo, hi)
     d = decoupling(points)
     drawn = subsample(len(points))
@@ -121,9 +128,9 @@ def build(ctx: AppContext) -> None:
         go_btn = gr.Button("Analyse", variant="primary", elem_id="analysis-go")
     summary = gr.Markdown(elem_id="analysis-summary")
     with gr.Row():
-        er_erv = gr.Plot(elem_id="analysis-er-erv")
-        ent_lp = gr.Plot(elem_id="analysis-ent-lp")
-    step_r = gr.Plot(elem_id="analysis-step-r")
+        er_erv = gr.Plot(empty_figure(EMPTY_CHARTS), elem_id="analysis-er-erv")
+        ent_lp = gr.Plot(empty_figure(EMPTY_CHARTS), elem_id="analysis-ent-lp")
+    step_r = gr.Plot(empty_figure(EMPTY_CHARTS), elem_id="analysis-step-r")
     # full width, one under the other: side by side, the pairs table's columns were cut off
     no_pairs, no_lengths = empty_tables()
     table = gr.Dataframe(

@@ -9,7 +9,6 @@ the inspector above. Responses of runs that predate the audit count as "not reco
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from app import queries
-from app.pages.common import READ_ONLY, AppContext, row_response
+from app.pages.common import READ_ONLY, AppContext, row_response, step_bound
 from engine.data.audit import LENIENT, MISSED, AuditResult
 
 MAX_ROWS = 500  # rows shown; the counts cover the whole range
@@ -58,19 +57,6 @@ def build(ctx: AppContext, run: gr.Dropdown, open_outputs: list, open_fn: Callab
     table.select(on_select, inputs=[run], outputs=open_outputs, **READ_ONLY)
 
 
-def _step_bound(value: Any, name: str) -> int | None:
-    """A step bound from the page: empty, or a whole number >= 0 (else ValueError naming it)."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a step number") from None
-    if not math.isfinite(number) or number < 0 or number != int(number):
-        raise ValueError(f"{name} must be a whole step number >= 0, got {value!r}")
-    return int(number)
-
-
 def audit_view(
     ctx: AppContext, run_id: int | None, step_min: Any, step_max: Any
 ) -> tuple[str, pd.DataFrame]:
@@ -79,7 +65,7 @@ def audit_view(
     if run_id is None or ctx.store.get_run(run_id) is None:
         return "Pick a run above first.", empty
     try:
-        lo, hi = _step_bound(step_min, "From step"), _step_bound(step_max, "To step")
+        lo, hi = step_bound(step_min, "From step"), step_bound(step_max, "To step")
     except ValueError as exc:
         return f"⚠️ {html.escape(str(exc))}", empty
     if lo is not None and hi is not None and lo > hi:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,28 @@ def user_error(problem: str | Exception) -> gr.Error:
     text = one_line(problem) if isinstance(problem, ConfigError) else str(problem)
     text = " ".join(text.split()) or "the request was refused"
     return gr.Error(html.escape(text[:1000]), print_exception=False)
+
+
+MAX_STEP = 10**9  # no run gets near it; a larger bound is a typo (1e12), not a range
+
+
+def step_bound(value: Any, field_name: str) -> int | None:
+    """A step-range bound typed on a page: empty -> None (no bound), else a whole step number
+    in [0, MAX_STEP]. Raises ValueError with one line naming `field_name` and the fix (for
+    "-5", "1e12", "nan", "abc", "2.5")."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number == int(number) and 0 <= number <= MAX_STEP):
+        raise ValueError(
+            f"{field_name} must be a whole step number from 0 to {MAX_STEP:,}, got {text!r}: "
+            "fix it, or leave it empty for no bound."
+        )
+    return int(number)
 
 
 def as_text(value: Any) -> str:

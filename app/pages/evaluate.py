@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app.analysis_plots import pass_at_k_figure
+from app.analysis_plots import empty_figure, pass_at_k_figure
 from app.pages.common import PRIVATE, READ_ONLY, TICK_S, AppContext, as_text, on_show
 from app.queries import choice_id, run_choices, run_label
 from engine.config import ConfigError
@@ -21,6 +21,7 @@ from engine.evaluation.jobs import EvalConfig
 from engine.runs import service
 from engine.storage import RunKind, Store
 
+NO_PICK = "pick eval runs above ('eval runs on the chart') to draw their pass@k curves"
 STATUS_COLUMNS = ("id", "name", "status", "models done", "pass@1 (last)", "error")
 
 
@@ -171,7 +172,7 @@ def build(ctx: AppContext) -> None:
     status = gr.Dataframe(
         pd.DataFrame(columns=list(STATUS_COLUMNS)), elem_id="eval-status", interactive=False
     )
-    plot = gr.Plot(elem_id="eval-plot")
+    plot = gr.Plot(empty_figure(NO_PICK), elem_id="eval-plot")
     view = dict(
         source=source, steps=steps, include_base=include_base, dataset=dataset,
         num_problems=num_problems, n=n, k_max=k_max, temperature=temperature, max_new=max_new,
@@ -197,7 +198,8 @@ def _wire(ctx: AppContext, v: dict[str, Any]) -> None:
         sig = signature(store, ids)
         if sig == last:
             return gr.skip(), gr.skip(), last
-        return status_frame(store, ids), pass_at_k_figure(eval_curves(store, ids)), sig
+        figure = pass_at_k_figure(eval_curves(store, ids)) if ids else empty_figure(NO_PICK)
+        return status_frame(store, ids), figure, sig
 
     on_show(choices, None, [source, runs])
     source.change(
