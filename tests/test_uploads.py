@@ -374,9 +374,13 @@ def test_a_refused_upload_clears_the_earlier_preview_and_says_why(tmp_path):
     with Store(root.db_url) as store:
         blocks = build_app(store, root, policy=AccessPolicy.network(root))
     (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
-    first = on_upload.fn(str(good), "accuracy", "question", "answer", None)
+    first = on_upload.fn(
+        str(good), "accuracy", "question", "answer", "embedded", "{question}", None
+    )
     assert first[0] == "good.csv" and "verify" in first[4]
-    out = on_upload.fn(str(header_only), "accuracy", "question", "answer", None)
+    out = on_upload.fn(
+        str(header_only), "accuracy", "question", "answer", "embedded", "{question}", None
+    )
     stored, question, answer, rows, verdict = out[:5]
     assert stored is None and "has no rows" in verdict and verdict.startswith("**Not stored:**")
     assert question.choices == [] and answer.choices == [] and rows.value["data"] in ([], [[]])
@@ -433,7 +437,7 @@ def test_the_column_pickers_skip_a_written_row_index(tmp_path):
     with Store(root.db_url) as store:
         blocks = build_app(store, root, policy=AccessPolicy.network(root))
     (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
-    out = on_upload.fn(str(src), "accuracy", "question", "answer", None)
+    out = on_upload.fn(str(src), "accuracy", "question", "answer", "embedded", "{question}", None)
     assert (out[1].value, out[2].value) == ("Problem", "Solution")
     assert out[1].choices == [("Unnamed: 0",) * 2, ("Problem",) * 2, ("Solution",) * 2]
     assert "1 of 1 verify" in out[4]
@@ -475,7 +479,9 @@ def test_a_nested_question_or_gold_is_flagged_not_vouched_for(tmp_path):
     with Store(root.db_url) as store:
         blocks = build_app(store, root, policy=AccessPolicy.network(root))
     (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
-    cells = on_upload.fn(str(src), "accuracy", "question", "answer", None)[3].value["data"][0]
+    cells = on_upload.fn(
+        str(src), "accuracy", "question", "answer", "embedded", "{question}", None
+    )[3].value["data"][0]
     assert '{"value": "5", "tags": ["sum"]}' in cells and '["5"]' in cells
 
 
@@ -493,8 +499,38 @@ def test_the_form_shows_each_refusal_without_a_server_path(tmp_path):
     (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
     for kind in ("refused extension", "not text", "wrong encoding", "broken line", "bad JSON layout", "not parquet", "no rows", "gone"):  # fmt: skip
         src, name, _, _ = refusals[kind]
-        stored, *_, rows, verdict = on_upload.fn(str(src), "accuracy", "question", "answer", None)[:5]  # fmt: skip
+        stored, *_, rows, verdict = on_upload.fn(str(src), "accuracy", "question", "answer", "embedded", "{question}", None)[:5]  # fmt: skip
         plain = verdict.replace("\\", "")
         assert stored is None and plain.startswith(f"**Not stored:** {Path(name).stem}"), plain
         assert str(tmp_path) not in plain and "uploads/" not in plain, (kind, plain)
         assert rows.visible is False
+
+
+def test_an_upload_for_the_embedded_model_sets_its_prompt_format(tmp_path):
+    """An uploaded CSV of plain questions verified (its golds parse) but the run learned
+    nothing: the embedded model answers only prompts written 'Q: ...' / 'A:'; the upload now
+    sets data.prompt_template to that (and says so), unless the user wrote a template or
+    picked another model."""
+    from app.main import build_app
+    from app.pages.launch import PROMPT_NOTE
+    from engine.data.tasks import PROMPT_FORMAT
+    from engine.paths import resolve
+    from engine.storage import Store
+
+    root = resolve(tmp_path / "home")
+    src = tmp_path / "plain.csv"
+    src.write_text(CSV)
+    with Store(root.db_url) as store:
+        blocks = build_app(store, root, policy=AccessPolicy.network(root))
+    (on_upload,) = [f for f in blocks.fns.values() if f.name == "on_upload"]
+    out = on_upload.fn(str(src), "accuracy", "question", "answer", "embedded", "{question}", None)
+    assert out[9] == PROMPT_FORMAT and PROMPT_NOTE in out[4]
+    for model, template in (("embedded", "Problem: {question}"), ("org/model", "{question}")):
+        out = on_upload.fn(str(src), "accuracy", "question", "answer", model, template, None)
+        assert out[9] == gr_skip() and PROMPT_NOTE not in out[4]
+
+
+def gr_skip():
+    import gradio as gr
+
+    return gr.skip()

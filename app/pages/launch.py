@@ -36,8 +36,9 @@ from app.pages.common import (
     elem_id,
     user_error,
 )
-from engine.config import ConfigError, DataConfig, StudioConfig, field_specs
+from engine.config import EMBEDDED_MODEL, ConfigError, DataConfig, StudioConfig, field_specs
 from engine.data.files import DatasetLoadError
+from engine.data.tasks import PROMPT_FORMAT
 from engine.data.uploads import (
     UploadError,
     gold_checks,
@@ -601,7 +602,28 @@ def refused_upload(reason: str) -> list:
     form's dataset fields are left as they were."""
     cleared = [gr.Dropdown(choices=[], value=None) for _ in range(2)]
     hidden = gr.Dataframe(value=None, visible=False)  # an empty table shows headers "1 2 3"
-    return [None, *cleared, hidden, f"**Not stored:** {as_text(reason)}", *[gr.skip()] * 4]
+    return [None, *cleared, hidden, f"**Not stored:** {as_text(reason)}", *[gr.skip()] * 5]
+
+
+PROMPT_NOTE = (
+    "The embedded model was trained on prompts written `Q: <question>` then `A:` on the next "
+    "line (it answers plain questions with noise): **data.prompt_template** is set to that."
+)
+
+
+def prompt_for_model(model_name: str | None, template: str | None) -> str | None:
+    """The prompt template an uploaded dataset needs for `model_name`, when the form's template
+    would not do: the embedded model only answers its training format (engine.data.tasks.
+    PROMPT_FORMAT); a template the user wrote, or another model, is left alone (None).
+
+    >>> prompt_for_model("embedded", "{question}")
+    'Q: {question}\\nA:'
+    >>> prompt_for_model("Qwen/Qwen2.5-0.5B", "{question}"), prompt_for_model("embedded", "P: {question}")
+    (None, None)
+    """
+    if model_name == EMBEDDED_MODEL and (template or "").strip() in ("", "{question}"):
+        return PROMPT_FORMAT
+    return None
 
 
 def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
@@ -610,11 +632,12 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
     by_path = dict(zip((s["path"] for s in form.specs), form.fields, strict=True))
     task, q_field, a_field = (by_path[f"data.{n}"] for n in ("task", "question_field", "answer_field"))  # fmt: skip
     reward = by_path["data.reward"]
+    model, template = by_path["model.name_or_path"], by_path["data.prompt_template"]
 
-    def on_upload(file_path, reward_name, question, answer, request: gr.Request):
+    def on_upload(file_path, reward_name, question, answer, model_name, prompt, request: gr.Request):  # fmt: skip
         ctx.guard.require(request)  # a write: the file is kept on the server
         if not file_path:
-            return [gr.skip()] * 9
+            return [gr.skip()] * 10
         try:  # Gradio keeps the file as <temp>/<hash>/<the name uploaded>: only that name shows
             stored = store_upload(
                 Path(file_path), Path(file_path).name, uploads, ctx.policy.limits.max_upload_mb
@@ -628,11 +651,15 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
         columns, table, verdict = _upload_view(uploads, stored.name, data, ctx.policy)
         frame = gr.Dataframe(value=table, headers=columns, visible=True)
         pick = [gr.Dropdown(choices=columns, value=v) for v in (q, a)]
-        return [stored.name, *pick, frame, verdict, stored.name, q, a, gr.skip()]
+        fitted = prompt_for_model(model_name, prompt)
+        if fitted is not None:
+            verdict += f"\n\n{PROMPT_NOTE}"
+        filled = [stored.name, q, a, gr.skip(), gr.skip() if fitted is None else fitted]
+        return [stored.name, *pick, frame, verdict, *filled]
 
     up.file.upload(
         on_upload,
-        inputs=[up.file, reward, q_field, a_field],
+        inputs=[up.file, reward, q_field, a_field, model, template],
         outputs=[
             up.stored,
             up.question,
@@ -643,6 +670,7 @@ def _wire_upload(ctx: AppContext, form: LaunchForm) -> None:
             q_field,
             a_field,
             form.status,
+            template,
         ],  # fmt: skip
         **PRIVATE,
     )
