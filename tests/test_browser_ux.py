@@ -325,7 +325,8 @@ def test_compare_with_a_short_run(page, ux_server, artifacts_dir):
 
 def test_pages_explain_themselves(page, ux_server, artifacts_dir):
     """Item 10: intro text, real table headers, a reversed range named, only evaluable runs
-    offered, booleans written alike, an export's whole file name."""
+    offered, booleans written alike, the inspector's group table headers whole ("answer re…"
+    was cut), an export's whole file name."""
     from playwright.sync_api import expect
 
     trained = label_of(ux_server.db_url, ux_server.trained_id)
@@ -356,6 +357,12 @@ def test_pages_explain_themselves(page, ux_server, artifacts_dir):
     stats = page.locator("#insp-stats")
     expect(stats).to_contain_text(re.compile(r"correct (true|false)"), timeout=WAIT_MS)
     assert not re.search(r"True|False", stats.inner_text())
+    headers = page.locator("#insp-group-table thead th span")
+    expect(headers.filter(has_text="answer read").first).to_be_visible(timeout=WAIT_MS)
+    cut = headers.evaluate_all(
+        "hs => hs.filter(h => h.scrollWidth > h.clientWidth + 1).map(h => h.textContent)"
+    )
+    assert not cut, f"group table headers cut: {cut}"
 
     open_tab(page, "Runs")
     page.locator("#run-more").get_by_text("Name, notes and export").click()

@@ -28,7 +28,14 @@ from engine.storage import Store
 log = logging.getLogger(__name__)
 
 EMPTY = "No responses recorded yet: pick a run that has trained at least one step."
-CSS = ".tok{border-radius:2px}"
+# the group table's headers wrap instead of being cut ("answer re…"): Gradio's header cell
+# is one nowrap, ellipsis-clipped line whatever the column's width
+CSS = (
+    ".tok{border-radius:2px}"
+    " #insp-group-table thead .header-content{overflow:visible}"
+    " #insp-group-table thead span{white-space:normal;overflow:visible;text-overflow:clip;"
+    "overflow-wrap:anywhere}"
+)
 
 
 def build(ctx: AppContext) -> None:
@@ -85,7 +92,9 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
 
 
-def _stats_md(r: queries.Response) -> str:
+def stats_markdown(r: queries.Response) -> str:
+    """The summary above a response: its scalars, the answer read beside the gold (and, for a
+    response cut at grpo.max_completion_length, that the answer came from an unfinished one)."""
     s = r.stats
     keys = ("reward", "correct", "advantage", "advantage_shaped", "bonus", "er", "erv", "era")
     head = " · ".join(f"**{k}** {_fmt(s.get(k))}" for k in keys)
@@ -97,7 +106,22 @@ def _stats_md(r: queries.Response) -> str:
         f"**answer read** {_shown(answer_label(s.get('answer_read')))} · "
         f"**gold** {_shown(answer_label(s.get('gold_read')))} · **reward** {_fmt(s.get('reward'))}"
     )
-    return f"{head}\n\n{read}\n\n{more}" + (f"\n\nrewards: {rewards}" if rewards else "")
+    return f"{head}\n\n{read}{_truncation_note(s)}\n\n{more}" + (
+        f"\n\nrewards: {rewards}" if rewards else ""
+    )
+
+
+def _truncation_note(stats: dict[str, Any]) -> str:
+    """Said beside the answer read when the response hit max_completion_length without an end
+    of sequence (`samples.truncated`): its answer is read from an unfinished response."""
+    if not stats.get("truncated"):
+        return ""
+    n = stats.get("length")
+    at = f" at {int(n)} tokens" if isinstance(n, int | float) else ""
+    return (
+        f" · ✂️ **truncated{at}**: the answer read is from an unfinished response "
+        "(it hit grpo.max_completion_length)"
+    )
 
 
 def _shown(text: str, limit: int = 120) -> str:
@@ -122,7 +146,7 @@ def render(
     deltas = queries.response_deltas(chosen, len(pieces))
     uirev = f"{run.id}:{step}:{group}"
     return [
-        _stats_md(chosen),
+        stats_markdown(chosen),
         plots.token_html(chosen.prompt, pieces, deltas),
         plots.rank_curves_figure(queries.curve_traces(responses, chosen.sample_idx), uirev),
         plots.token_series_figure(chosen.token_entropy, chosen.token_logprob, uirev + ":tok"),
