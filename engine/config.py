@@ -722,6 +722,37 @@ def field_specs() -> list[dict[str, Any]]:
     return specs
 
 
+def field_help(path: str) -> str:
+    """The help text of one field by its path ("grpo.temperature"); KeyError for an unknown one."""
+    section, _, name = path.partition(".")
+    return next(f.metadata["help"] for f in fields(SECTIONS[section]) if f.name == name)
+
+
+def field_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) of each value judged as the run config judges that field, the others
+    at their defaults: its type (a whole number, a finite number), then its section's rule
+    (grpo.temperature "must be in (0, 10]"), in `values`' order. For a form that takes a few
+    of a run's quantities under its own labels (the Playground). KeyError for an unknown path.
+
+    >>> field_problems({"grpo.temperature": 1e12, "grpo.max_completion_length": 64})
+    [('grpo.temperature', 'must be in (0, 10]')]
+    """
+    by_section: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        section, _, name = path.partition(".")
+        if name not in {f.name for f in fields(SECTIONS[section])}:
+            raise KeyError(path)
+        by_section.setdefault(section, {})[name] = value
+    found: dict[str, str] = {}
+    for section, given in by_section.items():
+        built, typed = _build_section(SECTIONS[section], given)
+        ruled, _ = _section_problems(built)
+        for name, message in typed + ruled:
+            if name in given:
+                found.setdefault(f"{section}.{name}", message)
+    return [(p, found[p]) for p in values if p in found]
+
+
 def _type_name(tp: Any) -> str:
     if get_origin(tp) is list:
         return f"list[{get_args(tp)[0].__name__}]"

@@ -378,7 +378,8 @@ def test_pages_explain_themselves(page, ux_server, artifacts_dir):
 
 def test_playground_shows_the_prompt_format(page, ux_server, artifacts_dir):
     """Item 11: the embedded model's prompt format is shown and pre-filled; a prompt without the
-    answer line is flagged before it produces dots."""
+    answer line is flagged before it produces dots. The page has its heading, and bad numbers
+    get one line naming each field."""
     from playwright.sync_api import expect
 
     page.goto(ux_server.url)
@@ -391,6 +392,15 @@ def test_playground_shows_the_prompt_format(page, ux_server, artifacts_dir):
         "does not end with the `A:` line".replace("`", ""), timeout=WAIT_MS
     )
     shot(page, artifacts_dir, "playground-format")
+    # the page says what it does, and a bad number is named by its field (Gradio's own
+    # "Value -5 is less than minimum value 1." named none; temperature 1e12 generated garbage)
+    expect(page.locator("#pg-intro")).to_contain_text("rank curve", timeout=WAIT_MS)
+    page.locator("#pg-max-new input").fill("-5")
+    page.locator("#pg-temp input").fill("1e12")
+    page.locator("#pg-generate").click()
+    stats = page.locator("#pg-stats")
+    expect(stats).to_contain_text("max new tokens: must be >= 1", timeout=WAIT_MS)
+    expect(stats).to_contain_text("temperature: must be in (0, 10]")
 
 
 # ----------------------------------------------------------------------------- item 3

@@ -19,7 +19,14 @@ from engine.config import EMBEDDED_MODEL, ConfigError
 from engine.data.tasks import PROMPT_FORMAT, heldout_problems
 from engine.runs.admission import check_model, one_line
 from engine.storage import RunKind, Store
-from engine.studio.playground import Analysis, GenerationSettings, Playground, RankSettings
+from engine.studio.playground import (
+    Analysis,
+    Playground,
+    RankSettings,
+    check_inputs,
+    checked_settings,
+    input_help,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +117,43 @@ def problem_text(action: str, problem: Exception | str) -> str:
     return f"**Cannot {action}:** {as_text(text[:1000])}"
 
 
+INTRO = (
+    "### Playground\nGenerate with a model (the embedded one or any run's checkpoint) and watch "
+    "its rank curve grow token by token, or paste a prompt and a response to analyse its "
+    "teacher-forced curve, ER / ERV / ERA and token proxies."
+)
+
+
+def generation_inputs(ctx: AppContext, n_new, temp, top_p, seed, stride, greedy):
+    """(GenerationSettings, RankSettings) of the Generate inputs as the page sent them, each
+    checked by its run-config field's rule (`checked_settings`) and max new tokens by this
+    server's ceiling; ValueError of one line naming each bad input and its fix."""
+    try:
+        given = dict(max_new_tokens=n_new, temperature=temp, top_p=top_p, seed=seed)
+        gen, rank = checked_settings(**given, stride=stride, greedy=bool(greedy))
+    except ConfigError as exc:
+        raise ValueError(one_line(exc)) from None
+    ceiling = ctx.policy.limits.max_completion_length
+    if not ctx.policy.trusted and gen.max_new_tokens > ceiling:
+        raise ValueError(
+            f"max new tokens: {gen.max_new_tokens} is over this server's limit; "
+            f"use at most {ceiling}"
+        )
+    return gen, rank
+
+
+def stride_input(stride) -> int:
+    """The stride of Analyse, checked as Generate's (shaping.stride's rule); ValueError else."""
+    try:
+        check_inputs({"stride s": stride})
+    except ConfigError as exc:
+        raise ValueError(one_line(exc)) from None
+    return int(stride)
+
+
 def build(ctx: AppContext) -> None:
     pg = Playground()  # this app's one kept-loaded model
+    gr.Markdown(INTRO, elem_id="pg-intro")
     with gr.Row():
         model = gr.Dropdown(
             label="model (or type a local path / hub id)",
@@ -122,15 +164,17 @@ def build(ctx: AppContext) -> None:
             scale=3,
         )
         chat = gr.Checkbox(label="chat template", value=False, elem_id="pg-chat")
-        stride = gr.Number(4, label="stride s", precision=0, minimum=1, elem_id="pg-stride")
+        stride = gr.Number(4, label="stride s", info=input_help("stride s"), precision=0, elem_id="pg-stride")  # fmt: skip
     example = heldout_problems(1)[0].prompt  # already in the embedded model's format
     hint = gr.Markdown(format_hint(ctx.store, EMBEDDED_MODEL, example, False), elem_id="pg-format")
     with gr.Tab("Generate"):
         prompt = gr.Textbox(label="prompt", value=example, lines=3, elem_id="pg-prompt")
         with gr.Row():
-            max_new = gr.Number(64, label="max new tokens", precision=0, minimum=1, elem_id="pg-max-new")  # fmt: skip
-            temperature = gr.Number(1.0, label="temperature", minimum=0.01, elem_id="pg-temp")
-            seed = gr.Number(0, label="seed", precision=0, elem_id="pg-seed")
+            # no `minimum=`: Gradio's own refusal names no field; `checked_settings` does
+            max_new = gr.Number(64, label="max new tokens", info=input_help("max new tokens"), precision=0, elem_id="pg-max-new")  # fmt: skip
+            temperature = gr.Number(1.0, label="temperature", info=input_help("temperature"), elem_id="pg-temp")  # fmt: skip
+            top_p = gr.Number(1.0, label="top p", info=input_help("top p"), elem_id="pg-top-p")
+            seed = gr.Number(0, label="seed", info=input_help("seed"), precision=0, elem_id="pg-seed")  # fmt: skip
             greedy = gr.Checkbox(label="greedy", value=False, elem_id="pg-greedy")
         gen_btn = gr.Button("Generate", variant="primary", elem_id="pg-generate")
         response = gr.Textbox(label="response", lines=6, interactive=False, elem_id="pg-response")
@@ -147,7 +191,7 @@ def build(ctx: AppContext) -> None:
 
     view = dict(
         model=model, chat=chat, stride=stride, hint=hint, prompt=prompt, max_new=max_new,
-        temperature=temperature, seed=seed, greedy=greedy, gen_btn=gen_btn, response=response,
+        temperature=temperature, top_p=top_p, seed=seed, greedy=greedy, gen_btn=gen_btn, response=response,
         gen_stats=gen_stats, gen_curve=gen_curve, gen_proxies=gen_proxies, a_prompt=a_prompt,
         a_response=a_response, a_btn=a_btn, a_stats=a_stats, a_curve=a_curve,
         a_proxies=a_proxies,
@@ -170,23 +214,21 @@ def _wire(ctx: AppContext, pg: Playground, v: dict[str, Any]) -> None:
             log.warning("playground: cannot load %s", value, exc_info=True)
             raise ValueError(f"cannot load the model: {exc}") from None
 
-    def generate(value, text, use_chat, s, n_new, temp, sd, use_greedy):
+    def generate(value, text, use_chat, s, n_new, temp, p, sd, use_greedy):
         """Streams (response, stats, curve, proxies); a problem is said in the stats box, which
         the next result replaces (a toast outlived the success that followed it)."""
-        ceiling = ctx.policy.limits.max_completion_length
         try:
-            if not ctx.policy.trusted and int(n_new or 0) > ceiling:
-                raise ValueError(f"max new tokens: over this server's limit of {ceiling}")
+            gen, rank = generation_inputs(ctx, n_new, temp, p, sd, s, use_greedy)
             load(value)
-            gen = GenerationSettings(int(n_new), float(temp), 1.0, bool(use_greedy), int(sd))
-            yield from stream_outputs(pg, text, bool(use_chat), gen, RankSettings(stride=int(s)))
+            yield from stream_outputs(pg, text, bool(use_chat), gen, rank)
         except ValueError as exc:  # an empty prompt, a tokenizer without chat template
             yield "", problem_text("generate", exc), None, None
 
     def analyse(value, text, resp, use_chat, s):
         try:
+            rank = RankSettings(stride=stride_input(s))
             load(value)
-            a = pg.analyze(text, resp, chat=use_chat, rank=RankSettings(stride=int(s)))
+            a = pg.analyze(text, resp, chat=use_chat, rank=rank)
         except ValueError as exc:
             return problem_text("analyse", exc), None, None
         return (
@@ -207,7 +249,9 @@ def _wire(ctx: AppContext, pg: Playground, v: dict[str, Any]) -> None:
         trigger_mode="always_last",
         **READ_ONLY,
     )
-    inputs = [v[k] for k in ("model", "prompt", "chat", "stride", "max_new", "temperature")]
+    inputs = [
+        v[k] for k in ("model", "prompt", "chat", "stride", "max_new", "temperature", "top_p")
+    ]
     v["gen_btn"].click(
         generate,
         [*inputs, v["seed"], v["greedy"]],

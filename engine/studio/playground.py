@@ -25,9 +25,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from engine.config import ConfigError, field_help, field_problems
 from engine.threads import single_threaded
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,46 @@ class GenerationSettings:
 class RankSettings:
     stride: int = 4  # s: a curve point every s response tokens
     max_len: int | None = 512  # the curve covers the last max_len response tokens
+
+
+# Each Playground input -> the run-config field for the same quantity, whose type, rule and help
+# text it shares (one source: a temperature the training config refuses, the Playground refuses)
+INPUT_FIELDS = {
+    "max new tokens": "grpo.max_completion_length",
+    "temperature": "grpo.temperature",
+    "top p": "grpo.top_p",
+    "seed": "run.seed",
+    "stride s": "shaping.stride",
+}
+
+
+def input_help(label: str) -> str:
+    """The help text a Playground input shows: its run-config field's, naming that field."""
+    path = INPUT_FIELDS[label]
+    return f"{field_help(path)} (as {path} of a run)"
+
+
+def check_inputs(values: dict[str, Any]) -> None:
+    """ConfigError naming each bad Playground input by its label ("temperature: must be in
+    (0, 10]"), judged by its run-config field's type and rule (`INPUT_FIELDS`); `values` maps
+    labels to values as typed in the page (None for an empty box). KeyError for an unknown
+    label."""
+    problems = field_problems({INPUT_FIELDS[label]: v for label, v in values.items()})
+    label_of = {path: label for label, path in INPUT_FIELDS.items()}
+    if problems:
+        raise ConfigError([(label_of[path], message) for path, message in problems])
+
+
+def checked_settings(
+    *, max_new_tokens: Any, temperature: Any, top_p: Any, seed: Any, stride: Any, greedy: bool
+) -> tuple[GenerationSettings, RankSettings]:
+    """The Generate inputs as settings once `check_inputs` passes them; ConfigError else."""
+    given = (max_new_tokens, temperature, top_p, seed, stride)
+    check_inputs(dict(zip(INPUT_FIELDS, given, strict=True)))
+    gen = GenerationSettings(
+        int(max_new_tokens), float(temperature), float(top_p), bool(greedy), int(seed)
+    )
+    return gen, RankSettings(stride=int(stride))
 
 
 @dataclass
