@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.plots import axes_layout, empty_figure, integer_axis
+from app.plots import add_notes, axes_layout, empty_figure, integer_axis
 
 LOWER_IS_BETTER = frozenset({"loss", "kl", "step_seconds", "frac_zero_std"})
 LABELS = {
@@ -51,12 +51,11 @@ def compare_figure(
     for name, (x, y) in drawn.items():
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
     fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in drawn.values()]))
-    title = label(metric)
-    if notes:
-        title += "<br><sub>" + html.escape("; ".join(notes)) + "</sub>"
     layout = axes_layout(
-        title, "step", label(metric), f"compare-{metric}", height=None, title_on_plot=True
+        label(metric), "step", label(metric), f"compare-{metric}", height=None, title_on_plot=True
     )
+    if notes:  # own lines under the title: a two-line title overlaps the plot area
+        add_notes(layout, notes)
     return fig.update_layout(**layout, showlegend=True)  # a single line is labelled too
 
 
@@ -119,18 +118,18 @@ def scatter_figure(
             name="responses",
         )
     )  # fmt: skip
-    # two short lines: one long line is wider than a half-page chart and gets cut
-    title = f"{label(x_metric)} vs {label(y_metric)}<br>r = {r:+.3f}, R² = {r2:.3f} ({shown})"
-    return fig.update_layout(
-        **axes_layout(
-            title,
-            label(x_metric),
-            label(y_metric),
-            f"scatter-{x_metric}-{y_metric}",
-            height=None,
-            title_on_plot=True,
-        )
+    # the numbers on their own line under the title: plotly anchors a two-line title by its
+    # first line, so its second line sat on the points and the top y tick
+    layout = axes_layout(
+        f"{label(x_metric)} vs {label(y_metric)}",
+        label(x_metric),
+        label(y_metric),
+        f"scatter-{x_metric}-{y_metric}",
+        height=None,
+        title_on_plot=True,
     )
+    add_notes(layout, [f"r = {r:+.3f}, R² = {r2:.3f} ({shown})"])
+    return fig.update_layout(**layout)
 
 
 def step_r_figure(

@@ -419,7 +419,7 @@ def panel_figure(
     if x_axis == "step":
         layout["xaxis"].update(integer_axis([t["x"] for t in traces]))
     if notes:
-        _add_notes(layout, notes)
+        add_notes(layout, notes)
     return _figure(traces, layout)
 
 
@@ -427,7 +427,7 @@ NOTE_LINE_PX = 15  # one line of a chart's note (11 px text)
 TITLE_PX = 30  # the title's line at the top of the chart, with its padding
 
 
-def _add_notes(layout: dict, notes: list[str]) -> None:
+def add_notes(layout: dict, notes: list[str]) -> None:
     """Notes on their own lines between the title (moved to the chart's top) and the plot
     area, the top margin sized to hold both. A note inside a two-line title overlapped the
     plot area: plotly anchors such a title by its first line."""

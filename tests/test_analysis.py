@@ -82,6 +82,44 @@ def test_subsample_is_bounded_unique_and_deterministic():
     assert np.array_equal(subsample(17), np.arange(17))
 
 
+def chart_text(fig) -> str:
+    """A chart's title and its notes (annotations), as one string."""
+    return " ".join([fig.layout.title.text or "", *(a.text for a in fig.layout.annotations)])
+
+
+def test_chart_titles_are_one_line_with_notes_in_their_own_room():
+    """Plotly anchors a multi-line title by its first line, so a second line (the scatter's r
+    and R², the compare chart's missing runs) sat on the points and the top y tick: each
+    title is one line, and what follows it is a note with top margin made for it."""
+    from app import analysis_plots as ap
+    from app.plots import NOTE_LINE_PX, TITLE_PX
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=9_600), rng.normal(size=9_600)
+    step = np.repeat(np.arange(8), 1_200)
+    figs = {
+        "scatter": ap.scatter_figure(
+            x, y, step, subsample(9_600), x_metric="entropy", y_metric="mean_logprob",
+            r=-0.398, r2=0.159,
+        ),
+        "compare": ap.compare_figure(
+            {"#1 a": ([1, 2], [0.1, 0.2]), "#2 b": ([], [])}, "heldout_accuracy",
+            {"#2 b": "held-out accuracy is not evaluated: eval_every = 0"},
+        ),
+        "step_r": ap.step_r_figure([1, 2], {("er", "erv"): [0.1, 0.2]}),
+        "pass_at_k": ap.pass_at_k_figure([("run", [1, 2, 4], [0.1, 0.2, 0.3])]),
+    }  # fmt: skip
+    for name, fig in figs.items():
+        assert "<br>" not in (fig.layout.title.text or ""), name
+        notes = [a for a in fig.layout.annotations if a.text]
+        if notes:
+            lines = sum(a.text.count("<br>") + 1 for a in notes)
+            assert fig.layout.title.yref == "container", name
+            assert fig.layout.margin.t >= TITLE_PX + NOTE_LINE_PX * lines, name
+    assert "r = -0.398, R² = 0.159 (5,000 of 9,600 drawn)" in chart_text(figs["scatter"])
+    assert "eval_every = 0" in chart_text(figs["compare"])
+
+
 def test_scatter_draws_at_most_5000_and_says_so():
     from app.analysis_plots import scatter_figure
 
@@ -93,8 +131,8 @@ def test_scatter_draws_at_most_5000_and_says_so():
         x, y, step, subsample(12_000), x_metric="er", y_metric="erv", r=r, r2=r * r
     )
     assert len(fig.data[0].x) == 5000
-    assert "5,000 of 12,000 drawn" in fig.layout.title.text
-    assert f"r = {r:+.3f}" in fig.layout.title.text
+    assert "5,000 of 12,000 drawn" in chart_text(fig)
+    assert f"r = {r:+.3f}" in chart_text(fig)
     assert fig.data[0].type == "scatter"  # SVG, never WebGL
 
 
@@ -161,7 +199,7 @@ def test_points_and_page_numbers_come_from_the_store(data_root):
         for m in METRICS:
             np.testing.assert_array_equal(part.values[m], [float(r[m]) for r in want])
     assert len(load_points(store, run_id, 2, 3)) == 2 * 16
-    assert "r = " in fig.layout.title.text
+    assert "r = " in chart_text(fig)
 
 
 @pytest.mark.parametrize("bound", ["-5", "-1", "1e12", "nan", "NaN", "inf", "2.5", "abc", "--3"])

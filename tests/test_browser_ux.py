@@ -213,6 +213,12 @@ def test_charts_are_readable(page, ux_server, artifacts_dir):
         wait_plot(page, key)
         b = page.evaluate(BOXES, key)
         assert b["title"] and inside(b["title"], b["svg"]), (key, b)
+        # r and R² on their own line: clear of the points, the top y tick and the title
+        assert b["note"] and inside(b["note"], b["svg"]), (key, b)
+        for part in ("title", "note"):
+            assert not overlaps(b[part], b["plotarea"]), (key, part, b)
+            assert not any(overlaps(b[part], t) for t in b["yticks"]), (key, part, b)
+        assert not overlaps(b["title"], b["note"]), (key, b)
     table = page.locator("#analysis-table")
     expect(table).to_contain_text("partial r given length", timeout=WAIT_MS)
     cut = page.evaluate(
