@@ -145,3 +145,18 @@ def test_the_runs_table_refresh_keeps_a_pick_made_meanwhile(app):
     store.delete_run(gone)
     update = refreshed_picker(store, sel_kept + sel_gone)
     assert update.constructor_args["value"] == [f"#{kept} renamed"]
+
+
+def test_the_charts_of_a_deleted_run_say_it_is_gone(app):
+    """After a run on screen was deleted its charts said "Reward: no data yet" (waiting for
+    data that never comes); they say the run no longer exists."""
+    from app.pages.monitor import redraw
+    from engine.runs import service
+
+    store, root, _ = app
+    run_id, sel = _run(store)
+    store.request_cancel(run_id)  # queued -> cancelled: deletable
+    service.delete(store, root, run_id)
+    first, *rest = redraw(store, sel, "step", 0.0)[:3]
+    text = " ".join(a["text"] for a in first.layout.annotations)
+    assert f"Run #{run_id} no longer exists" in text and "no data yet" not in text

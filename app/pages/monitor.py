@@ -252,8 +252,9 @@ def redraw(store: Store, values: list[str] | None, x_axis: str, smoothing: float
     figs = plots.monitor_figures(
         frames, x_axis=x_axis, smoothing=smoothing, uirevision=uirev, reasons=reasons
     )
-    if not ids:
-        figs = [plots.empty_figure(NO_RUN if i == 0 else "") for i in range(len(figs))]
+    if not frames:  # none picked, or the picked runs were deleted: "no data yet" would wait
+        gone = f"Run #{ids[0]} no longer exists. {NO_RUN}" if ids else NO_RUN
+        figs = [plots.empty_figure(gone if i == 0 else "") for i in range(len(figs))]
     tail = queries.log_tail(store, ids[0]) if ids else ""
     return [*figs, status_text(store, ids), tail, *health_view(store, ids)]
 
