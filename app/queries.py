@@ -45,6 +45,22 @@ RUNS_TABLE_COLUMNS = (
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+NAME_CELL_CHARS = 32  # a longer run name is shortened in the runs table (whole in the status line)
+
+
+def short_name(name: str, limit: int = NAME_CELL_CHARS) -> str:
+    """A run name cut to `limit` characters for a table cell, keeping its start and its end
+    (where names differ: '…-seed0-lr1e-6') around an ellipsis; a short name as it is.
+
+    >>> short_name("verl-qwen2.5-0.5b-instruct-gsm8k-kappa2-seed0-lr1e-6", 24)
+    'verl-qwen2.5-0.5…-lr1e-6'
+    """
+    if len(name) <= limit:
+        return name
+    tail = (limit - 1) // 3
+    return name[: limit - 1 - tail] + "…" + name[len(name) - tail :]
+
+
 def run_label(run: Any) -> str:
     """How a run is named in legends and pickers: '#12 my-run'."""
     return f"#{run.id} {run.name}"
@@ -92,7 +108,8 @@ def best_heldout(store: Store, run_id: int) -> float | None:
 
 
 def runs_table(store: Store, kind: str | None = "train") -> pd.DataFrame:
-    """The runs table, newest first: one row per run, `RUNS_TABLE_COLUMNS`."""
+    """The runs table, newest first: one row per run, `RUNS_TABLE_COLUMNS`; a long name is
+    shortened (`short_name`: the status line above the charts says it whole)."""
     rows = []
     runs = sorted(store.list_runs(kind=kind), key=lambda r: r.id, reverse=True)
     flags = health_flags(store, [r.id for r in runs])
@@ -101,7 +118,7 @@ def runs_table(store: Store, kind: str | None = "train") -> pd.DataFrame:
         rows.append(
             (
                 run.id,
-                run.name,
+                short_name(run.name),
                 run.algorithm,
                 _status(run),
                 f"{run.step or 0} / {run.total_steps or 0}",

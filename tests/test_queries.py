@@ -83,6 +83,21 @@ def test_runs_table_newest_first_with_progress_and_best_heldout(store):
     assert queries.choice_id(None) is None
 
 
+def test_runs_table_shortens_a_long_name_that_the_status_line_says_whole(store):
+    """A 49-character run name pushed the "started" column off-screen."""
+    from app.pages.monitor import status_text
+
+    long = "verl-qwen2.5-0.5b-instruct-gsm8k-kappa2-seed0-lr1"
+    a, b = new_run(store, long), new_run(store, long.replace("seed0", "seed1"))
+    names = queries.runs_table(store).set_index("id")["name"]
+    assert all(len(names[i]) <= queries.NAME_CELL_CHARS for i in (a, b))
+    assert names[a] != names[b] and names[a].endswith("seed0-lr1")  # the end tells them apart
+    assert "…" in names[a] and names[a].startswith("verl-qwen2.5")
+    assert long in status_text(store, [a]).replace("\\", "")  # markdown-escaped
+    short = new_run(store, "x" * queries.NAME_CELL_CHARS)
+    assert queries.runs_table(store).set_index("id")["name"][short] == "x" * 32
+
+
 def test_signature_moves_only_with_a_new_step(store):
     run_id = new_run(store, steps=2)
     sig = queries.monitor_signature(store, [run_id])

@@ -57,6 +57,7 @@ def build(ctx: AppContext) -> None:
         interactive=False,
         elem_id="runs-table",
         max_height=300,
+        wrap=True,  # the health cell wraps ("⚠ truncation, tied grou" was cut)
     )
     jobs_note = gr.Markdown(queries.other_jobs_note(store), elem_id="runs-note")
     # read again when the page loads or the tab opens: the values above, fixed when the app was
