@@ -352,6 +352,7 @@ def test_pages_explain_themselves(page, ux_server, artifacts_dir):
     open_tab(page, "Evaluate")
     expect(page.locator("#eval-intro")).to_contain_text("pass@k", timeout=WAIT_MS)
     expect(page.locator("#eval-status")).to_contain_text("models done")
+    expect(page.locator("#eval-steps")).to_contain_text("Pick a run first")  # not a bare label
     page.locator("#eval-source input").click()
     expect(page.get_by_role("option", name=trained, exact=True)).to_be_visible(timeout=WAIT_MS)
     offered = page.get_by_role("option").all_inner_texts()

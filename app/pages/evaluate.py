@@ -84,6 +84,22 @@ def checkpoint_steps(store: Store, run_value) -> list[int]:
     return [] if run_id is None else [int(c["step"]) for c in store.checkpoints(run_id)]
 
 
+def checkpoint_hint(run_value, steps: list[int]) -> str:
+    """The line under the checkpoints picker: what to do before it lists anything (its label
+    alone, with no boxes, looked like a broken control), or that none ticked means all."""
+    if choice_id(run_value) is None:
+        return "Pick a run first: its checkpoints are listed here."
+    if not steps:
+        return "This run has no checkpoint yet."
+    return f"Tick the ones to evaluate; none ticked evaluates all {len(steps)}."
+
+
+def checkpoint_picker(store: Store, run_value) -> dict:
+    """The checkpoints picker for a picked run: its steps, none ticked, and its hint."""
+    steps = checkpoint_steps(store, run_value)
+    return gr.update(choices=steps, value=[], info=checkpoint_hint(run_value, steps))
+
+
 def launch(
     store: Store,
     policy,
@@ -153,7 +169,12 @@ def build(ctx: AppContext) -> None:
             elem_id="eval-source",
             scale=2,
         )
-        steps = gr.CheckboxGroup(label="checkpoints (none = all)", choices=[], elem_id="eval-steps")
+        steps = gr.CheckboxGroup(
+            label="checkpoints (none = all)",
+            info=checkpoint_hint(None, []),
+            choices=[],
+            elem_id="eval-steps",
+        )
         include_base = gr.Checkbox(label="also the starting model (step 0)", elem_id="eval-base")
     with gr.Row():
         dataset = gr.Textbox(
@@ -203,7 +224,7 @@ def _wire(ctx: AppContext, v: dict[str, Any]) -> None:
 
     on_show(choices, None, [source, runs])
     source.change(
-        lambda value: gr.update(choices=checkpoint_steps(store, value), value=[]),
+        lambda value: checkpoint_picker(store, value),
         source,
         v["steps"],
         **READ_ONLY,
