@@ -36,6 +36,9 @@ def test_save_duplicate_resume(app):
     copy = store.get_run(new_id)
     same = StudioConfig.from_dict(store.get_run(run_id).config).to_dict()
     assert copy.parent_id == run_id and copy.config == same  # checked and written out in full
+    assert copy.name == "new (copy)"  # a copy of the copy is "new (copy 2)", not "(copy) (copy)"
+    second, _, _ = fns["duplicate"]([queries.run_label(copy)])
+    assert store.get_run(second).name == "new (copy 2)"
     with pytest.raises(gr.Error, match="only failed, cancelled"):
         fns["resume"](sel)  # a queued run does not resume
     store.request_cancel(run_id)

@@ -19,6 +19,7 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,8 +94,26 @@ def submit(
     return run_id
 
 
+COPY_SUFFIX = re.compile(r" \(copy(?: (\d+))?\)$")
+
+
+def copy_name(name: str, max_chars: int) -> str:
+    """The name of a run's copy: numbered, not stacked, and within `max_chars`.
+
+    >>> copy_name("demo", 200), copy_name("demo (copy)", 200), copy_name("demo (copy 2)", 200)
+    ('demo (copy)', 'demo (copy 2)', 'demo (copy 3)')
+    >>> copy_name("x" * 200, 200)[-12:]
+    'xxxxx (copy)'
+    """
+    match = COPY_SUFFIX.search(name)
+    base = name[: match.start()] if match else name
+    number = int(match.group(1) or 1) + 1 if match else 1
+    suffix = " (copy)" if number == 1 else f" (copy {number})"
+    return base[: max(0, max_chars - len(suffix))] + suffix
+
+
 def duplicate(store: Store, run_id: int, *, policy: AccessPolicy) -> int:
-    """Queue a copy of a run (same config and notes, name + " (copy)"); returns the new id.
+    """Queue a copy of a run (same config and notes, named by `copy_name`); returns the new id.
 
     The copy is a new submission: its config passes `policy` as if typed in (ConfigError)."""
     from engine.config import StudioConfig
@@ -105,7 +124,7 @@ def duplicate(store: Store, run_id: int, *, policy: AccessPolicy) -> int:
     cfg = check_submission(StudioConfig.from_dict(run.config), policy)
     new_id = store.create_run(
         cfg.to_dict(),
-        name=f"{run.name} (copy)",
+        name=copy_name(run.name, policy.limits.max_name_chars),
         algorithm=run.algorithm,
         total_steps=run.total_steps,
         notes=run.notes,
