@@ -59,13 +59,17 @@ def compare_figure(
     return fig.update_layout(**layout, showlegend=True)  # a single line is labelled too
 
 
+DELTA_FINAL, DELTA_BEST = "Δ final", "Δ best"  # short: the page says which run they are from
+SIGNIFICANT = 4  # digits a compared value shows on the page (exact in `compare_table`)
+
+
 def compare_table(
     series: dict[str, tuple[Sequence, Sequence]],
     metric: str,
     missing: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Final and best value of each run, and each one's difference from the first run's (the
-    header names that run); a run without values says why in its `note`."""
+    """Exact final and best value of each run, and each one's difference from the first run's
+    (`Δ final`, `Δ best`); a run without values says why in its `note`."""
     lower = metric in LOWER_IS_BETTER
     rows = []
     for name, (x, y) in series.items():
@@ -79,14 +83,36 @@ def compare_table(
         i = int(np.argmin(y) if lower else np.argmax(y))
         rows.append({"run": name, "final": y[-1], "best": y[i], "best step": int(x[i]), "note": ""})
     df = pd.DataFrame(rows, columns=["run", "final", "best", "best step", "note"])
-    if len(df):
-        first = df["run"].iloc[0]
-        for col in ("final", "best"):
-            base = df[col].iloc[0]
-            df[f"{col} − {col} of {first}"] = df[col].astype(float) - (
-                np.nan if base is None else base
-            )
+    for col, delta in (("final", DELTA_FINAL), ("best", DELTA_BEST)):
+        values = df[col].astype(float)
+        df[delta] = values - (values.iloc[0] if len(df) else np.nan)
     return df[[c for c in df.columns if c != "note"] + ["note"]]
+
+
+def display_decimals(values: Sequence[float], significant: int = SIGNIFICANT) -> int:
+    """Decimals that show `significant` digits of the largest |value| (accuracy 0.4567 -> 4,
+    loss 21.9998 -> 2, tokens 12345.6 -> 0); 0 when there is no finite value."""
+    finite = np.abs(np.asarray(values, dtype=float))
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if not finite.size:
+        return 0
+    return max(0, significant - 1 - int(np.floor(np.log10(finite.max()))))
+
+
+def compare_display(table: pd.DataFrame, first_run: str | None) -> tuple[pd.DataFrame, str]:
+    """(the table as the page shows it, the markdown under it) from `compare_table`: values
+    rounded to the metric's significant digits, the notes and what Δ means under the table
+    (a `note` column made the table wider than the page)."""
+    shown = table.drop(columns=["note"])
+    value_cols = ["final", "best", DELTA_FINAL, DELTA_BEST]
+    decimals = display_decimals(shown[["final", "best"]].to_numpy(dtype=float).ravel())
+    shown[value_cols] = shown[value_cols].astype(float).round(decimals)
+    shown["best step"] = shown["best step"].astype("Int64")
+    lines = []
+    if first_run is not None and len(table) > 1:
+        lines.append(f"Δ = the run's value − {html.escape(first_run)}'s (the first run picked).")
+    lines += [f"- **{html.escape(r)}**: {html.escape(n)}" for r, n in zip(table["run"], table["note"], strict=True) if n]  # fmt: skip
+    return shown, "\n".join(lines)
 
 
 # ---------------------------------------------------------------- analysis

@@ -161,6 +161,33 @@ PANELS: tuple[Panel, ...] = (
 )
 
 
+def metric_titles() -> dict[str, str]:
+    """Step column -> its human title, read from the monitor's panels (the one source): the
+    line's label, with its panel's title when the label alone is ambiguous ("baseline m_ER":
+    "ER ... baseline m"); a band column gets its line's label and "p10"/"p90"."""
+    titles: dict[str, str] = {}
+    for panel in PANELS:
+        short = panel.title.split(" (")[0].split(":")[0]  # "GRPO health", "Shaping"
+        for line in panel.lines:
+            if short.lower() in line.label.lower():
+                text = line.label  # "ER all", "baseline m_ER"
+            elif line.label.lower() in short.lower():
+                text = short  # "Policy entropy", "Step time"
+            else:
+                text = f"{short}: {line.label}"  # "GRPO health: groups tied (no gradient)"
+            titles.setdefault(line.column, text)
+            for col, q in zip(line.band or (), ("p10", "p90"), strict=False):
+                titles.setdefault(col, f"{text} {q}")
+    return titles
+
+
+def metric_choices(columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(human title (column), column) per step column, for a dropdown whose value is the
+    column name (what the URL holds)."""
+    titles = metric_titles()
+    return [(f"{titles.get(c, c.replace('_', ' '))} ({c})", c) for c in columns]
+
+
 def panel_columns() -> list[str]:
     """Every named column some panel reads: typed step columns, TRL payload series and derived
     ones (what the monitor's steps frame must hold; prefix panels add their own columns)."""

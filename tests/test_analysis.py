@@ -143,12 +143,52 @@ def test_compare_table_final_best_and_difference():
     t = compare_table(series, "heldout_accuracy").set_index("run")
     assert t.loc["#2 verl", "final"] == 0.7 and t.loc["#1 grpo", "best"] == 0.5
     assert t.loc["#1 grpo", "best step"] == 2
-    assert t.loc["#2 verl", "final − final of #1 grpo"] == pytest.approx(0.3)
+    assert t.loc["#2 verl", "Δ final"] == pytest.approx(0.3)
     missing = {"#3 short": "held-out accuracy is not evaluated: eval_every = 0"}
     t = compare_table({**series, "#3 short": ([], [])}, "heldout_accuracy", missing)
     assert t.set_index("run").loc["#3 short", "note"] == missing["#3 short"]
     loss = compare_table({"a": ([1, 2], [3.0, 1.0])}, "loss")
     assert loss["best"].iloc[0] == 1.0  # lower is better for the loss
+
+
+def test_compare_display_rounds_to_the_metric_and_keeps_the_table_narrow():
+    """The page shows a few significant digits (the exact values stay in `compare_table`),
+    short headers, and the notes and what Δ means under the table, not as wide columns."""
+    from app.analysis_plots import compare_display, compare_table
+
+    series = {
+        "#1 grpo-long-name": ([1, 2, 3], [21.99976714257606, 20.5, 19.123456]),
+        "#2 verl": ([1, 2, 3], [22.25, 18.0, 21.987654321]),
+        "#3 short": ([], []),
+    }
+    missing = {"#3 short": "held-out accuracy is not evaluated: eval_every = 0"}
+    exact = compare_table(series, "loss", missing)
+    assert exact.loc[0, "final"] == 19.123456  # exact where a value is exported
+    shown, notes = compare_display(exact, "#1 grpo-long-name")
+    assert "note" not in shown.columns
+    assert max(len(str(c)) for c in shown.columns) <= len("best step")
+    row = shown.set_index("run").loc["#2 verl"]
+    assert row["final"] == 21.99 and row["best"] == 18.0 and row["Δ final"] == 2.86
+    assert row["Δ best"] == pytest.approx(-1.12) and row["best step"] == 2
+    assert "#1 grpo-long-name" in notes and "eval_every = 0" in notes
+    acc = compare_table({"a": ([1, 2], [0.4, 0.7]), "b": ([1, 2], [0.5, 0.1234567])}, "accuracy")
+    shown, _ = compare_display(acc, "a")
+    assert shown.set_index("run").loc["b", "final"] == 0.1235
+    assert shown.set_index("run").loc["b", "Δ final"] == -0.5765  # not -0.5765433000000001
+
+
+def test_metric_choices_show_the_monitor_titles_and_keep_the_column_as_value():
+    from app.pages.compare import METRICS
+    from app.plots import PANELS, metric_choices
+
+    choices = dict((value, title) for title, value in metric_choices(METRICS))
+    assert list(choices) == list(METRICS)  # the value (and the URL's metric=) is the column
+    assert "groups tied (no gradient)" in choices["frac_zero_std"]
+    assert "baseline m_ER" in choices["m_er"]
+    for panel in PANELS:  # one source: each panel line's own label
+        for line in panel.lines:
+            if line.column in choices:
+                assert line.label in choices[line.column], line
 
 
 def _seed_store(data_root, n_steps=6, per_step=16, seed=0):

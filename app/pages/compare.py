@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from app.analysis_plots import compare_figure, compare_table
+from app.analysis_plots import compare_display, compare_figure, compare_table, empty_figure
 from app.pages.common import PRIVATE, AppContext, PageId, UrlPart, on_show
+from app.plots import metric_choices
 from app.queries import choice_id, missing_reasons, run_choices, run_label
 from app.url_state import UrlState
 from engine.storage import Store
@@ -51,35 +52,41 @@ def missing_values(store, run_values: Sequence[str], metric: str) -> dict[str, s
 def build(ctx: AppContext) -> None:
     store = ctx.store
     gr.Markdown(
-        "Overlay a metric for several runs. The table compares each run to the first one picked."
+        "Overlay a metric for several runs: the chart and the table redraw on each pick. "
+        "The table compares each run to the first one picked.",
+        elem_id="compare-intro",
     )
     with gr.Row():
         runs = gr.Dropdown(
             label="runs", multiselect=True, choices=[], elem_id="compare-runs", scale=3
         )
         metric = gr.Dropdown(
-            label="metric", choices=list(METRICS), value=DEFAULT_METRIC, elem_id="compare-metric"
+            label="metric",
+            choices=metric_choices(METRICS),
+            value=DEFAULT_METRIC,
+            elem_id="compare-metric",
+            scale=2,
         )
-        refresh = gr.Button("Compare", elem_id="compare-go", variant="primary")
-    plot = gr.Plot(elem_id="compare-plot")
-    table = gr.Dataframe(elem_id="compare-table", interactive=False)
+    plot = gr.Plot(empty_figure("pick runs above to compare them"), elem_id="compare-plot")
+    table = gr.Dataframe(elem_id="compare-table", interactive=False, wrap=True)
+    notes = gr.Markdown(elem_id="compare-notes")
 
     def draw(run_values, metric_name):
         series = compare_series(store, run_values, metric_name)
         missing = missing_values(store, run_values, metric_name)
-        return (
-            compare_figure(series, metric_name, missing),
-            compare_table(series, metric_name, missing),
+        shown, text = compare_display(
+            compare_table(series, metric_name, missing), next(iter(series), None)
         )
+        return compare_figure(series, metric_name, missing), shown, text
 
     def choices():  # the picked value stays: a tab opened mid-pick must not clear it
         return gr.update(choices=run_choices(store, "train"))
 
     gr.on(
-        [refresh.click, metric.change, runs.change],
+        [metric.change, runs.change],
         draw,
         [runs, metric],
-        [plot, table],
+        [plot, table, notes],
         trigger_mode="always_last",  # a pick made while a draw runs is drawn after it
         **PRIVATE,
     )
