@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.runs.admission import AccessPolicy
-from tests.fixtures.browser import in_url
+from tests.fixtures.browser import VIEWPORT, in_url
 
 # the first test also trains the suite's shared run (session fixture); under a loaded 2-core
 # machine that alone can pass the suite's 300 s default
@@ -372,12 +372,14 @@ def test_pages_explain_themselves(page, ux_server, artifacts_dir):
     stats = page.locator("#insp-stats")
     expect(stats).to_contain_text(re.compile(r"correct (true|false)"), timeout=WAIT_MS)
     assert not re.search(r"True|False", stats.inner_text())
+    page.set_viewport_size({"width": 1000, "height": 900})  # a laptop's width
     headers = page.locator("#insp-group-table thead th span")
     expect(headers.filter(has_text="answer read").first).to_be_visible(timeout=WAIT_MS)
     cut = headers.evaluate_all(
         "hs => hs.filter(h => h.scrollWidth > h.clientWidth + 1).map(h => h.textContent)"
     )
     assert not cut, f"group table headers cut: {cut}"
+    page.set_viewport_size(VIEWPORT)
 
     open_tab(page, "Runs")
     page.locator("#run-more").get_by_text("Name, notes and export").click()

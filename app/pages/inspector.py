@@ -28,14 +28,7 @@ from engine.storage import Store
 log = logging.getLogger(__name__)
 
 EMPTY = "No responses recorded yet: pick a run that has trained at least one step."
-# the group table's headers wrap instead of being cut ("answer re…"): Gradio's header cell
-# is one nowrap, ellipsis-clipped line whatever the column's width
-CSS = (
-    ".tok{border-radius:2px}"
-    " #insp-group-table thead .header-content{overflow:visible}"
-    " #insp-group-table thead span{white-space:normal;overflow:visible;text-overflow:clip;"
-    "overflow-wrap:anywhere}"
-)
+CSS = ".tok{border-radius:2px}"
 
 
 def build(ctx: AppContext) -> None:
@@ -60,7 +53,10 @@ def build(ctx: AppContext) -> None:
         curve = gr.Plot(value=plots.empty_figure(EMPTY), show_label=False, elem_id="insp-curve")
         tokens = gr.Plot(value=plots.empty_figure(""), show_label=False, elem_id="insp-tokens")
     table = gr.Dataframe(
-        label="All responses of the group", interactive=False, elem_id="insp-group-table"
+        label="All responses of the group",
+        interactive=False,
+        wrap=True,  # headers and cells wrap: "answer read" was cut to "answer re…"
+        elem_id="insp-group-table",
     )
     pickers = [run, step, group, response]
     shown = [stats, text, curve, tokens, table]
