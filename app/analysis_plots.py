@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.plots import add_notes, axes_layout, empty_figure, integer_axis
+from app.plots import add_notes, axes_layout, empty_figure, integer_axis, metric_titles
 
 LOWER_IS_BETTER = frozenset({"loss", "kl", "step_seconds", "frac_zero_std"})
 LABELS = {
@@ -52,7 +52,12 @@ def compare_figure(
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name))
     fig.update_xaxes(integer_axis([np.asarray(x, dtype=float) for x, _ in drawn.values()]))
     layout = axes_layout(
-        label(metric), "step", label(metric), f"compare-{metric}", height=None, title_on_plot=True
+        metric_titles().get(metric, label(metric)),  # the dropdown's title, not the column
+        "step",
+        label(metric),
+        f"compare-{metric}",
+        height=None,
+        title_on_plot=True,
     )
     if notes:  # own lines under the title: a two-line title overlaps the plot area
         add_notes(layout, notes)

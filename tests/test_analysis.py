@@ -118,6 +118,8 @@ def test_chart_titles_are_one_line_with_notes_in_their_own_room():
             assert fig.layout.margin.t >= TITLE_PX + NOTE_LINE_PX * lines, name
     assert "r = -0.398, R² = 0.159 (5,000 of 9,600 drawn)" in chart_text(figs["scatter"])
     assert "eval_every = 0" in chart_text(figs["compare"])
+    tied = ap.compare_figure({"#1 a": ([1], [0.5])}, "frac_zero_std")
+    assert tied.layout.title.text == "GRPO health: groups tied (no gradient)"
 
 
 def test_scatter_draws_at_most_5000_and_says_so():
