@@ -451,15 +451,15 @@ def panel_figure(
 
 
 NOTE_LINE_PX = 15  # one line of a chart's note (11 px text)
-TITLE_PX = 30  # the title's line at the top of the chart, with its padding
 
 
 def add_notes(layout: dict, notes: list[str]) -> None:
-    """Notes on their own lines between the title (moved to the chart's top) and the plot
-    area, the top margin sized to hold both. A note inside a two-line title overlapped the
-    plot area: plotly anchors such a title by its first line."""
-    layout["title"].update(yref="container", y=1, yanchor="top", pad=dict(t=8), automargin=False)
-    layout["margin"] = dict(layout["margin"], t=TITLE_PX + NOTE_LINE_PX * len(notes) + 6)
+    """Notes on their own lines between the title and the plot area: the title is lifted by
+    their height (its bottom padding) and pushes the top margin as before. A note inside a
+    two-line title overlapped the plot area (plotly anchors such a title by its first line);
+    a title moved to the chart's top edge went under Gradio's "Plot" badge."""
+    layout["title"].update(yref="paper", y=1, yanchor="bottom", automargin=True)
+    layout["title"]["pad"] = dict(b=NOTE_LINE_PX * len(notes) + 6)
     layout["annotations"] = [
         dict(
             text="<br>".join(map(html.escape, notes)),

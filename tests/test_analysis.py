@@ -90,9 +90,9 @@ def chart_text(fig) -> str:
 def test_chart_titles_are_one_line_with_notes_in_their_own_room():
     """Plotly anchors a multi-line title by its first line, so a second line (the scatter's r
     and R², the compare chart's missing runs) sat on the points and the top y tick: each
-    title is one line, and what follows it is a note with top margin made for it."""
+    title is one line, and what follows it is a note the title is lifted above."""
     from app import analysis_plots as ap
-    from app.plots import NOTE_LINE_PX, TITLE_PX
+    from app.plots import NOTE_LINE_PX
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=9_600), rng.normal(size=9_600)
@@ -114,8 +114,8 @@ def test_chart_titles_are_one_line_with_notes_in_their_own_room():
         notes = [a for a in fig.layout.annotations if a.text]
         if notes:
             lines = sum(a.text.count("<br>") + 1 for a in notes)
-            assert fig.layout.title.yref == "container", name
-            assert fig.layout.margin.t >= TITLE_PX + NOTE_LINE_PX * lines, name
+            assert fig.layout.title.yanchor == "bottom", name  # lifted above the notes
+            assert fig.layout.title.pad.b >= NOTE_LINE_PX * lines, name
     assert "r = -0.398, R² = 0.159 (5,000 of 9,600 drawn)" in chart_text(figs["scatter"])
     assert "eval_every = 0" in chart_text(figs["compare"])
     tied = ap.compare_figure({"#1 a": ([1], [0.5])}, "frac_zero_std")
